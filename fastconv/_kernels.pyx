@@ -1,0 +1,283 @@
+# Thin binding to the C kernels of src_c/ (contract: src_c/fastconv.h).
+#
+# Everything here assumes fastconv.functional has already validated and normalised the arguments:
+# arrays are C-contiguous, of one float dtype (float32 or float64), shapes agree, and the geometry
+# tuple is consistent. This module only unpacks, drops the GIL, calls C and maps status codes to
+# Python exceptions.
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+
+cnp.import_array()
+
+cdef extern from "fastconv.h" nogil:
+    ctypedef int64_t fc_index
+    ctypedef enum fc_simd_level:
+        FC_SIMD_SCALAR
+        FC_SIMD_AVX2
+        FC_SIMD_AVX512
+    ctypedef struct fc_ctx:
+        int num_threads
+        fc_simd_level simd
+    ctypedef struct fc_conv_shape:
+        fc_index batch, in_channels, in_h, in_w
+        fc_index out_channels, kernel_h, kernel_w
+        fc_index stride_h, stride_w, pad_h, pad_w
+        fc_index out_h, out_w
+    ctypedef struct fc_pool_shape:
+        fc_index batch, channels, in_h, in_w
+        fc_index kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w
+        fc_index out_h, out_w
+    enum:
+        FC_OK, FC_ENOMEM, FC_EINDEX, FC_EINVAL
+
+    fc_simd_level fc_simd_best()
+    int fc_simd_resolve(const char *request)
+    const char *fc_simd_name(fc_simd_level level)
+    int fc_have_openmp()
+    int fc_max_threads()
+
+    int fc_gemm_f32(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, float alpha,
+                    const float *A, fc_index rs_a, fc_index cs_a, const float *B, fc_index rs_b,
+                    fc_index cs_b, float beta, float *C, fc_index ldc)
+    int fc_gemm_f64(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, double alpha,
+                    const double *A, fc_index rs_a, fc_index cs_a, const double *B, fc_index rs_b,
+                    fc_index cs_b, double beta, double *C, fc_index ldc)
+
+    int fc_conv2d_forward_im2col_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *)
+    int fc_conv2d_forward_im2col_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *)
+    int fc_conv2d_forward_direct_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *)
+    int fc_conv2d_forward_direct_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *)
+    int fc_conv2d_backward_im2col_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
+    int fc_conv2d_backward_im2col_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *, double *, double *)
+    int fc_conv2d_backward_direct_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
+    int fc_conv2d_backward_direct_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *, double *, double *)
+
+    int fc_max_pool2d_forward_f32(const fc_ctx *, const fc_pool_shape *, const float *, float *, int64_t *)
+    int fc_max_pool2d_forward_f64(const fc_ctx *, const fc_pool_shape *, const double *, double *, int64_t *)
+    int fc_max_pool2d_backward_f32(const fc_ctx *, const fc_pool_shape *, const float *, const int64_t *, float *)
+    int fc_max_pool2d_backward_f64(const fc_ctx *, const fc_pool_shape *, const double *, const int64_t *, double *)
+    int fc_avg_pool2d_forward_f32(const fc_ctx *, const fc_pool_shape *, const float *, float *)
+    int fc_avg_pool2d_forward_f64(const fc_ctx *, const fc_pool_shape *, const double *, double *)
+    int fc_avg_pool2d_backward_f32(const fc_ctx *, const fc_pool_shape *, const float *, float *)
+    int fc_avg_pool2d_backward_f64(const fc_ctx *, const fc_pool_shape *, const double *, double *)
+
+cdef extern from *:
+    """
+    #ifndef FC_BUILD_FLAGS
+    #define FC_BUILD_FLAGS "unknown"
+    #endif
+    #ifndef FC_BUILD_COMPILER
+    #define FC_BUILD_COMPILER "unknown"
+    #endif
+    #ifdef __VERSION__
+    #define FC_COMPILER_VERSION __VERSION__
+    #else
+    #define FC_COMPILER_VERSION "unknown"
+    #endif
+    """
+    const char *FC_BUILD_FLAGS
+    const char *FC_BUILD_COMPILER
+    const char *FC_COMPILER_VERSION
+
+SIMD_NAMES = ("scalar", "avx2", "avx512")
+
+
+# ---- build and machine facts ---------------------------------------------------------------------
+
+def have_openmp():
+    return bool(fc_have_openmp())
+
+def max_threads():
+    return fc_max_threads()
+
+def simd_best():
+    """Name of the best SIMD level this CPU runs."""
+    return SIMD_NAMES[<int>fc_simd_best()]
+
+def simd_resolve(request):
+    """Level number for a FASTCONV_SIMD request string ('' = best); -1 if the string is unknown."""
+    cdef bytes raw = request.encode("ascii", "replace")
+    return fc_simd_resolve(raw)
+
+def compiler_info():
+    return {"compiler": FC_BUILD_COMPILER.decode(), "compiler_version": FC_COMPILER_VERSION.decode(),
+            "flags": FC_BUILD_FLAGS.decode()}
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+cdef inline void* data(cnp.ndarray arr):
+    return cnp.PyArray_DATA(arr)
+
+cdef inline void* data_or_null(object arr):
+    return NULL if arr is None else cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+cdef inline fc_ctx make_ctx(int num_threads, int simd):
+    cdef fc_ctx ctx
+    ctx.num_threads = num_threads
+    ctx.simd = <fc_simd_level>simd
+    return ctx
+
+cdef inline fc_conv_shape make_conv_shape(tuple g):
+    """g = (batch, in_channels, in_h, in_w, out_channels, kernel_h, kernel_w,
+            stride_h, stride_w, pad_h, pad_w, out_h, out_w)"""
+    cdef fc_conv_shape s
+    (s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w,
+     s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.out_h, s.out_w) = g
+    return s
+
+cdef inline fc_pool_shape make_pool_shape(tuple g):
+    """g = (batch, channels, in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w)"""
+    cdef fc_pool_shape s
+    (s.batch, s.channels, s.in_h, s.in_w, s.kernel_h, s.kernel_w,
+     s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.out_h, s.out_w) = g
+    return s
+
+cdef int check_status(int status, str what) except -1:
+    if status == FC_OK:
+        return 0
+    if status == FC_ENOMEM:
+        raise MemoryError(f"{what}: could not allocate scratch memory")
+    if status == FC_EINDEX:
+        raise ValueError(f"indices: {what} found an index outside [0, in_h*in_w) of its input plane")
+    raise ValueError(f"{what}: invalid arguments reached the C kernel (status {status})")
+
+
+# ---- kernels -------------------------------------------------------------------------------------
+
+def gemm(cnp.ndarray A, cnp.ndarray B, cnp.ndarray C, double alpha, double beta, int num_threads, int simd):
+    """C = alpha * A @ B + beta * C for 2-D arrays of one float dtype; A, B any strides, C C-contiguous."""
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_index M = A.shape[0], K = A.shape[1], N = B.shape[1]
+    cdef fc_index item = A.itemsize
+    cdef fc_index rs_a = A.strides[0] // item, cs_a = A.strides[1] // item
+    cdef fc_index rs_b = B.strides[0] // item, cs_b = B.strides[1] // item
+    cdef fc_index ldc = C.strides[0] // item
+    cdef void *pa = data(A)
+    cdef void *pb = data(B)
+    cdef void *pc = data(C)
+    cdef int status
+    cdef bint is_f32 = A.dtype.num == cnp.NPY_FLOAT32
+    with nogil:
+        if is_f32:
+            status = fc_gemm_f32(&ctx, M, N, K, <float>alpha, <const float *>pa, rs_a, cs_a,
+                                 <const float *>pb, rs_b, cs_b, <float>beta, <float *>pc, ldc)
+        else:
+            status = fc_gemm_f64(&ctx, M, N, K, alpha, <const double *>pa, rs_a, cs_a,
+                                 <const double *>pb, rs_b, cs_b, beta, <double *>pc, ldc)
+    check_status(status, "gemm")
+
+
+def conv2d_forward(bint direct, tuple geometry, cnp.ndarray x, cnp.ndarray weight, object bias,
+                   cnp.ndarray y, int num_threads, int simd):
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_conv_shape shape = make_conv_shape(geometry)
+    cdef void *px = data(x)
+    cdef void *pw = data(weight)
+    cdef void *pb = data_or_null(bias)
+    cdef void *py = data(y)
+    cdef bint is_f32 = x.dtype.num == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        if is_f32 and direct:
+            status = fc_conv2d_forward_direct_f32(&ctx, &shape, <float*>px, <float*>pw, <float*>pb, <float*>py)
+        elif is_f32:
+            status = fc_conv2d_forward_im2col_f32(&ctx, &shape, <float*>px, <float*>pw, <float*>pb, <float*>py)
+        elif direct:
+            status = fc_conv2d_forward_direct_f64(&ctx, &shape, <double*>px, <double*>pw, <double*>pb, <double*>py)
+        else:
+            status = fc_conv2d_forward_im2col_f64(&ctx, &shape, <double*>px, <double*>pw, <double*>pb, <double*>py)
+    check_status(status, "conv2d")
+
+
+def conv2d_backward(bint direct, tuple geometry, cnp.ndarray grad_y, cnp.ndarray x, cnp.ndarray weight,
+                    object grad_x, object grad_w, object grad_b, int num_threads, int simd):
+    """Any of grad_x, grad_w, grad_b may be None (that gradient is not computed)."""
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_conv_shape shape = make_conv_shape(geometry)
+    cdef void *pgy = data(grad_y)
+    cdef void *px = data(x)
+    cdef void *pw = data(weight)
+    cdef void *pgx = data_or_null(grad_x)
+    cdef void *pgw = data_or_null(grad_w)
+    cdef void *pgb = data_or_null(grad_b)
+    cdef bint is_f32 = x.dtype.num == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        if is_f32 and direct:
+            status = fc_conv2d_backward_direct_f32(&ctx, &shape, <float*>pgy, <float*>px, <float*>pw,
+                                                   <float*>pgx, <float*>pgw, <float*>pgb)
+        elif is_f32:
+            status = fc_conv2d_backward_im2col_f32(&ctx, &shape, <float*>pgy, <float*>px, <float*>pw,
+                                                   <float*>pgx, <float*>pgw, <float*>pgb)
+        elif direct:
+            status = fc_conv2d_backward_direct_f64(&ctx, &shape, <double*>pgy, <double*>px, <double*>pw,
+                                                   <double*>pgx, <double*>pgw, <double*>pgb)
+        else:
+            status = fc_conv2d_backward_im2col_f64(&ctx, &shape, <double*>pgy, <double*>px, <double*>pw,
+                                                   <double*>pgx, <double*>pgw, <double*>pgb)
+    check_status(status, "conv2d_backward")
+
+
+def max_pool2d_forward(tuple geometry, cnp.ndarray x, cnp.ndarray y, cnp.ndarray indices,
+                       int num_threads, int simd):
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_pool_shape shape = make_pool_shape(geometry)
+    cdef void *px = data(x)
+    cdef void *py = data(y)
+    cdef int64_t *pi = <int64_t*>data(indices)
+    cdef bint is_f32 = x.dtype.num == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        if is_f32:
+            status = fc_max_pool2d_forward_f32(&ctx, &shape, <float*>px, <float*>py, pi)
+        else:
+            status = fc_max_pool2d_forward_f64(&ctx, &shape, <double*>px, <double*>py, pi)
+    check_status(status, "max_pool2d")
+
+
+def max_pool2d_backward(tuple geometry, cnp.ndarray grad_y, cnp.ndarray indices, cnp.ndarray grad_x,
+                        int num_threads, int simd):
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_pool_shape shape = make_pool_shape(geometry)
+    cdef void *pgy = data(grad_y)
+    cdef const int64_t *pi = <const int64_t*>data(indices)
+    cdef void *pgx = data(grad_x)
+    cdef bint is_f32 = grad_y.dtype.num == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        if is_f32:
+            status = fc_max_pool2d_backward_f32(&ctx, &shape, <float*>pgy, pi, <float*>pgx)
+        else:
+            status = fc_max_pool2d_backward_f64(&ctx, &shape, <double*>pgy, pi, <double*>pgx)
+    check_status(status, "max_pool2d_backward")
+
+
+def avg_pool2d_forward(tuple geometry, cnp.ndarray x, cnp.ndarray y, int num_threads, int simd):
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_pool_shape shape = make_pool_shape(geometry)
+    cdef void *px = data(x)
+    cdef void *py = data(y)
+    cdef bint is_f32 = x.dtype.num == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        if is_f32:
+            status = fc_avg_pool2d_forward_f32(&ctx, &shape, <float*>px, <float*>py)
+        else:
+            status = fc_avg_pool2d_forward_f64(&ctx, &shape, <double*>px, <double*>py)
+    check_status(status, "avg_pool2d")
+
+
+def avg_pool2d_backward(tuple geometry, cnp.ndarray grad_y, cnp.ndarray grad_x, int num_threads, int simd):
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_pool_shape shape = make_pool_shape(geometry)
+    cdef void *pgy = data(grad_y)
+    cdef void *pgx = data(grad_x)
+    cdef bint is_f32 = grad_y.dtype.num == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        if is_f32:
+            status = fc_avg_pool2d_backward_f32(&ctx, &shape, <float*>pgy, <float*>pgx)
+        else:
+            status = fc_avg_pool2d_backward_f64(&ctx, &shape, <double*>pgy, <double*>pgx)
+    check_status(status, "avg_pool2d_backward")

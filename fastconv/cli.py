@@ -1,0 +1,93 @@
+"""The `fastconv` command line (also `python -m fastconv`): train, bench, compare, info.
+
+This module only parses arguments; each command's work lives beside the code it drives
+(training.run_train, benchmark.run_bench, compare.run_compare).
+"""
+import argparse
+import json
+import sys
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_train(subparsers):
+    p = subparsers.add_parser("train", help="train a CNN on MNIST (LeNet-5 by default)",
+                              description="Train a model on MNIST: the full set when cached or downloadable, "
+                                          "else the sample bundled with the package; --data-dir reads IDX files.")
+    p.add_argument("--model", default="lenet5", help="model name from fastconv.models (default: lenet5)")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop"), default="sgd")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="directory with the four MNIST IDX files (gz or not)")
+    p.add_argument("--out", default=None, help="directory to save the model (model.npz) and history.json")
+    p.add_argument("--json", default=None, help="write the run's figures (accuracy, time, images/s) here")
+    p.add_argument("--plots", default=None, help="directory for PNG pictures of the run (needs matplotlib)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP threads (default: all cores)")
+    p.add_argument("--verbose", type=int, default=1, help="0 silent, 1 progress (default)")
+
+
+def _add_bench(subparsers):
+    p = subparsers.add_parser("bench", help="time every kernel against the NumPy reference (and PyTorch)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats, finishes in under a minute")
+    p.add_argument("--json", default=None, help="write the results as JSON here")
+    p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP threads (default: all cores)")
+    p.add_argument("--plot", default=None, help="draw the table as a bar chart PNG (needs matplotlib)")
+
+
+def _add_compare(subparsers):
+    p = subparsers.add_parser("compare", help="train a dense network and a CNN on the same data, side by side")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--verbose", type=int, default=1)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="fastconv", description="Fast CPU CNN kernels and training.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_train(subparsers)
+    _add_bench(subparsers)
+    _add_compare(subparsers)
+    subparsers.add_parser("info", help="print build information (version, OpenMP, SIMD, compiler)")
+    return parser
+
+
+def _run_info(args):
+    from .functional import build_info
+
+    print(json.dumps(build_info(), indent=2))
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        from .functional import set_num_threads
+
+        set_num_threads(args.threads)
+    if args.command == "train":
+        from .training import run_train
+
+        return run_train(args)
+    if args.command == "bench":
+        from .benchmark import run_bench
+
+        return run_bench(args)
+    if args.command == "compare":
+        from .compare import run_compare
+
+        return run_compare(args)
+    return _run_info(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""Stateless kernels: fastconv's public functional API (see API.md).
+
+Each function validates and normalises its arguments here, in Python (ndim, dtype, contiguity, sizes,
+64-bit overflow), then hands C-contiguous arrays of one float dtype to the compiled binding
+(`fastconv._kernels`), which releases the GIL and runs the C kernel. The C side trusts what arrives.
+
+Layout is NCHW; weights are (K, C, R, S). Results have x's dtype (float32 or float64).
+"""
+import math
+import operator
+import os
+
+import numpy as np
+
+from . import _kernels
+
+__all__ = [
+    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "avg_pool2d_backward", "set_num_threads", "get_num_threads", "build_info", "gemm",
+]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_ALGOS = ("auto", "direct", "im2col")
+# Largest element count (and byte count) we let any array reach: far below int64's limit, so no
+# product formed in C (offsets, sizes times itemsize) can overflow.
+_MAX_ELEMENTS = 2**62 // 8
+
+
+# ---- thread count: the package's only global mutable state ---------------------------------------
+
+def _default_num_threads():
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_num_threads = _default_num_threads() if _kernels.have_openmp() else 1
+
+
+def set_num_threads(n):
+    """Set the number of OpenMP threads every kernel uses (an int >= 1)."""
+    global _num_threads
+    n = _index("n", n)
+    if n < 1:
+        raise ValueError(f"n: the number of threads must be >= 1, got {n}")
+    _num_threads = n if _kernels.have_openmp() else 1
+
+
+def get_num_threads():
+    """The number of threads the kernels use (always 1 in a build without OpenMP)."""
+    return _num_threads
+
+
+def _simd_level():
+    """The SIMD level for this call: FASTCONV_SIMD (read at every call) capped to what the CPU runs."""
+    request = os.environ.get("FASTCONV_SIMD", "")
+    level = _kernels.simd_resolve(request)
+    if level < 0:
+        raise ValueError(f"FASTCONV_SIMD must be one of 'scalar', 'avx2', 'avx512' (or unset), got {request!r}")
+    return level
+
+
+def build_info():
+    """How this build was made and what it runs: version, openmp, simd level in use, compiler, flags."""
+    from . import __version__
+
+    best = _kernels.simd_best()
+    available = list(_kernels.SIMD_NAMES[: _kernels.SIMD_NAMES.index(best) + 1])
+    info = {
+        "version": __version__,
+        "openmp": _kernels.have_openmp(),
+        "simd": _kernels.SIMD_NAMES[_simd_level()],
+        "simd_available": available,
+        "num_threads": get_num_threads(),
+        "max_threads": _kernels.max_threads(),
+    }
+    info.update(_kernels.compiler_info())
+    return info
+
+
+# ---- argument normalisation ----------------------------------------------------------------------
+
+def _index(name, value):
+    """A Python int from an int-like (int, numpy integer); bool and float are refused."""
+    if type(value) is int:  # the common case, first: keeps per-call overhead low
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got bool {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
+
+
+def _pair(name, value):
+    """(h, w) from an int or a pair of ints."""
+    if type(value) is int:
+        return (value, value)
+    if isinstance(value, (tuple, list, np.ndarray)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
+        return (_index(name, value[0]), _index(name, value[1]))
+    v = _index(name, value)
+    return (v, v)
+
+
+def _check_elements(name, shape):
+    """ValueError if an array of `shape` would exceed the size any kernel accepts (no overflow later).
+
+    Python ints do not overflow, so the product is exact whatever the sizes."""
+    count = math.prod(shape)
+    if count > _MAX_ELEMENTS:
+        raise ValueError(f"{name}: shape {tuple(shape)} holds {count} elements, more than the "
+                         f"{_MAX_ELEMENTS} fastconv supports")
+
+
+def _as_array(name, value):
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be an array-like of numbers: {exc}") from None
+
+
+def _input(name, value, ndim=4):
+    """The array that fixes the dtype of a call: float32 or float64, `ndim`-D, C-contiguous."""
+    arr = _as_array(name, value)
+    if arr.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    return _shaped(name, np.ascontiguousarray(arr), ndim)
+
+
+def _operand(name, value, dtype, ndim):
+    """A further float operand, cast to the call's dtype (non-float dtypes are refused)."""
+    arr = _as_array(name, value)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must have a floating dtype (float32 or float64), got {arr.dtype}")
+    return _shaped(name, np.ascontiguousarray(arr, dtype=dtype), ndim)
+
+
+def _shaped(name, arr, ndim):
+    if arr.ndim != ndim:
+        layout = {4: " (N, C, H, W)", 1: ""}.get(ndim, "")
+        raise ValueError(f"{name} must be {ndim}-D{layout}, got {arr.ndim}-D with shape {arr.shape}")
+    return arr
+
+
+def _input_shape(value):
+    """input_shape of a pooling backward: 4 ints >= 1 (batch may be 0)."""
+    if not isinstance(value, (tuple, list, np.ndarray)) or len(value) != 4:
+        raise ValueError(f"input_shape must be a sequence of 4 ints (N, C, H, W), got {value!r}")
+    shape = tuple(_index("input_shape", v) for v in value)
+    if shape[0] < 0 or min(shape[1:]) < 1:
+        raise ValueError(f"input_shape must have N >= 0 and C, H, W >= 1, got {shape}")
+    _check_elements("input_shape", shape)
+    return shape
+
+
+def _out_size(in_size, kernel, stride, pad, axis, kernel_name):
+    padded = in_size + 2 * pad
+    if kernel > padded:
+        raise ValueError(f"{kernel_name} {kernel} is larger than the padded input along {axis} "
+                         f"({in_size} + 2*{pad} = {padded})")
+    return (padded - kernel) // stride + 1
+
+
+def _stride_padding(stride, padding):
+    """Validated (stride_h, stride_w), (pad_h, pad_w)."""
+    stride = _pair("stride", stride)
+    pad = _pair("padding", padding)
+    if stride[0] < 1 or stride[1] < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if pad[0] < 0 or pad[1] < 0:
+        raise ValueError(f"padding must be >= 0, got {pad}")
+    return stride, pad
+
+
+def _window(kernel_size, stride, padding):
+    """Validated pooling window: (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w)."""
+    kernel = _pair("kernel_size", kernel_size)
+    if kernel[0] < 1 or kernel[1] < 1:
+        raise ValueError(f"kernel_size must be >= 1, got {kernel}")
+    stride, pad = _stride_padding(kernel if stride is None else stride, padding)
+    return kernel, stride, pad
+
+
+def _spatial_sizes(in_hw, kernel, stride, pad, kernel_name):
+    return (_out_size(in_hw[0], kernel[0], stride[0], pad[0], "height", kernel_name),
+            _out_size(in_hw[1], kernel[1], stride[1], pad[1], "width", kernel_name))
+
+
+# ---- convolution ---------------------------------------------------------------------------------
+
+def _conv_geometry(x_shape, w_shape, stride, padding):
+    """The 13-tuple the binding turns into an fc_conv_shape, after checking x and weight agree."""
+    batch, channels, in_h, in_w = x_shape
+    out_channels, w_channels, kernel_h, kernel_w = w_shape
+    if w_channels != channels:
+        raise ValueError(f"weight has {w_channels} input channels (weight.shape[1]) but x has "
+                         f"{channels} (x.shape[1]); they must be equal")
+    if min(channels, in_h, in_w) < 1 or min(w_shape) < 1:
+        raise ValueError(f"every size must be >= 1 (batch may be 0): x.shape={x_shape}, weight.shape={w_shape}")
+    stride, pad = _stride_padding(stride, padding)
+    out_h, out_w = _spatial_sizes((in_h, in_w), (kernel_h, kernel_w), stride, pad, "weight kernel")
+    _check_elements("output", (batch, out_channels, out_h, out_w))
+    # im2col's column buffer for one image must stay addressable too.
+    _check_elements("im2col column", (channels * kernel_h * kernel_w, out_h, out_w))
+    return (batch, channels, in_h, in_w, out_channels, kernel_h, kernel_w,
+            stride[0], stride[1], pad[0], pad[1], out_h, out_w)
+
+
+def _use_direct(algo, geometry):
+    """True for the direct kernel, False for im2col + GEMM.
+
+    "auto" rule: direct when the reduction per output element, C*R*S, is small. im2col + GEMM pays
+    for building the column buffer (C*R*S x out_h*out_w per image) and wins once the GEMM's K
+    dimension is long enough for the packed micro-kernel to run at full speed; below that, the
+    direct kernel's register-blocked loops win. The threshold was measured with `fastconv bench`
+    (2 threads, float32, this repository's CPU): see DIRECT_MAX_REDUCTION.
+    """
+    if algo == "direct":
+        return True
+    if algo == "im2col":
+        return False
+    if algo != "auto":
+        raise ValueError(f"algo must be one of {_ALGOS}, got {algo!r}")
+    channels, kernel_h, kernel_w = geometry[1], geometry[5], geometry[6]
+    return channels * kernel_h * kernel_w <= DIRECT_MAX_REDUCTION
+
+
+# Measured: see _use_direct. LeNet-5's first layer (C*R*S = 25) runs direct.
+DIRECT_MAX_REDUCTION = 64
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
+    """2-D convolution (cross-correlation, as in PyTorch): x (N,C,H,W), weight (K,C,R,S) -> (N,K,OH,OW)."""
+    x = _input("x", x)
+    weight = _operand("weight", weight, x.dtype, 4)
+    geometry = _conv_geometry(x.shape, weight.shape, stride, padding)
+    if bias is not None:
+        bias = _operand("bias", bias, x.dtype, 1)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"bias must have {weight.shape[0]} entries (weight.shape[0]), got {bias.shape[0]}")
+    direct = _use_direct(algo, geometry)
+    y = np.empty((geometry[0], geometry[4], geometry[11], geometry[12]), dtype=x.dtype)
+    if y.size:
+        _kernels.conv2d_forward(direct, geometry, x, weight, bias, y, _num_threads, _simd_level())
+    return y
+
+
+def conv2d_backward(grad_out, x, weight, stride=1, padding=0, *, algo="auto"):
+    """Gradients of conv2d: (grad_x, grad_weight, grad_bias) for grad_out = dL/dy."""
+    x = _input("x", x)
+    weight = _operand("weight", weight, x.dtype, 4)
+    geometry = _conv_geometry(x.shape, weight.shape, stride, padding)
+    grad_out = _operand("grad_out", grad_out, x.dtype, 4)
+    expected = (geometry[0], geometry[4], geometry[11], geometry[12])
+    if grad_out.shape != expected:
+        raise ValueError(f"grad_out must have the conv output's shape {expected}, got {grad_out.shape}")
+    direct = _use_direct(algo, geometry)
+    grad_x = np.empty(x.shape, dtype=x.dtype)
+    if x.shape[0] == 0:
+        return grad_x, np.zeros(weight.shape, x.dtype), np.zeros(weight.shape[0], x.dtype)
+    grad_w = np.empty(weight.shape, dtype=x.dtype)
+    grad_b = np.empty(weight.shape[0], dtype=x.dtype)
+    _kernels.conv2d_backward(direct, geometry, grad_out, x, weight, grad_x, grad_w, grad_b,
+                             _num_threads, _simd_level())
+    return grad_x, grad_w, grad_b
+
+
+# ---- pooling -------------------------------------------------------------------------------------
+
+def _pool_geometry(x_shape, kernel_size, stride, padding):
+    """The 12-tuple the binding turns into an fc_pool_shape."""
+    kernel, stride, pad = _window(kernel_size, stride, padding)
+    # As PyTorch: padding beyond half the kernel would allow windows made only of padding.
+    if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
+        raise ValueError(f"padding {pad} must be at most half of kernel_size {kernel}")
+    out_h, out_w = _spatial_sizes(x_shape[2:], kernel, stride, pad, "kernel_size")
+    batch, channels, in_h, in_w = x_shape
+    _check_elements("output", (batch, channels, out_h, out_w))
+    return (batch, channels, in_h, in_w, kernel[0], kernel[1], stride[0], stride[1],
+            pad[0], pad[1], out_h, out_w)
+
+
+def _pool_input(x):
+    x = _input("x", x)
+    if min(x.shape[1:]) < 1:
+        raise ValueError(f"x must have C, H, W >= 1 (batch may be 0), got shape {x.shape}")
+    return x
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling: (y, indices); indices[n,c,i,j] = h*W + w of the max in x[n,c] (PyTorch's)."""
+    x = _pool_input(x)
+    geometry = _pool_geometry(x.shape, kernel_size, stride, padding)
+    out_shape = x.shape[:2] + geometry[10:]
+    y = np.empty(out_shape, dtype=x.dtype)
+    indices = np.empty(out_shape, dtype=np.int64)
+    if y.size:
+        _kernels.max_pool2d_forward(geometry, x, y, indices, _num_threads, _simd_level())
+    return y, indices
+
+
+def max_pool2d_backward(grad_out, indices, input_shape):
+    """Gradient of max_pool2d: grad_out routed to the input positions named by indices."""
+    input_shape = _input_shape(input_shape)
+    grad_out = _input("grad_out", grad_out)
+    indices = _as_array("indices", indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"indices must have an integer dtype (int64), got {indices.dtype}")
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    if indices.shape != grad_out.shape:
+        raise ValueError(f"indices must have grad_out's shape {grad_out.shape}, got {indices.shape}")
+    if grad_out.shape[:2] != input_shape[:2]:
+        raise ValueError(f"input_shape {input_shape} must have grad_out's batch and channels "
+                         f"{grad_out.shape[:2]}")
+    if min(grad_out.shape[2:]) < 1:
+        raise ValueError(f"grad_out must have H, W >= 1, got shape {grad_out.shape}")
+    grad_x = np.empty(input_shape, dtype=grad_out.dtype)
+    if grad_x.size:
+        # Kernel size and stride do not matter for the scatter; the C kernel checks every index.
+        geometry = input_shape + (1, 1, 1, 1, 0, 0) + grad_out.shape[2:]
+        _kernels.max_pool2d_backward(geometry, grad_out, indices, grad_x, _num_threads, _simd_level())
+    return grad_x
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Average pooling; zero padding counts in the divisor (count_include_pad=True)."""
+    x = _pool_input(x)
+    geometry = _pool_geometry(x.shape, kernel_size, stride, padding)
+    y = np.empty(x.shape[:2] + geometry[10:], dtype=x.dtype)
+    if y.size:
+        _kernels.avg_pool2d_forward(geometry, x, y, _num_threads, _simd_level())
+    return y
+
+
+def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0):
+    """Gradient of avg_pool2d with respect to its input."""
+    input_shape = _input_shape(input_shape)
+    grad_out = _input("grad_out", grad_out)
+    geometry = _pool_geometry(input_shape, kernel_size, stride, padding)
+    expected = input_shape[:2] + geometry[10:]
+    if grad_out.shape != expected:
+        raise ValueError(f"grad_out must have the pooling output's shape {expected}, got {grad_out.shape}")
+    grad_x = np.empty(input_shape, dtype=grad_out.dtype)
+    if grad_x.size:
+        _kernels.avg_pool2d_backward(geometry, grad_out, grad_x, _num_threads, _simd_level())
+    return grad_x
+
+
+# ---- matrix product (used by Dense layers and the benchmarks) ------------------------------------
+
+def gemm(a, b):
+    """a @ b for 2-D float arrays through fastconv's own GEMM (the one the im2col convolution uses)."""
+    a = _input("a", a, ndim=2)
+    b = _operand("b", b, a.dtype, 2)
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"b must have {a.shape[1]} rows (a.shape[1]), got {b.shape[0]}")
+    if a.shape[1] == 0:
+        return np.zeros((a.shape[0], b.shape[1]), dtype=a.dtype)
+    out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+    if out.size:
+        _kernels.gemm(a, b, out, 1.0, 0.0, _num_threads, _simd_level())
+    return out

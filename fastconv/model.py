@@ -1,0 +1,459 @@
+"""fastconv.Sequential: a stack of layers with Keras-like fit / evaluate / predict / summary / save.
+
+The model's last layer produces logits; training minimises the fused softmax cross-entropy
+(fastconv.losses) and predict returns class probabilities. Shapes are inferred before any data is
+seen: from ``Sequential(input_shape=...)``, the first layer's ``input_shape``, or (lazily) the first
+batch. A checkpoint is one .npz file: the architecture as a JSON string plus one array per
+parameter, written to a temporary file and renamed, so a crash never leaves half a checkpoint.
+"""
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+
+import numpy as np
+
+from . import layers as layers_module
+from . import losses, optim
+
+__all__ = ["Sequential"]
+
+CHECKPOINT_FORMAT = "fastconv.Sequential"
+CHECKPOINT_VERSION = 1
+_ARCHITECTURE_KEY = "__architecture__"
+
+
+def _snake_case(name):
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper() and not name[i - 1].isdigit():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+class Sequential:
+    """A linear stack of layers (see fastconv.layers).
+
+    input_shape: per-sample shape, e.g. (1, 28, 28); seed: weight initialisation (and the default
+    shuffling seed of fit); dtype: float32 (default) or float64.
+    """
+
+    def __init__(self, layers=None, input_shape=None, seed=None, dtype=np.float32, name="sequential",
+                 loss="softmax_cross_entropy"):
+        self.layers = []
+        self.input_shape = None if input_shape is None else tuple(int(v) for v in input_shape)
+        self.seed = seed
+        self.dtype = layers_module._float_dtype(dtype)
+        self.name = name
+        self.loss = losses.get(loss)
+        self.optimizer = None
+        self.built = False
+        for layer in layers or ():
+            self.add(layer)
+
+    # ---- structure -----------------------------------------------------------------------------
+
+    def add(self, layer):
+        """Append a layer (it gets a unique Keras-style name if it has none)."""
+        if not isinstance(layer, layers_module.Layer):
+            raise TypeError(f"Sequential.add expects a fastconv.layers.Layer, got {type(layer).__name__}")
+        if layer.name is None:
+            layer.name = self._unique_name(_snake_case(type(layer).__name__))
+        elif any(existing.name == layer.name for existing in self.layers):
+            raise ValueError(f"the model already has a layer named {layer.name!r}")
+        self.layers.append(layer)
+        self.built = False
+        return self
+
+    def _unique_name(self, base):
+        taken = {layer.name for layer in self.layers}
+        if base not in taken:
+            return base
+        suffix = 1
+        while f"{base}_{suffix}" in taken:
+            suffix += 1
+        return f"{base}_{suffix}"
+
+    def _declared_input_shape(self):
+        if self.input_shape is not None:
+            return self.input_shape
+        if self.layers and self.layers[0].declared_input_shape is not None:
+            return self.layers[0].declared_input_shape
+        return None
+
+    def build(self, input_shape=None):
+        """Infer every layer's shapes from the per-sample input shape and create the weights.
+
+        Layers already built for the same shape keep their weights; the weights are drawn from
+        np.random.default_rng(seed), layer after layer, so a seed gives the same model every time."""
+        if not self.layers:
+            raise ValueError("the model has no layers; add some first")
+        shape = input_shape if input_shape is not None else self._declared_input_shape()
+        if shape is None:
+            raise ValueError("the input shape is unknown: pass Sequential(input_shape=...), give the first "
+                             "layer an input_shape, or call build(input_shape)")
+        shape = tuple(int(v) for v in shape)
+        rng = np.random.default_rng(self.seed)
+        self.input_shape = shape
+        for layer in self.layers:
+            try:
+                layer.build(shape, rng, self.dtype)
+            except ValueError as exc:
+                raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): {exc}") from None
+            shape = layer.output_shape
+        self.built = True
+        return self
+
+    def _ensure_built(self, sample_shape):
+        if not self.built:
+            self.build(self._declared_input_shape() or sample_shape)
+        if tuple(sample_shape) != self.input_shape:
+            raise ValueError(f"the model expects inputs of shape (N,) + {self.input_shape}, "
+                             f"got (N,) + {tuple(sample_shape)}")
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].output_shape if self.built else None
+
+    def astype(self, dtype):
+        """Cast every parameter to float32/float64 (e.g. float64 for a gradient check); returns self."""
+        self.dtype = layers_module._float_dtype(dtype)
+        for layer in self.layers:
+            layer.astype(self.dtype)
+        if self.optimizer is not None:
+            self.optimizer.reset()
+        return self
+
+    def parameters(self):
+        """Every parameter array, layer by layer (the arrays themselves: updates are in place)."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def gradients(self):
+        """The gradients of the last backward, in the order of parameters()."""
+        return [g for layer in self.layers for g in layer.gradients()]
+
+    def named_parameters(self):
+        """[(f"{layer name}.{param name}", array)] in the order of parameters()."""
+        return [(f"{layer.name}.{key}", value) for layer in self.layers for key, value in layer.params.items()]
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
+
+    # ---- computation ---------------------------------------------------------------------------
+
+    def _as_input(self, x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"x must hold numbers, got dtype {x.dtype}")
+        if x.ndim < 2:
+            raise ValueError(f"x must be a batch (N, ...) of samples, got shape {x.shape}")
+        return x.astype(self.dtype, copy=False)
+
+    def forward(self, x, training=False):
+        """Logits for a batch; training=True keeps what backward needs."""
+        x = self._as_input(x)
+        self._ensure_built(x.shape[1:])
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, grad):
+        """Back-propagate dL/dlogits through every layer (fills each layer's grads)."""
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def loss_and_gradients(self, x, y):
+        """(mean loss, logits) for a batch after a full forward + backward: gradients() then holds dL/dparams."""
+        logits = self.forward(x, training=True)
+        loss, grad = self.loss(logits, y)
+        self.backward(grad)
+        return loss, logits
+
+    def clear_caches(self):
+        for layer in self.layers:
+            layer.clear_cache()
+
+    # ---- Keras-like training API ---------------------------------------------------------------
+
+    def _check_data(self, x, y, what="x"):
+        x = self._as_input(x)
+        y = np.asarray(y)
+        if y.dtype.kind not in "iu":
+            raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"{what} has {x.shape[0]} samples but its labels have shape {y.shape}")
+        self._ensure_built(x.shape[1:])
+        classes = self.output_shape[-1]
+        if y.size and (y.min() < 0 or y.max() >= classes):
+            raise ValueError(f"labels must be in [0, {classes}) for a model with {classes} outputs, "
+                             f"got [{y.min()}, {y.max()}]")
+        return x, y.astype(np.int64, copy=False)
+
+    def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None, shuffle=True,
+            seed=None, verbose=1, lr_schedule=None):
+        """Train for `epochs` passes over (x, y) in mini-batches; returns the history dict.
+
+        optimizer: an optim.Optimizer (default: the last one used, else SGD(lr=0.01)).
+        seed: shuffling and dropout (default: the model's seed). lr_schedule: optional
+        callable(epoch index) -> learning rate, applied at the start of each epoch.
+        verbose: 0 silent; otherwise a progress bar per epoch on a terminal, one line per epoch if not.
+        History keys: loss, accuracy, seconds (training time of the epoch, without validation),
+        images_per_second, lr, and val_loss / val_accuracy with validation_data.
+        """
+        x, y = self._check_data(x, y)
+        if validation_data is not None:
+            val_x, val_y = self._check_data(*validation_data, what="validation x")
+        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if x.shape[0] == 0:
+            raise ValueError("x holds no samples")
+        self.optimizer = optimizer or self.optimizer or optim.SGD(lr=0.01)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        self._seed_stochastic_layers(rng)
+        history = {"loss": [], "accuracy": [], "seconds": [], "images_per_second": [], "lr": []}
+        if validation_data is not None:
+            history.update(val_loss=[], val_accuracy=[])
+        for epoch in range(int(epochs)):
+            if lr_schedule is not None:
+                self.optimizer.lr = float(lr_schedule(epoch))
+            progress = _ProgressBar(epoch, int(epochs), x.shape[0], verbose)
+            loss, accuracy, seconds = self._train_epoch(x, y, int(batch_size), rng if shuffle else None, progress)
+            record = {"loss": loss, "accuracy": accuracy, "seconds": seconds,
+                      "images_per_second": x.shape[0] / seconds if seconds > 0 else float("inf"),
+                      "lr": self.optimizer.lr}
+            if validation_data is not None:
+                record["val_loss"], record["val_accuracy"] = self.evaluate(val_x, val_y)
+            for key, value in record.items():
+                history[key].append(value)
+            progress.finish(record)
+        self.clear_caches()
+        return history
+
+    def _seed_stochastic_layers(self, rng):
+        for layer in self.layers:
+            if isinstance(layer, layers_module.Dropout) and layer.seed is None:
+                layer.rng = np.random.default_rng(rng.integers(2**63))
+
+    def _train_epoch(self, x, y, batch_size, rng, progress):
+        """One pass over the data: (mean loss, accuracy, seconds)."""
+        count = x.shape[0]
+        order = rng.permutation(count) if rng is not None else None
+        loss_sum, correct = 0.0, 0
+        start = time.perf_counter()
+        for begin in range(0, count, batch_size):
+            if order is None:
+                batch_x, batch_y = x[begin:begin + batch_size], y[begin:begin + batch_size]
+            else:
+                index = order[begin:begin + batch_size]
+                batch_x, batch_y = x[index], y[index]
+            loss, logits = self.loss_and_gradients(batch_x, batch_y)
+            self.optimizer.step(self.parameters(), self.gradients())
+            loss_sum += loss * len(batch_y)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
+            seen = begin + len(batch_y)
+            progress.update(seen, loss_sum / seen, correct / seen, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return loss_sum / count, correct / count, seconds
+
+    def evaluate(self, x, y, batch_size=256, verbose=0):
+        """(mean loss, accuracy) over (x, y), in batches, without keeping gradient buffers."""
+        x, y = self._check_data(x, y)
+        loss_sum, correct = 0.0, 0
+        for begin in range(0, x.shape[0], batch_size):
+            logits = self.forward(x[begin:begin + batch_size], training=False)
+            batch_y = y[begin:begin + batch_size]
+            loss_sum += self.loss(logits, batch_y, return_grad=False) * len(batch_y)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
+        count = max(x.shape[0], 1)
+        loss, accuracy = loss_sum / count, correct / count
+        if verbose:
+            print(f"loss {loss:.4f} - accuracy {accuracy:.4f}")
+        return loss, accuracy
+
+    def predict(self, x, batch_size=256):
+        """Class probabilities (N, classes), computed in batches with no gradient buffers kept."""
+        x = self._as_input(x)
+        self._ensure_built(x.shape[1:])
+        outputs = [self.loss.output_probabilities(self.forward(x[begin:begin + batch_size], training=False))
+                   for begin in range(0, x.shape[0], batch_size)]
+        if not outputs:
+            return np.zeros((0,) + tuple(self.output_shape), dtype=self.dtype)
+        return np.concatenate(outputs)
+
+    def predict_classes(self, x, batch_size=256):
+        return self.predict(x, batch_size).argmax(axis=1)
+
+    # ---- summary -------------------------------------------------------------------------------
+
+    def summary(self, print_fn=print, line_length=65):
+        """Print a Keras-style table: layer (type), output shape, parameter count, totals."""
+        if not self.built:
+            self.build()
+        columns = (28, 54, line_length)
+
+        def row(fields):
+            line = ""
+            for field, end in zip(fields, columns):
+                line = (line + str(field))[: end - 1].ljust(end)
+            return line.rstrip()
+
+        lines = [f'Model: "{self.name}"', "_" * line_length,
+                 row([" Layer (type)", "Output Shape", "Param #"]), "=" * line_length]
+        for i, layer in enumerate(self.layers):
+            shape = "(None, " + ", ".join(str(v) for v in layer.output_shape) + ")"
+            lines.append(row([f" {layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"]))
+            lines.append("=" * line_length if i == len(self.layers) - 1 else "")
+        total = self.count_params()
+        lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0",
+                  "_" * line_length]
+        print_fn("\n".join(lines))
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def get_config(self):
+        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "name": self.name,
+                "input_shape": list(self.input_shape), "dtype": self.dtype.name, "seed": self.seed,
+                "loss": self.loss.name, "layers": [layers_module.serialize(layer) for layer in self.layers]}
+
+    def save(self, path):
+        """Write architecture + weights to one .npz at `path` (exactly that name), atomically."""
+        if not self.built:
+            self.build()
+        arrays = {_ARCHITECTURE_KEY: np.array(json.dumps(self.get_config()))}
+        for i, layer in enumerate(self.layers):
+            for key, value in layer.params.items():
+                arrays[f"layers.{i}.{key}"] = value
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        handle = tempfile.NamedTemporaryFile(dir=directory, prefix="." + os.path.basename(path) + ".",
+                                             suffix=".tmp", delete=False)
+        try:
+            with handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(handle.name, path)
+        except BaseException:
+            if os.path.exists(handle.name):
+                os.unlink(handle.name)
+            raise
+
+    @classmethod
+    def load(cls, path):
+        """A model from a checkpoint written by save(); ValueError if the file is not one (or is damaged)."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such checkpoint: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}  # reads (and CRC-checks) every member
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError) as exc:
+            raise ValueError(f"{path} is not a readable fastconv checkpoint (damaged or not an .npz "
+                             f"file): {exc}") from None
+        return cls._from_arrays(arrays, path)
+
+    @classmethod
+    def _from_arrays(cls, arrays, path):
+        config = _read_architecture(arrays, path)
+        try:
+            model = cls([layers_module.deserialize(record) for record in config["layers"]],
+                        input_shape=config["input_shape"], seed=config.get("seed"),
+                        dtype=config.get("dtype", "float32"), name=config.get("name", "sequential"),
+                        loss=config.get("loss", "softmax_cross_entropy"))
+            model.build()
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{path}: the architecture record is invalid: {exc}") from None
+        expected = set()
+        for i, layer in enumerate(model.layers):
+            for key, value in layer.params.items():
+                name = f"layers.{i}.{key}"
+                expected.add(name)
+                if name not in arrays:
+                    raise ValueError(f"{path}: the checkpoint has no weights for {layer.name}.{key} ({name})")
+                stored = arrays[name]
+                if stored.shape != value.shape or stored.dtype.kind != "f":
+                    raise ValueError(f"{path}: {name} has shape {stored.shape} and dtype {stored.dtype}, "
+                                     f"expected shape {value.shape} float")
+                layer.params[key] = stored.astype(model.dtype)
+        unexpected = sorted(set(arrays) - expected - {_ARCHITECTURE_KEY})
+        if unexpected:
+            raise ValueError(f"{path}: the checkpoint holds arrays no layer uses: {unexpected[:5]}")
+        return model
+
+
+def _read_architecture(arrays, path):
+    if _ARCHITECTURE_KEY not in arrays:
+        raise ValueError(f"{path} is an .npz file but not a fastconv checkpoint (no {_ARCHITECTURE_KEY!r} record)")
+    record = arrays[_ARCHITECTURE_KEY]
+    try:
+        config = json.loads(str(record[()]))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ValueError(f"{path}: the architecture record is not valid JSON: {exc}") from None
+    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a fastconv Sequential checkpoint")
+    if config.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint format version {config.get('version')!r} is not supported "
+                         f"(this fastconv reads version {CHECKPOINT_VERSION})")
+    if not isinstance(config.get("layers"), list) or not isinstance(config.get("input_shape"), list):
+        raise ValueError(f"{path}: the architecture record lacks its layer list or input shape")
+    return config
+
+
+class _ProgressBar:
+    """Per-epoch progress: a live bar on a terminal, one line per epoch otherwise, nothing at verbose=0."""
+
+    WIDTH = 24
+    REFRESH_SECONDS = 0.1
+
+    def __init__(self, epoch, epochs, total, verbose, stream=None):
+        self.stream = stream or sys.stdout
+        self.enabled = bool(verbose)
+        self.live = self.enabled and verbose == 1 and _is_tty(self.stream)
+        self.prefix = f"Epoch {epoch + 1}/{epochs}"
+        self.total = total
+        self._last_draw = -math.inf
+        self._last = None
+
+    def update(self, seen, loss, accuracy, seconds):
+        self._last = (seen, loss, accuracy, seconds)
+        if not self.live:
+            return
+        now = time.perf_counter()
+        if now - self._last_draw < self.REFRESH_SECONDS and seen < self.total:
+            return
+        self._last_draw = now
+        self.stream.write("\r" + self._line(seen, loss, accuracy, seconds))
+        self.stream.flush()
+
+    def _line(self, seen, loss, accuracy, seconds):
+        done = int(self.WIDTH * seen / self.total)
+        bar = "=" * done + (">" if done < self.WIDTH else "") + "." * max(self.WIDTH - done - 1, 0)
+        rate = seen / seconds if seconds > 0 else 0.0
+        width = len(str(self.total))
+        return (f"{self.prefix} {seen:>{width}}/{self.total} [{bar}] loss {loss:.4f} - acc {accuracy:.4f}"
+                f" - {rate:,.0f} img/s")
+
+    def finish(self, record):
+        if not self.enabled:
+            return
+        line = self._line(self.total, record["loss"], record["accuracy"], record["seconds"])
+        line += f" - {record['seconds']:.1f}s"
+        if "val_loss" in record:
+            line += f" - val_loss {record['val_loss']:.4f} - val_acc {record['val_accuracy']:.4f}"
+        self.stream.write(("\r" if self.live else "") + line + "\n")
+        self.stream.flush()
+
+
+def _is_tty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,779 @@
+/*
+ * conv_direct.c -- 2-D convolution computed straight from the input, without an im2col buffer.
+ *
+ * The path of choice when the im2col matrix would be thin (few input channels, small kernels, as in
+ * LeNet): nothing of size (C*R*S) x (out_h*out_w) is built, every output plane is accumulated directly
+ * from the input rows.
+ *
+ * Everything reduces to four loops:
+ *  - gather_plane: out[oh][ow] = bias + sum_{ch,r,s} w(ch,r,s) * in[ch][oh*stride_h - pad_h + r]
+ *                                                                    [ow*stride_w - pad_w + s]
+ *    One call per output plane. It serves the forward pass (one (n, k) plane, summing over c) and
+ *    grad_x when both strides are 1: grad_x is then the correlation of grad_y with the kernel flipped
+ *    in r and s, channels k and c swapped, padding kernel - 1 - pad (negative padding = a crop).
+ *  - scatter_plane: grad_x for stride > 1, the transposed kernel written literally: each grad_y
+ *    element is spread back over the input positions it was computed from.
+ *  - grad_w task (k, c, r): the kernel_w entries grad_w[k][c][r][:] as dot products over (n, oh, ow).
+ *  - grad_b: plane sums.
+ * Padding is never materialised: for each kernel column s the range of output columns whose input
+ * column lies inside the image is computed once per call (col_range), and for each kernel row the
+ * range of output rows (row_range), so inner loops run branch-free over contiguous memory.
+ *
+ * Determinism: every output element is owned by one loop iteration and summed in a fixed order
+ * (bias, then ch, r, s for the gathers; n, oh, ow lanes for grad_w), so results depend on the SIMD
+ * level (the AVX levels use FMA, the portable level cannot) but never on ctx->num_threads.
+ *
+ * File layout: this file is read in three nested passes.
+ *   1. (no FC_TEMPLATE_PASS) type-independent geometry, then fc_template.h includes the file as
+ *   2. (FC_TEMPLATE_PASS, once for float, once for double) portable kernels and the public drivers;
+ *      on x86 this pass includes the file again as
+ *   3. (FC_DIRECT_SIMD_PASS = 2: AVX-512, = 1: AVX2) explicit vector kernels for stride_w == 1,
+ *      written once against the small fcv_* vocabulary defined at the top of that pass.
+ */
+#if !defined(FC_TEMPLATE_PASS)
+/* ============================== pass 1: type-independent ====================================== */
+#include <stdlib.h>
+#include <string.h>
+#include "fastconv.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FC_DIRECT_HAVE_X86 1
+#else
+#define FC_DIRECT_HAVE_X86 0
+#endif
+
+/* Blocking parameters of the SIMD gather kernel (registers: rows x vectors accumulators). */
+#define FC_DIRECT_ROWS_NARROW 8   /* output rows per block when one vector covers the row */
+#define FC_DIRECT_ROWS_WIDE 4     /* output rows per block when two vectors cover (part of) a row */
+#define FC_DIRECT_MAX_VECS 2
+/* Widest kernel the SIMD kernels handle (their per-column masks live on the stack); wider kernels
+ * take the portable path. */
+#define FC_DIRECT_SIMD_MAX_KW 32
+/* Widest kernel whose grad_w taps are all kept in registers; wider: portable path. */
+#define FC_DIRECT_GRADW_MAX_KW 8
+/* Independent partial sums of the portable reductions (lets the compiler vectorise them). */
+#define FC_DIRECT_LANES 8
+
+/* Half-open range [lo, hi) of indices. */
+typedef struct {
+    fc_index lo, hi;
+} fc_range;
+
+/* floor(a / b) for b > 0 and any sign of a. */
+static fc_index fc_direct_floor_div(fc_index a, fc_index b)
+{
+    fc_index q = a / b;
+    if (a % b != 0 && a < 0)
+        q -= 1;
+    return q;
+}
+
+/* The output positions o in [0, out_len) whose input position o*stride - pad + tap lies in
+ * [0, in_len). pad may be negative. */
+static fc_range fc_direct_valid_range(fc_index out_len, fc_index in_len, fc_index stride,
+                                      fc_index pad, fc_index tap)
+{
+    fc_range range;
+    range.lo = -fc_direct_floor_div(tap - pad, stride);                  /* ceil((pad-tap)/stride) */
+    range.hi = fc_direct_floor_div(in_len - 1 + pad - tap, stride) + 1;
+    if (range.lo < 0)
+        range.lo = 0;
+    if (range.hi > out_len)
+        range.hi = out_len;
+    if (range.hi < range.lo)
+        range.hi = range.lo;
+    return range;
+}
+
+/* One output plane as a sum over input channels of shifted, strided input planes. */
+typedef struct {
+    fc_index channels;                      /* input channels summed over */
+    fc_index in_h, in_w, out_h, out_w;
+    fc_index kernel_h, kernel_w, stride_h, stride_w;
+    fc_index pad_h, pad_w;                  /* may be negative (a crop) */
+    fc_index in_channel_step;               /* elements between two input channels */
+    fc_index w_channel_step, w_row_step, w_col_step;   /* tap (ch, r, s) at w[ch*. + r*. + s*.] */
+    const fc_range *col_range;              /* [kernel_w]: output columns valid for tap s */
+} fc_gather_plan;
+
+static void fc_direct_fill_col_range(const fc_gather_plan *plan, fc_range *col_range)
+{
+    for (fc_index s = 0; s < plan->kernel_w; s++)
+        col_range[s] = fc_direct_valid_range(plan->out_w, plan->in_w, plan->stride_w, plan->pad_w, s);
+}
+
+/* Forward: plane (n, k) of y = sum over c of x[n] planes with weight[k]. */
+static fc_gather_plan fc_direct_forward_plan(const fc_conv_shape *sh)
+{
+    fc_gather_plan plan;
+    plan.channels = sh->in_channels;
+    plan.in_h = sh->in_h;
+    plan.in_w = sh->in_w;
+    plan.out_h = sh->out_h;
+    plan.out_w = sh->out_w;
+    plan.kernel_h = sh->kernel_h;
+    plan.kernel_w = sh->kernel_w;
+    plan.stride_h = sh->stride_h;
+    plan.stride_w = sh->stride_w;
+    plan.pad_h = sh->pad_h;
+    plan.pad_w = sh->pad_w;
+    plan.in_channel_step = sh->in_h * sh->in_w;
+    plan.w_channel_step = sh->kernel_h * sh->kernel_w;
+    plan.w_row_step = sh->kernel_w;
+    plan.w_col_step = 1;
+    plan.col_range = NULL;
+    return plan;
+}
+
+/* grad_x for stride 1: plane (n, c) of grad_x = sum over k of grad_y[n] planes correlated with
+ * weight[:, c] flipped in r and s (the caller points w at weight[0][c][R-1][S-1]). */
+static fc_gather_plan fc_direct_grad_x_plan(const fc_conv_shape *sh)
+{
+    fc_gather_plan plan;
+    plan.channels = sh->out_channels;
+    plan.in_h = sh->out_h;
+    plan.in_w = sh->out_w;
+    plan.out_h = sh->in_h;
+    plan.out_w = sh->in_w;
+    plan.kernel_h = sh->kernel_h;
+    plan.kernel_w = sh->kernel_w;
+    plan.stride_h = 1;
+    plan.stride_w = 1;
+    plan.pad_h = sh->kernel_h - 1 - sh->pad_h;
+    plan.pad_w = sh->kernel_w - 1 - sh->pad_w;
+    plan.in_channel_step = sh->out_h * sh->out_w;
+    plan.w_channel_step = sh->in_channels * sh->kernel_h * sh->kernel_w;
+    plan.w_row_step = -sh->kernel_w;
+    plan.w_col_step = -1;
+    plan.col_range = NULL;
+    return plan;
+}
+
+static int fc_direct_threads(const fc_ctx *ctx)
+{
+    return ctx->num_threads >= 1 ? ctx->num_threads : 1;
+}
+
+static int fc_direct_shape_ok(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    if (ctx == NULL || sh == NULL)
+        return 0;
+    if (sh->batch < 1 || sh->in_channels < 1 || sh->in_h < 1 || sh->in_w < 1)
+        return 0;
+    if (sh->out_channels < 1 || sh->kernel_h < 1 || sh->kernel_w < 1)
+        return 0;
+    if (sh->stride_h < 1 || sh->stride_w < 1 || sh->pad_h < 0 || sh->pad_w < 0)
+        return 0;
+    return sh->out_h == (sh->in_h + 2 * sh->pad_h - sh->kernel_h) / sh->stride_h + 1 && sh->out_h >= 1
+        && sh->out_w == (sh->in_w + 2 * sh->pad_w - sh->kernel_w) / sh->stride_w + 1 && sh->out_w >= 1;
+}
+
+#define FC_TEMPLATE_FILE "conv_direct.c"
+#include "fc_template.h"
+
+#elif !defined(FC_DIRECT_SIMD_PASS)
+/* ============================== pass 2: one element type ====================================== */
+
+/* ---- portable kernels (any CPU; the compiler vectorises the contiguous inner loops) ---------- */
+
+/* Add tap row (ch, r) of the gather into one output row: out_row[ow] += w(ch,r,s) * in_row[...]. */
+static void FC_FN(gather_tap_row_portable)(const fc_gather_plan *plan, const real *restrict in_row,
+                                           const real *w_row, real *restrict out_row)
+{
+    for (fc_index s = 0; s < plan->kernel_w; s++) {
+        const fc_range cols = plan->col_range[s];
+        const real weight = w_row[s * plan->w_col_step];
+        const fc_index shift = s - plan->pad_w;
+        if (plan->stride_w == 1) {
+            for (fc_index ow = cols.lo; ow < cols.hi; ow++)
+                out_row[ow] += weight * in_row[ow + shift];
+        } else {
+            const fc_index stride = plan->stride_w;
+            for (fc_index ow = cols.lo; ow < cols.hi; ow++)
+                out_row[ow] += weight * in_row[ow * stride + shift];
+        }
+    }
+}
+
+static void FC_FN(gather_plane_portable)(const fc_gather_plan *plan, const real *in, const real *w,
+                                         real bias, real *out)
+{
+    for (fc_index oh = 0; oh < plan->out_h; oh++) {
+        real *out_row = out + oh * plan->out_w;
+        for (fc_index ow = 0; ow < plan->out_w; ow++)
+            out_row[ow] = bias;
+        for (fc_index ch = 0; ch < plan->channels; ch++) {
+            for (fc_index r = 0; r < plan->kernel_h; r++) {
+                const fc_index ih = oh * plan->stride_h - plan->pad_h + r;
+                if (ih < 0 || ih >= plan->in_h)
+                    continue;
+                FC_FN(gather_tap_row_portable)(plan, in + ch * plan->in_channel_step + ih * plan->in_w,
+                                               w + ch * plan->w_channel_step + r * plan->w_row_step,
+                                               out_row);
+            }
+        }
+    }
+}
+
+/* grad_x plane (n, c) for any stride: zero it, then scatter every grad_y[n][k] element back over
+ * the input positions it was computed from. col_range is the forward one (valid ow per s). */
+static void FC_FN(scatter_plane)(const fc_conv_shape *sh, const fc_range *col_range,
+                                 const real *grad_y_n, const real *weight_c, real *restrict grad_x_plane)
+{
+    const fc_index kernel_size = sh->kernel_h * sh->kernel_w;
+    const fc_index weight_k_step = sh->in_channels * kernel_size;
+    memset(grad_x_plane, 0, (size_t)(sh->in_h * sh->in_w) * sizeof(real));
+    for (fc_index k = 0; k < sh->out_channels; k++) {
+        const real *grad_y_k = grad_y_n + k * sh->out_h * sh->out_w;
+        const real *weight_kc = weight_c + k * weight_k_step;
+        for (fc_index oh = 0; oh < sh->out_h; oh++) {
+            const real *restrict grad_y_row = grad_y_k + oh * sh->out_w;
+            for (fc_index r = 0; r < sh->kernel_h; r++) {
+                const fc_index ih = oh * sh->stride_h - sh->pad_h + r;
+                if (ih < 0 || ih >= sh->in_h)
+                    continue;
+                real *restrict grad_x_row = grad_x_plane + ih * sh->in_w;
+                for (fc_index s = 0; s < sh->kernel_w; s++) {
+                    const real weight = weight_kc[r * sh->kernel_w + s];
+                    const fc_index shift = s - sh->pad_w;
+                    for (fc_index ow = col_range[s].lo; ow < col_range[s].hi; ow++)
+                        grad_x_row[ow * sh->stride_w + shift] += weight * grad_y_row[ow];
+                }
+            }
+        }
+    }
+}
+
+/* grad_w[k][c][r][:]: for each s, sum over n and the valid (oh, ow) of grad_y * x, accumulated in
+ * FC_DIRECT_LANES independent partial sums (fixed lane per ow) added up at the end in lane order. */
+static void FC_FN(grad_w_task_portable)(const fc_conv_shape *sh, const fc_range *col_range,
+                                        fc_range rows, const real *grad_y, const real *x,
+                                        fc_index k, fc_index c, fc_index r, real *grad_w_row)
+{
+    const fc_index out_plane = sh->out_h * sh->out_w, in_plane = sh->in_h * sh->in_w;
+    for (fc_index s = 0; s < sh->kernel_w; s++) {
+        real lane[FC_DIRECT_LANES] = {0};
+        const fc_range cols = col_range[s];
+        const fc_index shift = s - sh->pad_w, stride = sh->stride_w;
+        for (fc_index n = 0; n < sh->batch; n++) {
+            const real *grad_y_plane = grad_y + (n * sh->out_channels + k) * out_plane;
+            const real *x_plane = x + (n * sh->in_channels + c) * in_plane;
+            for (fc_index oh = rows.lo; oh < rows.hi; oh++) {
+                const real *grad_y_row = grad_y_plane + oh * sh->out_w;
+                const real *x_row = x_plane + (oh * sh->stride_h - sh->pad_h + r) * sh->in_w;
+                fc_index ow = cols.lo;
+                for (; ow + FC_DIRECT_LANES <= cols.hi; ow += FC_DIRECT_LANES)
+                    for (int j = 0; j < FC_DIRECT_LANES; j++)
+                        lane[j] += grad_y_row[ow + j] * x_row[(ow + j) * stride + shift];
+                for (int j = 0; ow < cols.hi; ow++, j++)
+                    lane[j] += grad_y_row[ow] * x_row[ow * stride + shift];
+            }
+        }
+        real sum = 0;
+        for (int j = 0; j < FC_DIRECT_LANES; j++)
+            sum += lane[j];
+        grad_w_row[s] = sum;
+    }
+}
+
+/* grad_b[k] = sum of the grad_y[:, k] planes, in lanes as above. */
+static real FC_FN(grad_b_one)(const fc_conv_shape *sh, const real *grad_y, fc_index k)
+{
+    const fc_index plane = sh->out_h * sh->out_w;
+    real lane[FC_DIRECT_LANES] = {0};
+    for (fc_index n = 0; n < sh->batch; n++) {
+        const real *p = grad_y + (n * sh->out_channels + k) * plane;
+        fc_index i = 0;
+        for (; i + FC_DIRECT_LANES <= plane; i += FC_DIRECT_LANES)
+            for (int j = 0; j < FC_DIRECT_LANES; j++)
+                lane[j] += p[i + j];
+        for (int j = 0; i < plane; i++, j++)
+            lane[j] += p[i];
+    }
+    real sum = 0;
+    for (int j = 0; j < FC_DIRECT_LANES; j++)
+        sum += lane[j];
+    return sum;
+}
+
+/* ---- explicit SIMD kernels (pass 3), one copy per instruction set -------------------------- */
+#if FC_DIRECT_HAVE_X86
+#define FC_DIRECT_SIMD_PASS 2
+#include "conv_direct.c"
+#undef FC_DIRECT_SIMD_PASS
+#define FC_DIRECT_SIMD_PASS 1
+#include "conv_direct.c"
+#undef FC_DIRECT_SIMD_PASS
+#endif
+
+/* ---- dispatch on ctx->simd ----------------------------------------------------------------- */
+
+static void FC_FN(gather_plane)(fc_simd_level simd, const fc_gather_plan *plan, const real *in,
+                                const real *w, real bias, const real *zero_row, real *out)
+{
+#if FC_DIRECT_HAVE_X86
+    if (plan->stride_w == 1 && plan->kernel_w <= FC_DIRECT_SIMD_MAX_KW) {
+        if (simd >= FC_SIMD_AVX512) {
+            FC_FN(gather_plane_avx512)(plan, in, w, bias, zero_row, out);
+            return;
+        }
+        if (simd >= FC_SIMD_AVX2) {
+            FC_FN(gather_plane_avx2)(plan, in, w, bias, zero_row, out);
+            return;
+        }
+    }
+#else
+    (void)simd;
+    (void)zero_row;
+#endif
+    FC_FN(gather_plane_portable)(plan, in, w, bias, out);
+}
+
+static void FC_FN(grad_w_task)(fc_simd_level simd, const fc_conv_shape *sh, const fc_range *col_range,
+                               fc_range rows, const real *grad_y, const real *x, fc_index k,
+                               fc_index c, fc_index r, real *grad_w_row)
+{
+#if FC_DIRECT_HAVE_X86
+    if (sh->stride_w == 1 && sh->kernel_w <= FC_DIRECT_GRADW_MAX_KW) {
+        if (simd >= FC_SIMD_AVX512) {
+            FC_FN(grad_w_task_avx512)(sh, col_range, rows, grad_y, x, k, c, r, grad_w_row);
+            return;
+        }
+        if (simd >= FC_SIMD_AVX2) {
+            FC_FN(grad_w_task_avx2)(sh, col_range, rows, grad_y, x, k, c, r, grad_w_row);
+            return;
+        }
+    }
+#else
+    (void)simd;
+#endif
+    FC_FN(grad_w_task_portable)(sh, col_range, rows, grad_y, x, k, c, r, grad_w_row);
+}
+
+/* ---- public drivers ------------------------------------------------------------------------ */
+
+/* Scratch shared read-only by all threads: the plan's col_range and a zero row of plan->in_w
+ * elements that the SIMD kernels read in place of input rows lying in the padding. */
+typedef struct {
+    fc_range *col_range;
+    real *zero_row;
+} FC_FN(fc_direct_scratch);
+
+static int FC_FN(scratch_init)(FC_FN(fc_direct_scratch) *scratch, fc_gather_plan *plan)
+{
+    scratch->col_range = malloc((size_t)plan->kernel_w * sizeof(fc_range));
+    scratch->zero_row = calloc((size_t)plan->in_w, sizeof(real));
+    if (scratch->col_range == NULL || scratch->zero_row == NULL) {
+        free(scratch->col_range);
+        free(scratch->zero_row);
+        return FC_ENOMEM;
+    }
+    fc_direct_fill_col_range(plan, scratch->col_range);
+    plan->col_range = scratch->col_range;
+    return FC_OK;
+}
+
+static void FC_FN(scratch_free)(FC_FN(fc_direct_scratch) *scratch)
+{
+    free(scratch->col_range);
+    free(scratch->zero_row);
+}
+
+int FC_FN(fc_conv2d_forward_direct)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *x,
+                                    const real *weight, const real *bias, real *y)
+{
+    if (!fc_direct_shape_ok(ctx, shape) || x == NULL || weight == NULL || y == NULL)
+        return FC_EINVAL;
+    fc_gather_plan plan = fc_direct_forward_plan(shape);
+    FC_FN(fc_direct_scratch) scratch;
+    if (FC_FN(scratch_init)(&scratch, &plan) != FC_OK)
+        return FC_ENOMEM;
+    const fc_index planes = shape->batch * shape->out_channels;
+    const fc_index x_image = shape->in_channels * shape->in_h * shape->in_w;
+    const fc_index w_filter = shape->in_channels * shape->kernel_h * shape->kernel_w;
+    const fc_index y_plane = shape->out_h * shape->out_w;
+    #pragma omp parallel for num_threads(fc_direct_threads(ctx)) schedule(static)
+    for (fc_index p = 0; p < planes; p++) {
+        const fc_index n = p / shape->out_channels, k = p % shape->out_channels;
+        FC_FN(gather_plane)(ctx->simd, &plan, x + n * x_image, weight + k * w_filter,
+                            bias != NULL ? bias[k] : (real)0, scratch.zero_row, y + p * y_plane);
+    }
+    FC_FN(scratch_free)(&scratch);
+    return FC_OK;
+}
+
+static int FC_FN(grad_x_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y,
+                                const real *weight, real *grad_x)
+{
+    const int unit_stride = sh->stride_h == 1 && sh->stride_w == 1;
+    fc_gather_plan plan = unit_stride ? fc_direct_grad_x_plan(sh) : fc_direct_forward_plan(sh);
+    FC_FN(fc_direct_scratch) scratch;
+    if (FC_FN(scratch_init)(&scratch, &plan) != FC_OK)
+        return FC_ENOMEM;
+    const fc_index planes = sh->batch * sh->in_channels;
+    const fc_index kernel_size = sh->kernel_h * sh->kernel_w;
+    const fc_index grad_y_image = sh->out_channels * sh->out_h * sh->out_w;
+    const fc_index x_plane = sh->in_h * sh->in_w;
+    /* weight[0][c][R-1][S-1]: the flipped kernel's tap (0, 0) for channel c */
+    const fc_index flip_origin = (sh->kernel_h - 1) * sh->kernel_w + sh->kernel_w - 1;
+    #pragma omp parallel for num_threads(fc_direct_threads(ctx)) schedule(static)
+    for (fc_index p = 0; p < planes; p++) {
+        const fc_index n = p / sh->in_channels, c = p % sh->in_channels;
+        if (unit_stride)
+            FC_FN(gather_plane)(ctx->simd, &plan, grad_y + n * grad_y_image,
+                                weight + c * kernel_size + flip_origin, (real)0, scratch.zero_row,
+                                grad_x + p * x_plane);
+        else
+            FC_FN(scatter_plane)(sh, plan.col_range, grad_y + n * grad_y_image,
+                                 weight + c * kernel_size, grad_x + p * x_plane);
+    }
+    FC_FN(scratch_free)(&scratch);
+    return FC_OK;
+}
+
+/* grad_w: one task per (k, c, r), each owning grad_w[k][c][r][:] (enough tasks to keep every
+ * thread busy even with one input channel), summing over n in a fixed order. */
+static int FC_FN(grad_w_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y,
+                                const real *x, real *grad_w)
+{
+    fc_range *col_range = malloc((size_t)sh->kernel_w * sizeof(fc_range));
+    fc_range *row_range = malloc((size_t)sh->kernel_h * sizeof(fc_range));
+    if (col_range == NULL || row_range == NULL) {
+        free(col_range);
+        free(row_range);
+        return FC_ENOMEM;
+    }
+    for (fc_index s = 0; s < sh->kernel_w; s++)
+        col_range[s] = fc_direct_valid_range(sh->out_w, sh->in_w, sh->stride_w, sh->pad_w, s);
+    for (fc_index r = 0; r < sh->kernel_h; r++)
+        row_range[r] = fc_direct_valid_range(sh->out_h, sh->in_h, sh->stride_h, sh->pad_h, r);
+    const fc_index tasks = sh->out_channels * sh->in_channels * sh->kernel_h;
+    #pragma omp parallel for num_threads(fc_direct_threads(ctx)) schedule(static)
+    for (fc_index t = 0; t < tasks; t++) {
+        const fc_index r = t % sh->kernel_h;
+        const fc_index c = (t / sh->kernel_h) % sh->in_channels;
+        const fc_index k = t / (sh->kernel_h * sh->in_channels);
+        FC_FN(grad_w_task)(ctx->simd, sh, col_range, row_range[r], grad_y, x, k, c, r,
+                           grad_w + t * sh->kernel_w);
+    }
+    free(col_range);
+    free(row_range);
+    return FC_OK;
+}
+
+int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *shape,
+                                     const real *grad_y, const real *x, const real *weight,
+                                     real *grad_x, real *grad_w, real *grad_b)
+{
+    if (!fc_direct_shape_ok(ctx, shape) || grad_y == NULL)
+        return FC_EINVAL;
+    if ((grad_x != NULL && weight == NULL) || (grad_w != NULL && x == NULL))
+        return FC_EINVAL;
+    int status = FC_OK;
+    if (grad_x != NULL)
+        status = FC_FN(grad_x_direct)(ctx, shape, grad_y, weight, grad_x);
+    if (status == FC_OK && grad_w != NULL)
+        status = FC_FN(grad_w_direct)(ctx, shape, grad_y, x, grad_w);
+    if (status == FC_OK && grad_b != NULL) {
+        #pragma omp parallel for num_threads(fc_direct_threads(ctx)) schedule(static)
+        for (fc_index k = 0; k < shape->out_channels; k++)
+            grad_b[k] = FC_FN(grad_b_one)(shape, grad_y, k);
+    }
+    return status;
+}
+
+#else
+/* ============================== pass 3: one SIMD instruction set ============================== */
+/* The vocabulary: fcv_vec (a vector of real), fcv_mask (which lanes), FCV_LANES, and
+ * fcv_set1 / fcv_fmadd / fcv_add / fcv_load_mask (masked-off lanes read as 0 and are not touched in
+ * memory) / fcv_store_mask / fcv_reduce (horizontal sum in a fixed order) / lane_mask(lo, hi). */
+#if FC_DIRECT_SIMD_PASS == 2
+#define FCV_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+#define FCV_FN(name) FC_FN(FC_CAT(name, avx512))
+#if FC_IS_F32
+#define fcv_vec __m512
+#define fcv_mask __mmask16
+#define FCV_LANES 16
+#define fcv_set1 _mm512_set1_ps
+#define fcv_fmadd _mm512_fmadd_ps
+#define fcv_add _mm512_add_ps
+#define fcv_load_mask(ptr, mask) _mm512_maskz_loadu_ps((mask), (ptr))
+#define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_ps((ptr), (mask), (v))
+#define fcv_reduce _mm512_reduce_add_ps
+#else
+#define fcv_vec __m512d
+#define fcv_mask __mmask8
+#define FCV_LANES 8
+#define fcv_set1 _mm512_set1_pd
+#define fcv_fmadd _mm512_fmadd_pd
+#define fcv_add _mm512_add_pd
+#define fcv_load_mask(ptr, mask) _mm512_maskz_loadu_pd((mask), (ptr))
+#define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_pd((ptr), (mask), (v))
+#define fcv_reduce _mm512_reduce_add_pd
+#endif
+
+/* Lanes j with lo <= j < hi (clamped to the vector). */
+static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
+{
+    lo = lo < 0 ? 0 : (lo > FCV_LANES ? FCV_LANES : lo);
+    hi = hi < lo ? lo : (hi > FCV_LANES ? FCV_LANES : hi);
+    return (fcv_mask)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+#else /* FC_DIRECT_SIMD_PASS == 1: AVX2 + FMA */
+#define FCV_TARGET __attribute__((target("avx2,fma")))
+#define FCV_FN(name) FC_FN(FC_CAT(name, avx2))
+#define fcv_mask __m256i
+#if FC_IS_F32
+#define fcv_vec __m256
+#define FCV_LANES 8
+#define fcv_set1 _mm256_set1_ps
+#define fcv_fmadd _mm256_fmadd_ps
+#define fcv_add _mm256_add_ps
+#define fcv_load_mask(ptr, mask) _mm256_maskload_ps((ptr), (mask))
+#define fcv_store_mask(ptr, mask, v) _mm256_maskstore_ps((ptr), (mask), (v))
+
+static inline FCV_TARGET float FCV_FN(hsum)(__m256 v)
+{
+    __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+    sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
+    return _mm_cvtss_f32(sum);
+}
+
+static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
+{
+    lo = lo < 0 ? 0 : (lo > FCV_LANES ? FCV_LANES : lo);
+    hi = hi < lo ? lo : (hi > FCV_LANES ? FCV_LANES : hi);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32((int)lo - 1)),
+                            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), lane));
+}
+#else
+#define fcv_vec __m256d
+#define FCV_LANES 4
+#define fcv_set1 _mm256_set1_pd
+#define fcv_fmadd _mm256_fmadd_pd
+#define fcv_add _mm256_add_pd
+#define fcv_load_mask(ptr, mask) _mm256_maskload_pd((ptr), (mask))
+#define fcv_store_mask(ptr, mask, v) _mm256_maskstore_pd((ptr), (mask), (v))
+
+static inline FCV_TARGET double FCV_FN(hsum)(__m256d v)
+{
+    __m128d sum = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    sum = _mm_add_sd(sum, _mm_unpackhi_pd(sum, sum));
+    return _mm_cvtsd_f64(sum);
+}
+
+static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
+{
+    lo = lo < 0 ? 0 : (lo > FCV_LANES ? FCV_LANES : lo);
+    hi = hi < lo ? lo : (hi > FCV_LANES ? FCV_LANES : hi);
+    const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+    return _mm256_and_si256(_mm256_cmpgt_epi64(lane, _mm256_set1_epi64x(lo - 1)),
+                            _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi), lane));
+}
+#endif
+#define fcv_reduce FCV_FN(hsum)
+#endif
+
+/* -- gather: a block of `rows` output rows x `vecs` vectors, accumulated in registers -------- */
+
+/* `rows` and `vecs` are compile-time constants at every call site (see gather_block_dispatch), so
+ * the loops over them unroll and acc[][] lives in registers. Per output element the sum runs in
+ * the portable order: bias, then ch, r, s. Input rows in the vertical padding are read from
+ * zero_row; columns outside the image are masked off (col_mask). */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(gather_block)(const fc_gather_plan *plan, const real *in, const real *w, real bias,
+                     const real *zero_row, fcv_mask col_mask[][FC_DIRECT_MAX_VECS],
+                     fc_index oh0, fc_index ow0, real *out, const int rows, const int vecs)
+{
+    /* plan fields in locals: loads through `plan` would otherwise be repeated in the hot loop */
+    const fc_index channels = plan->channels, kernel_h = plan->kernel_h, kernel_w = plan->kernel_w;
+    const fc_index in_h = plan->in_h, in_w = plan->in_w, stride_h = plan->stride_h;
+    const fc_index pad_h = plan->pad_h, pad_w = plan->pad_w, in_channel_step = plan->in_channel_step;
+    const fc_index w_channel_step = plan->w_channel_step, w_row_step = plan->w_row_step;
+    const fc_index w_col_step = plan->w_col_step;
+    fcv_vec acc[FC_DIRECT_ROWS_NARROW][FC_DIRECT_MAX_VECS];
+    /* (the unroll pragmas make gcc unroll early enough to keep acc[][] in registers) */
+    #pragma GCC unroll 8
+    for (int i = 0; i < rows; i++)
+        #pragma GCC unroll 2
+        for (int v = 0; v < vecs; v++)
+            acc[i][v] = fcv_set1(bias);
+    for (fc_index ch = 0; ch < channels; ch++) {
+        const real *in_ch = in + ch * in_channel_step;
+        for (fc_index r = 0; r < kernel_h; r++) {
+            const real *in_row[FC_DIRECT_ROWS_NARROW];
+            #pragma GCC unroll 8
+            for (int i = 0; i < rows; i++) {
+                const fc_index ih = (oh0 + i) * stride_h - pad_h + r;
+                in_row[i] = (ih >= 0 && ih < in_h) ? in_ch + ih * in_w : zero_row;
+            }
+            const real *w_row = w + ch * w_channel_step + r * w_row_step;
+            for (fc_index s = 0; s < kernel_w; s++) {
+                const fcv_vec weight = fcv_set1(w_row[s * w_col_step]);
+                const fc_index shift = ow0 + s - pad_w;
+                #pragma GCC unroll 2
+                for (int v = 0; v < vecs; v++)
+                    #pragma GCC unroll 8
+                    for (int i = 0; i < rows; i++)
+                        acc[i][v] = fcv_fmadd(weight,
+                                              fcv_load_mask(in_row[i] + shift + v * FCV_LANES,
+                                                            col_mask[s][v]),
+                                              acc[i][v]);
+            }
+        }
+    }
+    #pragma GCC unroll 2
+    for (int v = 0; v < vecs; v++) {
+        const fcv_mask store_mask = FCV_FN(lane_mask)(0, plan->out_w - ow0 - v * FCV_LANES);
+        #pragma GCC unroll 8
+        for (int i = 0; i < rows; i++)
+            fcv_store_mask(out + (oh0 + i) * plan->out_w + ow0 + v * FCV_LANES, store_mask, acc[i][v]);
+    }
+}
+
+static FCV_TARGET void
+FCV_FN(gather_block_dispatch)(const fc_gather_plan *plan, const real *in, const real *w, real bias,
+                              const real *zero_row, fcv_mask col_mask[][FC_DIRECT_MAX_VECS],
+                              fc_index oh0, fc_index ow0, real *out, int rows, int vecs)
+{
+#define FC_DIRECT_BLOCK(r, v) FCV_FN(gather_block)(plan, in, w, bias, zero_row, col_mask, oh0, ow0, out, r, v)
+    if (vecs == 1) {
+        switch (rows) {
+        case 1: FC_DIRECT_BLOCK(1, 1); break;
+        case 2: FC_DIRECT_BLOCK(2, 1); break;
+        case 3: FC_DIRECT_BLOCK(3, 1); break;
+        case 4: FC_DIRECT_BLOCK(4, 1); break;
+        case 5: FC_DIRECT_BLOCK(5, 1); break;
+        case 6: FC_DIRECT_BLOCK(6, 1); break;
+        case 7: FC_DIRECT_BLOCK(7, 1); break;
+        default: FC_DIRECT_BLOCK(8, 1); break;
+        }
+    } else {
+        switch (rows) {
+        case 1: FC_DIRECT_BLOCK(1, 2); break;
+        case 2: FC_DIRECT_BLOCK(2, 2); break;
+        case 3: FC_DIRECT_BLOCK(3, 2); break;
+        default: FC_DIRECT_BLOCK(4, 2); break;
+        }
+    }
+#undef FC_DIRECT_BLOCK
+}
+
+/* One output plane, stride_w == 1 and kernel_w <= FC_DIRECT_SIMD_MAX_KW. Columns in chunks of
+ * vecs vectors; rows in near-equal blocks of at most max_rows (10 rows -> 5 + 5, not 8 + 2, so no
+ * block runs with too few independent accumulators). */
+static FCV_TARGET void FCV_FN(gather_plane)(const fc_gather_plan *plan, const real *in, const real *w,
+                                            real bias, const real *zero_row, real *out)
+{
+    const int vecs = plan->out_w > FCV_LANES ? 2 : 1;
+    const int max_rows = vecs == 2 ? FC_DIRECT_ROWS_WIDE : FC_DIRECT_ROWS_NARROW;
+    const fc_index chunk_w = (fc_index)vecs * FCV_LANES;
+    const fc_index row_blocks = (plan->out_h + max_rows - 1) / max_rows;
+    fcv_mask col_mask[FC_DIRECT_SIMD_MAX_KW][FC_DIRECT_MAX_VECS];
+    for (fc_index ow0 = 0; ow0 < plan->out_w; ow0 += chunk_w) {
+        for (fc_index s = 0; s < plan->kernel_w; s++)
+            for (int v = 0; v < vecs; v++) {
+                const fc_index lane0 = ow0 + v * FCV_LANES;
+                col_mask[s][v] = FCV_FN(lane_mask)(plan->col_range[s].lo - lane0,
+                                                   plan->col_range[s].hi - lane0);
+            }
+        for (fc_index b = 0; b < row_blocks; b++) {
+            const fc_index oh0 = b * plan->out_h / row_blocks;
+            const fc_index oh1 = (b + 1) * plan->out_h / row_blocks;
+            FCV_FN(gather_block_dispatch)(plan, in, w, bias, zero_row, col_mask, oh0, ow0, out,
+                                          (int)(oh1 - oh0), vecs);
+        }
+    }
+}
+
+/* -- grad_w: task (k, c, r) with stride_w == 1, taps = kernel_w <= FC_DIRECT_GRADW_MAX_KW ---- */
+
+/* One accumulator per tap s for even rows and one for odd rows (two independent FMA chains per
+ * tap); lane j always holds the columns ow = ow0 + j, so the sum order is fixed by the shape. */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(grad_w_task_taps)(const fc_conv_shape *sh, const fc_range *col_range, fc_range rows,
+                         const real *grad_y, const real *x, fc_index k, fc_index c, fc_index r,
+                         real *grad_w_row, const int taps)
+{
+    const fc_index out_plane = sh->out_h * sh->out_w, in_plane = sh->in_h * sh->in_w;
+    const fc_index out_w = sh->out_w, in_w = sh->in_w, batch = sh->batch;
+    const fc_index x_row_step = sh->stride_h * in_w;
+    /* x at row ih = oh*stride_h - pad_h + r, column ow0 + s - pad_w: offset of (oh, ow0) = (0, 0) */
+    const fc_index x_origin = (r - sh->pad_h) * in_w - sh->pad_w;
+    const real *grad_y_k = grad_y + k * out_plane;
+    const real *x_c = x + c * in_plane + x_origin;
+    const fc_index grad_y_image = sh->out_channels * out_plane, x_image = sh->in_channels * in_plane;
+    fcv_vec acc_even[FC_DIRECT_GRADW_MAX_KW], acc_odd[FC_DIRECT_GRADW_MAX_KW];
+    fcv_mask col_mask[FC_DIRECT_GRADW_MAX_KW];
+    /* (the unroll pragmas make gcc unroll early enough to keep the accumulators in registers) */
+    #pragma GCC unroll 8
+    for (int s = 0; s < taps; s++)
+        acc_even[s] = acc_odd[s] = fcv_set1((real)0);
+    for (fc_index ow0 = 0; ow0 < out_w; ow0 += FCV_LANES) {
+        const fcv_mask out_mask = FCV_FN(lane_mask)(0, out_w - ow0);
+        #pragma GCC unroll 8
+        for (int s = 0; s < taps; s++)
+            col_mask[s] = FCV_FN(lane_mask)(col_range[s].lo - ow0, col_range[s].hi - ow0);
+        for (fc_index n = 0; n < batch; n++) {
+            const real *grad_y_row = grad_y_k + n * grad_y_image + rows.lo * out_w + ow0;
+            const real *x_row = x_c + n * x_image + rows.lo * x_row_step + ow0;
+            fc_index oh = rows.lo;
+            for (; oh + 1 < rows.hi; oh += 2) {
+                const fcv_vec g0 = fcv_load_mask(grad_y_row, out_mask);
+                const fcv_vec g1 = fcv_load_mask(grad_y_row + out_w, out_mask);
+                #pragma GCC unroll 8
+                for (int s = 0; s < taps; s++) {
+                    acc_even[s] = fcv_fmadd(g0, fcv_load_mask(x_row + s, col_mask[s]), acc_even[s]);
+                    acc_odd[s] = fcv_fmadd(g1, fcv_load_mask(x_row + x_row_step + s, col_mask[s]),
+                                           acc_odd[s]);
+                }
+                grad_y_row += 2 * out_w;
+                x_row += 2 * x_row_step;
+            }
+            if (oh < rows.hi) {
+                const fcv_vec g0 = fcv_load_mask(grad_y_row, out_mask);
+                #pragma GCC unroll 8
+                for (int s = 0; s < taps; s++)
+                    acc_even[s] = fcv_fmadd(g0, fcv_load_mask(x_row + s, col_mask[s]), acc_even[s]);
+            }
+        }
+    }
+    #pragma GCC unroll 8
+    for (int s = 0; s < taps; s++)
+        grad_w_row[s] = fcv_reduce(fcv_add(acc_even[s], acc_odd[s]));
+}
+
+static FCV_TARGET void FCV_FN(grad_w_task)(const fc_conv_shape *sh, const fc_range *col_range,
+                                           fc_range rows, const real *grad_y, const real *x,
+                                           fc_index k, fc_index c, fc_index r, real *grad_w_row)
+{
+#define FC_DIRECT_TASK(t) FCV_FN(grad_w_task_taps)(sh, col_range, rows, grad_y, x, k, c, r, grad_w_row, t)
+    switch (sh->kernel_w) {
+    case 1: FC_DIRECT_TASK(1); break;
+    case 2: FC_DIRECT_TASK(2); break;
+    case 3: FC_DIRECT_TASK(3); break;
+    case 4: FC_DIRECT_TASK(4); break;
+    case 5: FC_DIRECT_TASK(5); break;
+    case 6: FC_DIRECT_TASK(6); break;
+    case 7: FC_DIRECT_TASK(7); break;
+    default: FC_DIRECT_TASK(8); break;
+    }
+#undef FC_DIRECT_TASK
+}
+
+#undef FCV_TARGET
+#undef FCV_FN
+#undef fcv_vec
+#undef fcv_mask
+#undef FCV_LANES
+#undef fcv_set1
+#undef fcv_fmadd
+#undef fcv_add
+#undef fcv_load_mask
+#undef fcv_store_mask
+#undef fcv_reduce
+#endif

@@ -1,0 +1,131 @@
+/*
+ * fastconv.h -- the contract of every C kernel in src_c/.
+ *
+ * Conventions (they hold for every function below):
+ *  - Layout is NCHW for activations, KCRS for weights (out-channels, in-channels, kernel h, kernel w),
+ *    all buffers C-contiguous ("dense"), no aliasing between inputs and outputs.
+ *  - All sizes, strides and offsets are fc_index (int64_t); products are formed in 64 bits.
+ *    The caller (the Cython binding) has already checked that every size is >= 1, that every product
+ *    fits in int64, and that the output geometry is valid (out_h, out_w >= 1).
+ *  - The CALLER allocates every input and output buffer. A kernel allocates only its own bounded
+ *    scratch (a few MB at most, whatever the batch size) and frees it before returning.
+ *  - Every kernel exists twice, with suffix _f32 (float) and _f64 (double); both are declared once
+ *    here through FC_DECLARE_KERNELS. The sources are written once per concern and instantiated for
+ *    both types by fc_template.h (see there).
+ *  - Kernels never touch the Python API and hold no global mutable state: they are called with the
+ *    GIL released and may run concurrently from several threads. Threads and SIMD level arrive in a
+ *    const fc_ctx, never from a global.
+ *  - Results are deterministic for a given (inputs, simd level): they do not depend on ctx->num_threads
+ *    (work is split across threads, never reductions across a thread-dependent partition).
+ *  - Return value: FC_OK, or an error code below; on error the output contents are unspecified.
+ */
+#ifndef FASTCONV_H
+#define FASTCONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef int64_t fc_index;
+
+enum fc_status {
+    FC_OK = 0,
+    FC_ENOMEM = 1,   /* a scratch allocation failed */
+    FC_EINDEX = 2,   /* max_pool2d_backward: an index outside [0, h*w) */
+    FC_EINVAL = 3    /* an argument the binding should have rejected (defensive) */
+};
+
+/* SIMD level of the GEMM micro-kernels and vectorised loops, chosen at run time. */
+typedef enum {
+    FC_SIMD_SCALAR = 0,   /* portable C, any CPU */
+    FC_SIMD_AVX2 = 1,     /* AVX2 + FMA */
+    FC_SIMD_AVX512 = 2    /* AVX-512F */
+} fc_simd_level;
+
+/* Per-call execution context, filled by the binding. */
+typedef struct {
+    int num_threads;          /* >= 1: OpenMP threads for this call (num_threads clause) */
+    fc_simd_level simd;       /* <= fc_simd_best(): the level to run */
+} fc_ctx;
+
+/* simd.c ------------------------------------------------------------------------------------ */
+/* Best level this CPU supports (cpuid via __builtin_cpu_supports; SCALAR off x86-64). */
+fc_simd_level fc_simd_best(void);
+/* The level to use given a request string ("scalar" | "avx2" | "avx512" | NULL or "" for best).
+ * Returns -1 for an unknown string; a known level above fc_simd_best() is capped to it. */
+int fc_simd_resolve(const char *request);
+const char *fc_simd_name(fc_simd_level level);
+/* 1 if compiled with OpenMP, else 0. */
+int fc_have_openmp(void);
+int fc_max_threads(void);     /* omp_get_max_threads() or 1 */
+
+/* Geometry of a 2-D convolution. out_h = (h + 2*pad_h - kernel_h) / stride_h + 1, same for w. */
+typedef struct {
+    fc_index batch, in_channels, in_h, in_w;
+    fc_index out_channels, kernel_h, kernel_w;
+    fc_index stride_h, stride_w, pad_h, pad_w;
+    fc_index out_h, out_w;
+} fc_conv_shape;
+
+/* Geometry of a 2-D pooling (planes = batch * channels). Padding never exceeds half the kernel
+ * (checked by the binding), so every window holds at least one real input element. */
+typedef struct {
+    fc_index batch, channels, in_h, in_w;
+    fc_index kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    fc_index out_h, out_w;
+} fc_pool_shape;
+
+#define FC_DECLARE_KERNELS(real, sfx)                                                            \
+/* gemm.c: C = alpha * op(A) op(B) + beta * C, BLIS-style.                                     \
+ * A is M x K with element (i, p) at A[i*rs_a + p*cs_a]; B is K x N with (p, j) at              \
+ * B[p*rs_b + j*cs_b] (general strides make transposes free); C is M x N row-major, element     \
+ * (i, j) at C[i*ldc + j]. beta == 0 means C is write-only (not read, may hold NaN).            \
+ * Threads split macro-tiles of C (never K), so the result does not depend on num_threads.      \
+ * Scratch: packed panels of bounded size, allocated per call. */                              \
+int fc_gemm_##sfx(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real alpha,            \
+                  const real *A, fc_index rs_a, fc_index cs_a,                                  \
+                  const real *B, fc_index rs_b, fc_index cs_b,                                  \
+                  real beta, real *C, fc_index ldc);                                            \
+                                                                                                \
+/* im2col.c: one image. x: (C, H, W). col: (C*R*S, out_h*out_w) row-major, row index            \
+ * (c*R + r)*S + s, column index oh*out_w + ow; padded positions read as zero.                  \
+ * col2im ADDS col back into x (caller zeroes x first when it wants a plain col2im). Serial:    \
+ * callers parallelise over images or channels. */                                             \
+void fc_im2col_##sfx(const fc_conv_shape *shape, const real *x, real *col);                     \
+void fc_col2im_##sfx(const fc_conv_shape *shape, const real *col, real *x);                     \
+                                                                                                \
+/* conv_im2col.c / conv_direct.c: forward. x (N,C,H,W), weight (K,C,R,S), bias (K) or NULL,    \
+ * y (N,K,out_h,out_w) written (not accumulated). */                                            \
+int fc_conv2d_forward_im2col_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,               \
+                                   const real *x, const real *weight, const real *bias,          \
+                                   real *y);                                                     \
+int fc_conv2d_forward_direct_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,               \
+                                   const real *x, const real *weight, const real *bias,          \
+                                   real *y);                                                     \
+/* Backward. grad_y (N,K,out_h,out_w). Any of grad_x (N,C,H,W), grad_w (K,C,R,S),               \
+ * grad_b (K) may be NULL (not computed); the others are written (not accumulated). */          \
+int fc_conv2d_backward_im2col_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,              \
+                                    const real *grad_y, const real *x, const real *weight,       \
+                                    real *grad_x, real *grad_w, real *grad_b);                   \
+int fc_conv2d_backward_direct_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,              \
+                                    const real *grad_y, const real *x, const real *weight,       \
+                                    real *grad_x, real *grad_w, real *grad_b);                   \
+                                                                                                \
+/* pool.c. x (N,C,H,W); y and indices (N,C,out_h,out_w). Max pool: padding acts as -inf, NaN    \
+ * propagates (a NaN is the max), ties go to the first element in row-major window order;       \
+ * indices[...] = h*in_w + w inside the (in_h, in_w) plane, as PyTorch. Average pool: the sum   \
+ * over the window divided by kernel_h*kernel_w (padding counts, count_include_pad=True).       \
+ * Backward kernels write all of grad_x (zeroing it first). max backward returns FC_EINDEX if   \
+ * any index is outside [0, in_h*in_w). */                                                      \
+int fc_max_pool2d_forward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                  \
+                                const real *x, real *y, int64_t *indices);                      \
+int fc_max_pool2d_backward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                 \
+                                 const real *grad_y, const int64_t *indices, real *grad_x);     \
+int fc_avg_pool2d_forward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                  \
+                                const real *x, real *y);                                        \
+int fc_avg_pool2d_backward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                 \
+                                 const real *grad_y, real *grad_x);
+
+FC_DECLARE_KERNELS(float, f32)
+FC_DECLARE_KERNELS(double, f64)
+
+#endif /* FASTCONV_H */

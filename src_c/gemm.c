@@ -1,0 +1,317 @@
+/*
+ * gemm.c -- C = alpha * A B + beta * C, BLIS-style (contract: fastconv.h, fc_gemm_f32/_f64).
+ *
+ * The five loops around the micro-kernel (blocking parameters: gemm_config.h):
+ *
+ *   for jc in N step NC:                      columns of C
+ *     for pc in K step KC:                    depth; one rank-KC update of C per step
+ *       pack B[pc:pc+KC, jc:jc+NC]            -> b_pack (NR-wide micro-panels, shared by the team)
+ *       for ic in M step MC:                  rows of C
+ *         pack A[ic:ic+MC, pc:pc+KC]          -> a_pack (MR-tall micro-panels, one per thread)
+ *         for jr in NC step NR:               macro-kernel:
+ *           for ir in MC step MR:               micro-kernel on the MR x NR tile C[ic+ir, jc+jr]
+ *
+ * Packing copies each block once into the exact order the micro-kernel reads, zero-padding partial
+ * micro-panels, so the micro-kernel never sees a stride or an edge. Only the right edge of C
+ * (fewer than NR columns left) needs care: that tile is computed into a local MR x NR buffer and
+ * its valid part merged into C.
+ *
+ * Threads (one parallel region per call) share the packing of B, then split C: the ic blocks when
+ * there are at least as many as threads, else the jr micro-panels. Every C element is computed by
+ * one thread, on the same MR x NR tile grid and with the same KC steps whatever the thread count, so
+ * the result is bitwise identical for any num_threads.
+ */
+#ifndef FC_TEMPLATE_PASS
+
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "gemm_kernels.h"
+
+#define FC_GEMM_ALIGN 64   /* bytes: one cache line, and one AVX-512 vector */
+
+static fc_index fc_gemm_min(fc_index a, fc_index b) { return a < b ? a : b; }
+static fc_index fc_gemm_ceil_div(fc_index a, fc_index b) { return (a + b - 1) / b; }
+static fc_index fc_gemm_round_up(fc_index a, fc_index b) { return fc_gemm_ceil_div(a, b) * b; }
+/* A cache block that is a whole number of register blocks (at least one). */
+static fc_index fc_gemm_round_down(fc_index a, fc_index b) { return a < b ? b : a / b * b; }
+
+static void *fc_gemm_alloc(size_t bytes)
+{
+    void *ptr = NULL;
+    size_t rounded = (bytes + FC_GEMM_ALIGN - 1) / FC_GEMM_ALIGN * FC_GEMM_ALIGN;
+    if (posix_memalign(&ptr, FC_GEMM_ALIGN, rounded ? rounded : FC_GEMM_ALIGN) != 0)
+        return NULL;
+    return ptr;
+}
+
+static int fc_gemm_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int fc_gemm_team_size(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+#define FC_TEMPLATE_FILE "gemm.c"
+#include "fc_template.h"
+
+#else /* FC_TEMPLATE_PASS */
+
+#define gemm_plan FC_CAT(fc_gemm_plan, FC_SUFFIX)
+#define gemm_ukernel FC_CAT(fc_gemm_ukernel, FC_SUFFIX)
+
+/* One call's operands and the sizes of its current blocks, shared by the whole team. */
+typedef struct {
+    fc_index M, N, K;
+    real alpha, beta;
+    const real *A;
+    fc_index rs_a, cs_a;
+    const real *B;
+    fc_index rs_b, cs_b;
+    real *C;
+    fc_index ldc;
+    gemm_plan plan;
+    fc_index mc, kc, nc;      /* cache blocks of this call (<= the plan's, and MC % MR == 0) */
+    real *b_pack;             /* KC x NC, shared */
+    real *a_packs;            /* one MC x KC block per thread */
+} FC_FN(gemm_call);
+
+/* ---- Packing ------------------------------------------------------------------------------------ */
+
+/* A[0:m, 0:k] (m <= mr, general strides) -> a_pack, column p at a_pack[p*mr], rows >= m zero. */
+static void FC_FN(pack_a_panel)(const real *A, fc_index rs_a, fc_index cs_a, fc_index m,
+                                fc_index k, int mr, real *restrict a_pack)
+{
+    for (fc_index p = 0; p < k; p++) {
+        const real *a_col = A + p * cs_a;
+        real *dst = a_pack + p * mr;
+        for (fc_index i = 0; i < m; i++)
+            dst[i] = a_col[i * rs_a];
+        for (fc_index i = m; i < mr; i++)
+            dst[i] = 0;
+    }
+}
+
+/* B[0:k, 0:n] (n <= nr, general strides) -> b_pack, row p at b_pack[p*nr], columns >= n zero. */
+static void FC_FN(pack_b_panel)(const real *B, fc_index rs_b, fc_index cs_b, fc_index k,
+                                fc_index n, int nr, real *restrict b_pack)
+{
+    if (cs_b == 1 && n == nr) {            /* rows of B are contiguous: plain copies */
+        for (fc_index p = 0; p < k; p++)
+            memcpy(b_pack + p * nr, B + p * rs_b, (size_t)nr * sizeof(real));
+        return;
+    }
+    if (n < nr)
+        memset(b_pack, 0, (size_t)(k * nr) * sizeof(real));
+    if (rs_b == 1) {                       /* B transposed: walk down its contiguous columns */
+        for (fc_index j = 0; j < n; j++)
+            for (fc_index p = 0; p < k; p++)
+                b_pack[p * nr + j] = B[j * cs_b + p];
+    } else {
+        for (fc_index p = 0; p < k; p++)
+            for (fc_index j = 0; j < n; j++)
+                b_pack[p * nr + j] = B[p * rs_b + j * cs_b];
+    }
+}
+
+/* Pack the KC x NC block of B at (pc, jc); the team shares the micro-panels among itself. */
+static void FC_FN(pack_b_block)(const FC_FN(gemm_call) *call, fc_index pc, fc_index jc,
+                                fc_index kc, fc_index nc)
+{
+    const int nr = call->plan.blocks.nr;
+    const fc_index panels = fc_gemm_ceil_div(nc, nr);
+
+#pragma omp for schedule(static)
+    for (fc_index jr = 0; jr < panels; jr++) {
+        const real *B = call->B + pc * call->rs_b + (jc + jr * nr) * call->cs_b;
+        FC_FN(pack_b_panel)(B, call->rs_b, call->cs_b, kc, fc_gemm_min(nr, nc - jr * nr), nr,
+                            call->b_pack + jr * nr * kc);
+    }
+}
+
+/* Pack the MC x KC block of A at (ic, pc) into this thread's a_pack. */
+static void FC_FN(pack_a_block)(const FC_FN(gemm_call) *call, fc_index ic, fc_index pc,
+                                fc_index mc, fc_index kc, real *a_pack)
+{
+    const int mr = call->plan.blocks.mr;
+
+    for (fc_index ir = 0; ir < mc; ir += mr) {
+        const real *A = call->A + (ic + ir) * call->rs_a + pc * call->cs_a;
+        FC_FN(pack_a_panel)(A, call->rs_a, call->cs_a, fc_gemm_min(mr, mc - ir), kc, mr,
+                            a_pack + ir * kc);
+    }
+}
+
+/* ---- Macro-kernel ------------------------------------------------------------------------------ */
+
+/* The right-edge tile: run the micro-kernel on a local NR-wide tile, then merge n columns into C. */
+static void FC_FN(edge_tile)(const FC_FN(gemm_call) *call, int m, fc_index n, fc_index kc,
+                             const real *a_panel, const real *b_panel, real beta, real *c)
+{
+    enum { MAX_TILE = 16 * 64 };  /* >= MR * NR of every plan */
+    _Alignas(64) real tile[MAX_TILE];
+    const int nr = call->plan.blocks.nr;
+
+    call->plan.ukernel(m, kc, call->alpha, a_panel, b_panel, 0, tile, nr);
+    for (int i = 0; i < m; i++) {
+        real *c_row = c + i * call->ldc;
+        const real *t_row = tile + i * nr;
+        if (beta == 0) {
+            for (fc_index j = 0; j < n; j++)
+                c_row[j] = t_row[j];
+        } else {
+            for (fc_index j = 0; j < n; j++)
+                c_row[j] = beta * c_row[j] + t_row[j];
+        }
+    }
+}
+
+/* Micro-panels [jr_begin, jr_end) of the packed B block times the packed A block (mc rows),
+ * into C at (ic, jc). beta is the caller's for the first KC step and 1 after it. */
+static void FC_FN(macro_kernel)(const FC_FN(gemm_call) *call, const real *a_pack, fc_index ic,
+                                fc_index mc, fc_index jc, fc_index nc, fc_index kc,
+                                fc_index jr_begin, fc_index jr_end, real beta)
+{
+    const int mr = call->plan.blocks.mr, nr = call->plan.blocks.nr;
+    const gemm_ukernel ukernel = call->plan.ukernel;
+
+    for (fc_index jr = jr_begin; jr < jr_end; jr++) {
+        const fc_index n = fc_gemm_min(nr, nc - jr * nr);
+        const real *b_panel = call->b_pack + jr * nr * kc;
+        for (fc_index ir = 0; ir < mc; ir += mr) {
+            const int m = (int)fc_gemm_min(mr, mc - ir);
+            const real *a_panel = a_pack + ir * kc;
+            real *c = call->C + (ic + ir) * call->ldc + jc + jr * nr;
+            if (n == nr)
+                ukernel(m, kc, call->alpha, a_panel, b_panel, beta, c, call->ldc);
+            else
+                FC_FN(edge_tile)(call, m, n, kc, a_panel, b_panel, beta, c);
+        }
+    }
+}
+
+/* ---- The loops of one thread (called by every member of the team) ---------------------------- */
+
+static void FC_FN(gemm_thread)(const FC_FN(gemm_call) *call)
+{
+    const int team = fc_gemm_team_size(), me = fc_gemm_thread_id();
+    const int nr = call->plan.blocks.nr;
+    real *a_pack = call->a_packs + (fc_index)me * call->mc * call->kc;
+    const fc_index ic_blocks = fc_gemm_ceil_div(call->M, call->mc);
+
+    for (fc_index jc = 0; jc < call->N; jc += call->nc) {
+        const fc_index nc = fc_gemm_min(call->nc, call->N - jc);
+        const fc_index jr_panels = fc_gemm_ceil_div(nc, nr);
+        for (fc_index pc = 0; pc < call->K; pc += call->kc) {
+            const fc_index kc = fc_gemm_min(call->kc, call->K - pc);
+            const real beta = pc == 0 ? call->beta : (real)1;
+
+            FC_FN(pack_b_block)(call, pc, jc, kc, nc);      /* ends with a barrier */
+            if (ic_blocks >= team) {
+                /* Enough row blocks: each thread takes whole ic blocks. */
+#pragma omp for schedule(static) nowait
+                for (fc_index block = 0; block < ic_blocks; block++) {
+                    const fc_index ic = block * call->mc;
+                    const fc_index mc = fc_gemm_min(call->mc, call->M - ic);
+                    FC_FN(pack_a_block)(call, ic, pc, mc, kc, a_pack);
+                    FC_FN(macro_kernel)(call, a_pack, ic, mc, jc, nc, kc, 0, jr_panels, beta);
+                }
+            } else {
+                /* Few rows (the usual conv shape): every thread packs the (small) A block and
+                 * takes a contiguous share of the B micro-panels. */
+                for (fc_index ic = 0; ic < call->M; ic += call->mc) {
+                    const fc_index mc = fc_gemm_min(call->mc, call->M - ic);
+                    const fc_index begin = jr_panels * me / team;
+                    const fc_index end = jr_panels * (me + 1) / team;
+                    FC_FN(pack_a_block)(call, ic, pc, mc, kc, a_pack);
+                    FC_FN(macro_kernel)(call, a_pack, ic, mc, jc, nc, kc, begin, end, beta);
+                }
+            }
+#pragma omp barrier   /* b_pack is overwritten by the next step */
+        }
+    }
+}
+
+/* ---- Entry point ------------------------------------------------------------------------------- */
+
+/* C = beta * C for the degenerate cases (K == 0 or alpha == 0); beta == 0 writes zeros. */
+static void FC_FN(scale_c)(fc_index M, fc_index N, real beta, real *C, fc_index ldc)
+{
+    for (fc_index i = 0; i < M; i++) {
+        real *c_row = C + i * ldc;
+        for (fc_index j = 0; j < N; j++)
+            c_row[j] = beta == 0 ? (real)0 : beta * c_row[j];
+    }
+}
+
+/* Threads worth waking for this call: 1 for small problems, and no more than there are tiles. */
+static int FC_FN(gemm_threads)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K,
+                               const fc_gemm_blocks *blocks)
+{
+    fc_index tiles = fc_gemm_ceil_div(M, blocks->mr) * fc_gemm_ceil_div(N, blocks->nr);
+    fc_index threads = ctx->num_threads < 1 ? 1 : ctx->num_threads;
+
+    if ((double)M * (double)N * (double)K < FC_GEMM_MIN_PARALLEL_FMAS)
+        return 1;
+    return (int)fc_gemm_min(threads, tiles);
+}
+
+int FC_FN(fc_gemm)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real alpha,
+                   const real *A, fc_index rs_a, fc_index cs_a,
+                   const real *B, fc_index rs_b, fc_index cs_b,
+                   real beta, real *C, fc_index ldc)
+{
+    FC_FN(gemm_call) call;
+    const fc_gemm_blocks *blocks;
+    int threads;
+
+    if (M <= 0 || N <= 0)
+        return FC_OK;
+    if (K <= 0 || alpha == 0) {
+        FC_FN(scale_c)(M, N, beta, C, ldc);
+        return FC_OK;
+    }
+    call = (FC_FN(gemm_call)){ .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
+                               .A = A, .rs_a = rs_a, .cs_a = cs_a, .B = B, .rs_b = rs_b,
+                               .cs_b = cs_b, .C = C, .ldc = ldc,
+                               .plan = FC_FN(fc_gemm_plan_for)(ctx->simd) };
+    blocks = &call.plan.blocks;
+    /* This call's blocks: the plan's, shrunk to the problem so small calls allocate little. */
+    call.mc = fc_gemm_min(fc_gemm_round_down(blocks->mc, blocks->mr), fc_gemm_round_up(M, blocks->mr));
+    call.kc = fc_gemm_min(blocks->kc, K);
+    call.nc = fc_gemm_min(fc_gemm_round_down(blocks->nc, blocks->nr), fc_gemm_round_up(N, blocks->nr));
+    threads = FC_FN(gemm_threads)(ctx, M, N, K, blocks);
+
+    call.b_pack = fc_gemm_alloc((size_t)(call.kc * call.nc) * sizeof(real));
+    call.a_packs = fc_gemm_alloc((size_t)(threads * call.mc * call.kc) * sizeof(real));
+    if (call.b_pack == NULL || call.a_packs == NULL) {
+        free(call.b_pack);
+        free(call.a_packs);
+        return FC_ENOMEM;
+    }
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    FC_FN(gemm_thread)(&call);
+
+    free(call.b_pack);
+    free(call.a_packs);
+    return FC_OK;
+}
+
+#undef gemm_plan
+#undef gemm_ukernel
+
+#endif /* FC_TEMPLATE_PASS */

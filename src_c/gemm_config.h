@@ -1,0 +1,55 @@
+/*
+ * gemm_config.h -- every blocking parameter of the GEMM, in one place, apart from the arithmetic.
+ *
+ * The GEMM (gemm.c) follows BLIS: C (M x N) is cut into macro-tiles by three cache blocks, and each
+ * macro-tile is swept by a register-blocked micro-kernel (gemm_kernels.c).
+ *
+ *   NC  columns of B and C per outer block   (the packed B panel, KC x NC, lives in L2/L3)
+ *   KC  depth of one rank-KC update          (one A micro-panel, MR x KC, stays in L1)
+ *   MC  rows of A and C per block            (the packed A block, MC x KC, lives in L2)
+ *   MR  rows of the C tile a micro-kernel holds in registers
+ *   NR  columns of that tile (a multiple of the SIMD width: the micro-kernel loads B rows as vectors
+ *       and broadcasts A elements)
+ *
+ * Constraints the code relies on: MC is a multiple of MR and NC a multiple of NR, so the grid of
+ * MR x NR tiles over C is the same whatever the thread count (part of the determinism argument).
+ * Sizes were measured on a Sapphire Rapids core (48 KB L1d, 2 MB L2); see tests/c/test_gemm.c.
+ */
+#ifndef FASTCONV_GEMM_CONFIG_H
+#define FASTCONV_GEMM_CONFIG_H
+
+typedef struct {
+    int mr, nr;        /* register block */
+    int mc, kc, nc;    /* cache blocks */
+} fc_gemm_blocks;
+
+/* Portable C: a small tile that the compiler can keep in (SSE2) registers. */
+#define FC_GEMM_F32_SCALAR_MR 4
+#define FC_GEMM_F32_SCALAR_NR 16
+#define FC_GEMM_F64_SCALAR_MR 4
+#define FC_GEMM_F64_SCALAR_NR 8
+
+/* AVX2 + FMA, 16 ymm registers: 6 rows x 2 vectors = 12 accumulators, 2 for B, 1 broadcast. */
+#define FC_GEMM_F32_AVX2_MR 6
+#define FC_GEMM_F32_AVX2_NR 16
+#define FC_GEMM_F64_AVX2_MR 6
+#define FC_GEMM_F64_AVX2_NR 8
+
+/* AVX-512, 32 zmm registers: 6 rows x 4 vectors = 24 accumulators, 4 for B, 1 broadcast. */
+#define FC_GEMM_F32_AVX512_MR 6
+#define FC_GEMM_F32_AVX512_NR 64
+#define FC_GEMM_F64_AVX512_MR 6
+#define FC_GEMM_F64_AVX512_NR 32
+
+/* Cache blocks, in elements (MC multiple of MR, NC multiple of NR). */
+#define FC_GEMM_F32_SCALAR_BLOCKS { FC_GEMM_F32_SCALAR_MR, FC_GEMM_F32_SCALAR_NR, 96, 256, 2048 }
+#define FC_GEMM_F64_SCALAR_BLOCKS { FC_GEMM_F64_SCALAR_MR, FC_GEMM_F64_SCALAR_NR, 96, 256, 1024 }
+#define FC_GEMM_F32_AVX2_BLOCKS   { FC_GEMM_F32_AVX2_MR, FC_GEMM_F32_AVX2_NR, 144, 256, 2048 }
+#define FC_GEMM_F64_AVX2_BLOCKS   { FC_GEMM_F64_AVX2_MR, FC_GEMM_F64_AVX2_NR, 96, 256, 1024 }
+#define FC_GEMM_F32_AVX512_BLOCKS { FC_GEMM_F32_AVX512_MR, FC_GEMM_F32_AVX512_NR, 144, 256, 2048 }
+#define FC_GEMM_F64_AVX512_BLOCKS { FC_GEMM_F64_AVX512_MR, FC_GEMM_F64_AVX512_NR, 96, 256, 1024 }
+
+/* Below this many multiply-adds (M*N*K) a GEMM runs on one thread: waking the team costs more. */
+#define FC_GEMM_MIN_PARALLEL_FMAS 32768
+
+#endif /* FASTCONV_GEMM_CONFIG_H */

@@ -1,0 +1,307 @@
+/*
+ * gemm_kernels.c -- register-blocked GEMM micro-kernels: portable C, AVX2+FMA, AVX-512.
+ *
+ * Contract: gemm_kernels.h. Every kernel holds an MR x NR tile of C in registers and, for each
+ * p < k, adds the outer product of one packed column of A (MR values, broadcast one at a time) and
+ * one packed row of B (NR values, loaded as NR/W vectors of W lanes):
+ *
+ *     for p:  b_0..b_{NV-1} = load(B row p)
+ *             for each row i: a = broadcast(A[i][p]);  acc[i][v] += a * b_v   (fused multiply-add)
+ *
+ * The SIMD kernels are written once per instruction set with loops over compile-time bounds, which
+ * GCC unrolls completely so that acc[][] lives in registers. The row count is a compile-time
+ * constant too: ukernel_*() switches on m and calls a copy specialised for that many rows, so a
+ * partial tile at the bottom edge of C costs only the rows it has.
+ *
+ * The package is built without -march: AVX code is compiled through GCC target attributes and only
+ * called when fc_simd_best() says the CPU has it (gemm.c picks the plan from ctx->simd).
+ */
+#ifndef FC_TEMPLATE_PASS
+
+#include "gemm_kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define FC_GEMM_HAVE_X86 1
+#include <immintrin.h>
+#define FC_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define FC_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+#define FC_ALWAYS_INLINE inline __attribute__((always_inline))
+#endif
+
+/* Expand BODY(rows) for rows = m, a compile-time constant in 1..16 (capped at MR). */
+#define FC_GEMM_SWITCH_ROWS(m, MR, BODY)                                                          \
+    switch (m) {                                                                                  \
+    case 1: BODY(1); break;                                                                       \
+    case 2: if (2 <= (MR)) BODY(2); break;                                                        \
+    case 3: if (3 <= (MR)) BODY(3); break;                                                        \
+    case 4: if (4 <= (MR)) BODY(4); break;                                                        \
+    case 5: if (5 <= (MR)) BODY(5); break;                                                        \
+    case 6: if (6 <= (MR)) BODY(6); break;                                                        \
+    case 7: if (7 <= (MR)) BODY(7); break;                                                        \
+    case 8: if (8 <= (MR)) BODY(8); break;                                                        \
+    case 9: if (9 <= (MR)) BODY(9); break;                                                        \
+    case 10: if (10 <= (MR)) BODY(10); break;                                                     \
+    case 11: if (11 <= (MR)) BODY(11); break;                                                     \
+    case 12: if (12 <= (MR)) BODY(12); break;                                                     \
+    case 13: if (13 <= (MR)) BODY(13); break;                                                     \
+    case 14: if (14 <= (MR)) BODY(14); break;                                                     \
+    default: break;                                                                               \
+    }
+#define FC_GEMM_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+#define FC_TEMPLATE_FILE "gemm_kernels.c"
+#include "fc_template.h"
+
+#else /* FC_TEMPLATE_PASS: real, FC_FN, FC_IS_F32 are defined */
+
+/* ---- Per-type names: tile sizes and the intrinsics of each vector width ---------------------- */
+#if FC_IS_F32
+#define SCALAR_MR FC_GEMM_F32_SCALAR_MR
+#define SCALAR_NR FC_GEMM_F32_SCALAR_NR
+#define AVX2_MR FC_GEMM_F32_AVX2_MR
+#define AVX2_NR FC_GEMM_F32_AVX2_NR
+#define AVX512_MR FC_GEMM_F32_AVX512_MR
+#define AVX512_NR FC_GEMM_F32_AVX512_NR
+#define SCALAR_BLOCKS FC_GEMM_F32_SCALAR_BLOCKS
+#define AVX2_BLOCKS FC_GEMM_F32_AVX2_BLOCKS
+#define AVX512_BLOCKS FC_GEMM_F32_AVX512_BLOCKS
+#define V256 __m256
+#define V256_LANES 8
+#define v256_load _mm256_load_ps
+#define v256_loadu _mm256_loadu_ps
+#define v256_storeu _mm256_storeu_ps
+#define v256_set1 _mm256_set1_ps
+#define v256_zero _mm256_setzero_ps
+#define v256_mul _mm256_mul_ps
+#define v256_fmadd _mm256_fmadd_ps
+#define V512 __m512
+#define V512_LANES 16
+#define v512_load _mm512_load_ps
+#define v512_loadu _mm512_loadu_ps
+#define v512_storeu _mm512_storeu_ps
+#define v512_set1 _mm512_set1_ps
+#define v512_zero _mm512_setzero_ps
+#define v512_mul _mm512_mul_ps
+#define v512_fmadd _mm512_fmadd_ps
+#else
+#define SCALAR_MR FC_GEMM_F64_SCALAR_MR
+#define SCALAR_NR FC_GEMM_F64_SCALAR_NR
+#define AVX2_MR FC_GEMM_F64_AVX2_MR
+#define AVX2_NR FC_GEMM_F64_AVX2_NR
+#define AVX512_MR FC_GEMM_F64_AVX512_MR
+#define AVX512_NR FC_GEMM_F64_AVX512_NR
+#define SCALAR_BLOCKS FC_GEMM_F64_SCALAR_BLOCKS
+#define AVX2_BLOCKS FC_GEMM_F64_AVX2_BLOCKS
+#define AVX512_BLOCKS FC_GEMM_F64_AVX512_BLOCKS
+#define V256 __m256d
+#define V256_LANES 4
+#define v256_load _mm256_load_pd
+#define v256_loadu _mm256_loadu_pd
+#define v256_storeu _mm256_storeu_pd
+#define v256_set1 _mm256_set1_pd
+#define v256_zero _mm256_setzero_pd
+#define v256_mul _mm256_mul_pd
+#define v256_fmadd _mm256_fmadd_pd
+#define V512 __m512d
+#define V512_LANES 8
+#define v512_load _mm512_load_pd
+#define v512_loadu _mm512_loadu_pd
+#define v512_storeu _mm512_storeu_pd
+#define v512_set1 _mm512_set1_pd
+#define v512_zero _mm512_setzero_pd
+#define v512_mul _mm512_mul_pd
+#define v512_fmadd _mm512_fmadd_pd
+#endif
+
+/* ---- Portable C -------------------------------------------------------------------------------- */
+
+static void FC_FN(ukernel_scalar)(int m, fc_index k, real alpha, const real *restrict a_pack,
+                                  const real *restrict b_pack, real beta, real *restrict c,
+                                  fc_index ldc)
+{
+    real acc[SCALAR_MR][SCALAR_NR] = {{0}};
+
+    for (fc_index p = 0; p < k; p++) {
+        const real *a_col = a_pack + p * SCALAR_MR;
+        const real *b_row = b_pack + p * SCALAR_NR;
+        for (int i = 0; i < SCALAR_MR; i++)
+            for (int j = 0; j < SCALAR_NR; j++)
+                acc[i][j] += a_col[i] * b_row[j];
+    }
+    for (int i = 0; i < m; i++) {
+        real *c_row = c + i * ldc;
+        if (beta == 0) {
+            for (int j = 0; j < SCALAR_NR; j++)
+                c_row[j] = alpha * acc[i][j];
+        } else {
+            for (int j = 0; j < SCALAR_NR; j++)
+                c_row[j] = beta * c_row[j] + alpha * acc[i][j];
+        }
+    }
+}
+
+#ifdef FC_GEMM_HAVE_X86
+
+/* Ask for the C tile now: it is read (beta != 0) or written only after the k loop, and by then
+ * the prefetches have hidden the cache misses of its rows (C is far larger than any cache). */
+static FC_ALWAYS_INLINE void FC_FN(prefetch_tile)(const int rows, const int cols, const real *c,
+                                                  fc_index ldc)
+{
+    enum { LINE = 64 / sizeof(real) };
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < cols; j += LINE)
+            _mm_prefetch((const char *)(c + i * ldc + j), _MM_HINT_T0);
+}
+
+/* ---- AVX2 + FMA -------------------------------------------------------------------------------- */
+
+static FC_ALWAYS_INLINE FC_TARGET_AVX2 void
+FC_FN(tile_avx2)(const int rows, fc_index k, real alpha, const real *restrict a_pack,
+                 const real *restrict b_pack, real beta, real *restrict c, fc_index ldc)
+{
+    enum { MR = AVX2_MR, NR = AVX2_NR, NV = AVX2_NR / V256_LANES };
+    V256 acc[MR][NV];
+
+    FC_FN(prefetch_tile)(rows, NR, c, ldc);
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = v256_zero();
+    for (fc_index p = 0; p < k; p++) {
+        V256 b_vec[NV];
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; v++)
+            b_vec[v] = v256_load(b_pack + p * NR + v * V256_LANES);
+#pragma GCC unroll 16
+        for (int i = 0; i < rows; i++) {
+            V256 a_val = v256_set1(a_pack[p * MR + i]);
+#pragma GCC unroll 16
+            for (int v = 0; v < NV; v++)
+                acc[i][v] = v256_fmadd(a_val, b_vec[v], acc[i][v]);
+        }
+    }
+    V256 alpha_vec = v256_set1(alpha), beta_vec = v256_set1(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; v++) {
+            real *c_vec = c + i * ldc + v * V256_LANES;
+            V256 result = v256_mul(alpha_vec, acc[i][v]);
+            if (beta != 0)
+                result = v256_fmadd(beta_vec, v256_loadu(c_vec), result);
+            v256_storeu(c_vec, result);
+        }
+}
+
+static FC_TARGET_AVX2 void
+FC_FN(ukernel_avx2)(int m, fc_index k, real alpha, const real *restrict a_pack,
+                    const real *restrict b_pack, real beta, real *restrict c, fc_index ldc)
+{
+#define FC_AVX2_ROWS(r) FC_FN(tile_avx2)(FC_GEMM_MIN(r, AVX2_MR), k, alpha, a_pack, b_pack, beta, c, ldc)
+    FC_GEMM_SWITCH_ROWS(m, AVX2_MR, FC_AVX2_ROWS)
+#undef FC_AVX2_ROWS
+}
+
+/* ---- AVX-512 ----------------------------------------------------------------------------------- */
+
+static FC_ALWAYS_INLINE FC_TARGET_AVX512 void
+FC_FN(tile_avx512)(const int rows, fc_index k, real alpha, const real *restrict a_pack,
+                   const real *restrict b_pack, real beta, real *restrict c, fc_index ldc)
+{
+    enum { MR = AVX512_MR, NR = AVX512_NR, NV = AVX512_NR / V512_LANES };
+    V512 acc[MR][NV];
+
+    FC_FN(prefetch_tile)(rows, NR, c, ldc);
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = v512_zero();
+    for (fc_index p = 0; p < k; p++) {
+        V512 b_vec[NV];
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; v++)
+            b_vec[v] = v512_load(b_pack + p * NR + v * V512_LANES);
+#pragma GCC unroll 16
+        for (int i = 0; i < rows; i++) {
+            V512 a_val = v512_set1(a_pack[p * MR + i]);
+#pragma GCC unroll 16
+            for (int v = 0; v < NV; v++)
+                acc[i][v] = v512_fmadd(a_val, b_vec[v], acc[i][v]);
+        }
+    }
+    V512 alpha_vec = v512_set1(alpha), beta_vec = v512_set1(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; v++) {
+            real *c_vec = c + i * ldc + v * V512_LANES;
+            V512 result = v512_mul(alpha_vec, acc[i][v]);
+            if (beta != 0)
+                result = v512_fmadd(beta_vec, v512_loadu(c_vec), result);
+            v512_storeu(c_vec, result);
+        }
+}
+
+static FC_TARGET_AVX512 void
+FC_FN(ukernel_avx512)(int m, fc_index k, real alpha, const real *restrict a_pack,
+                      const real *restrict b_pack, real beta, real *restrict c, fc_index ldc)
+{
+#define FC_AVX512_ROWS(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), k, alpha, a_pack, b_pack, beta, c, ldc)
+    FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_ROWS)
+#undef FC_AVX512_ROWS
+}
+
+#endif /* FC_GEMM_HAVE_X86 */
+
+/* ---- Plan selection ---------------------------------------------------------------------------- */
+
+FC_CAT(fc_gemm_plan, FC_SUFFIX) FC_FN(fc_gemm_plan_for)(fc_simd_level level)
+{
+    FC_CAT(fc_gemm_plan, FC_SUFFIX) plan = { FC_FN(ukernel_scalar), SCALAR_BLOCKS };
+#ifdef FC_GEMM_HAVE_X86
+    if (level == FC_SIMD_AVX512) {
+        FC_CAT(fc_gemm_plan, FC_SUFFIX) avx512 = { FC_FN(ukernel_avx512), AVX512_BLOCKS };
+        plan = avx512;
+    } else if (level == FC_SIMD_AVX2) {
+        FC_CAT(fc_gemm_plan, FC_SUFFIX) avx2 = { FC_FN(ukernel_avx2), AVX2_BLOCKS };
+        plan = avx2;
+    }
+#else
+    (void)level;
+#endif
+    return plan;
+}
+
+#undef SCALAR_MR
+#undef SCALAR_NR
+#undef AVX2_MR
+#undef AVX2_NR
+#undef AVX512_MR
+#undef AVX512_NR
+#undef SCALAR_BLOCKS
+#undef AVX2_BLOCKS
+#undef AVX512_BLOCKS
+#undef V256
+#undef V256_LANES
+#undef v256_load
+#undef v256_loadu
+#undef v256_storeu
+#undef v256_set1
+#undef v256_zero
+#undef v256_mul
+#undef v256_fmadd
+#undef V512
+#undef V512_LANES
+#undef v512_load
+#undef v512_loadu
+#undef v512_storeu
+#undef v512_set1
+#undef v512_zero
+#undef v512_mul
+#undef v512_fmadd
+
+#endif /* FC_TEMPLATE_PASS */

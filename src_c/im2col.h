@@ -1,0 +1,30 @@
+/*
+ * im2col.h -- the per-plane building blocks of im2col.c, shared with conv_im2col.c.
+ *
+ * fastconv.h's fc_im2col / fc_col2im work on one whole image with a dense column matrix
+ * (row stride out_h*out_w). The im2col convolution wants more: it lays the columns of a whole chunk
+ * of images side by side, (C*R*S) x (chunk*out_h*out_w), so that ONE GEMM covers the chunk, and it
+ * parallelises over (image, channel) pairs. These two functions give it exactly that: they handle
+ * one channel plane and take the row stride of the column matrix (ld_col) as an argument.
+ *
+ *  - fc_im2col_plane: x_plane is one (in_h, in_w) input plane; col_rows receives its kernel_h*kernel_w
+ *    rows, row (r*S + s) at col_rows + (r*S + s)*ld_col, out_h*out_w values each (oh*out_w + ow).
+ *    Padded positions are written as zero.
+ *  - fc_col2im_plane: the adjoint: ADDS those rows back into x_plane.
+ * The shape's batch, in_channels and out_channels are not used.
+ */
+#ifndef FASTCONV_IM2COL_H
+#define FASTCONV_IM2COL_H
+
+#include "fastconv.h"
+
+#define FC_DECLARE_IM2COL_PLANE(real, sfx)                                                        \
+void fc_im2col_plane_##sfx(const fc_conv_shape *shape, const real *x_plane,                       \
+                           real *col_rows, fc_index ld_col);                                      \
+void fc_col2im_plane_##sfx(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,     \
+                           real *x_plane);
+
+FC_DECLARE_IM2COL_PLANE(float, f32)
+FC_DECLARE_IM2COL_PLANE(double, f64)
+
+#endif /* FASTCONV_IM2COL_H */

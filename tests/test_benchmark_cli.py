@@ -1,0 +1,263 @@
+"""The machinery of `fastconv bench` (fastconv.benchmark) on tiny cases: no timing is asserted.
+
+Checked: the case list holds the issue's shapes; every implementation of a case computes the same
+thing (so the suite compares like with like); the runner's rows, table, JSON and plot; the CLI wiring.
+"""
+import argparse
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import benchmark as fcb
+from fastconv import cli, reference
+
+TINY = fcb.Settings(budget_s=0.0, max_rounds=2, baseline_max_rounds=1, min_round_s=1e-4, peak_size=32)
+CONV = fcb.ConvShape(2, 3, 7, 6, 4, 3, 2, 1)
+POOL = fcb.PoolShape(2, 3, 6, 8, 2, 2)
+
+
+def tiny_cases():
+    """One small case of every kind fastconv bench runs."""
+    cases = [fcb.Case(kind, "tiny", CONV) for kind in fcb.CONV_KINDS]
+    cases += [fcb.Case(kind, "tiny-pool", POOL) for kind in fcb.POOL_KINDS]
+    cases += [fcb.Case("gemm", "5x7x6", fcb.GemmShape(5, 6, 7)), fcb.Case("conv2d-threads", "tiny", CONV)]
+    cases += [fcb.Case(kind, "16img", fcb.LeNetRun(16, 8)) for kind in fcb.LENET_KINDS]
+    return cases
+
+
+def as_arrays(result):
+    """A kernel's result (array, tuple of arrays, nested tuples, torch tensors) as a flat list of arrays."""
+    if isinstance(result, (tuple, list)):
+        return [a for item in result for a in as_arrays(item)]
+    if hasattr(result, "detach"):
+        result = result.detach().numpy()
+    return [np.asarray(result, dtype=np.float64)]
+
+
+def namespace(**overrides):
+    values = dict(quick=True, json=None, threads=None, plot=None)
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+@pytest.fixture
+def no_torch(monkeypatch):
+    monkeypatch.setattr(fcb, "load_torch", lambda: None)
+
+
+# ---- the cases ------------------------------------------------------------------------------------
+
+def test_issue_shapes_are_defined():
+    issue = {"lenet-c1": (64, 1, 28, 28, 6, 5, 1, 2), "lenet-c3": (64, 6, 14, 14, 16, 5, 1, 0),
+             "seed000-c2": (100, 25, 13, 13, 50, 3, 1, 0), "seed002-c4": (64, 64, 10, 10, 128, 3, 1, 0),
+             "vgg-ish": (32, 64, 32, 32, 128, 3, 1, 1), "strided": (32, 32, 31, 31, 64, 3, 2, 1)}
+    assert {name: tuple(vars(shape).values()) for name, shape in fcb.CONV_SHAPES.items()} == issue
+    assert fcb.PoolShape(64, 6, 28, 28, 2, 2) in fcb.POOL_SHAPES.values()
+    names = [case.name for case in fcb.default_cases()]
+    assert len(names) == len(set(names)), "case names must be unique (they are the JSON keys)"
+    for shape in fcb.CONV_SHAPES:
+        assert f"conv2d-fwd {shape}" in names and f"conv2d-bwd {shape}" in names
+
+
+@pytest.mark.parametrize("name", sorted(fcb.CONV_SHAPES))
+def test_conv_geometry_matches_the_kernel(name):
+    """out_hw and the im2col GEMM shape agree with what conv2d itself produces (batch 0: no work)."""
+    s = fcb.CONV_SHAPES[name]
+    y = fastconv.conv2d(np.zeros((0, s.c, s.h, s.w), np.float32), np.zeros((s.k, s.c, s.kernel, s.kernel),
+                        np.float32), stride=s.stride, padding=s.pad)
+    assert y.shape[2:] == s.out_hw
+    assert s.gemm_shape == (s.k, y.shape[2] * y.shape[3], s.c * s.kernel**2)
+
+
+def test_suite_parameters_have_unique_ids_and_skip_auto():
+    params = fcb.suite_parameters(fcb.default_cases())
+    ids = [(case.kind, name) for (case, _), name in params]
+    assert len(ids) == len(set(ids))
+    assert all(impl not in fcb.SUITE_SKIPS for (_, impl), _ in params)
+
+
+def test_unknown_implementation_is_refused():
+    with pytest.raises(ValueError, match="implementation"):
+        fcb.prepare(fcb.Case("gemm", "g", fcb.GemmShape(2, 2, 2)), "blas")
+
+
+# ---- every implementation computes the same thing -------------------------------------------------
+
+@pytest.mark.parametrize("case", [c for c in tiny_cases() if not c.kind.startswith("lenet")], ids=lambda c: c.kind)
+def test_implementations_agree(case):
+    results = {}
+    for impl in case.implementations:
+        try:
+            results[impl] = as_arrays(fcb.prepare(case, impl).fn())
+        except fcb.Unavailable:
+            assert impl == "torch"  # the only optional implementation of the kernel cases
+    baseline = results.pop(case.roles[1])
+    assert results, "nothing to compare against the baseline"
+    for impl, arrays in results.items():
+        assert len(arrays) == len(baseline), impl
+        for got, want in zip(arrays, baseline):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=impl)
+
+
+def test_thread_case_restores_the_thread_count():
+    before = fastconv.get_num_threads()
+    fcb.prepare(fcb.Case("conv2d-threads", "tiny", CONV), "1-thread").fn()
+    assert fastconv.get_num_threads() == before
+
+
+def test_functional_lenet_same_steps_on_fastconv_and_reference():
+    x, y = fcb.lenet_data(16)
+    nets = [fcb.FunctionalLeNet(fastconv.functional, "direct"), fcb.FunctionalLeNet(reference)]
+    for batch in (slice(0, 8), slice(8, 16)):
+        losses = [net.step(x[batch], y[batch]) for net in nets]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    for name, value in nets[1].params.items():
+        np.testing.assert_allclose(nets[0].params[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_functional_lenet_learns():
+    """Repeated steps on one small batch memorise it: the loss falls well below chance (ln 10)."""
+    x, y = fcb.lenet_data(8)
+    net = fcb.FunctionalLeNet(reference, lr=0.01)
+    first = net.step(x, y)
+    for _ in range(40):
+        last = net.step(x, y)
+    assert last < 0.8 * first
+
+
+def test_functional_lenet_matches_torch():
+    """The reference LeNet-5 step is PyTorch's step: same weights in, same weights out."""
+    torch = pytest.importorskip("torch")
+    x, y = fcb.lenet_data(8)
+    net, model = fcb.FunctionalLeNet(reference), fcb.torch_lenet5(torch)
+    layers = [m for m in model if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        for name, layer in zip(fcb.FunctionalLeNet.LAYERS, layers):
+            weight = net.params[name + "w"]
+            layer.weight.copy_(torch.from_numpy(weight if name.startswith("c") else weight.T.copy()))
+            layer.bias.copy_(torch.from_numpy(net.params[name + "b"]))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(2):
+        loss = net.step(x, y)
+        optimizer.zero_grad()
+        torch_loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+        torch_loss.backward()
+        optimizer.step()
+        assert loss == pytest.approx(torch_loss.item(), rel=1e-4)
+    for name, layer in zip(fcb.FunctionalLeNet.LAYERS, layers):
+        weight = layer.weight.detach().numpy()
+        np.testing.assert_allclose(net.params[name + "w"], weight if name.startswith("c") else weight.T,
+                                   rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+# ---- the runner -----------------------------------------------------------------------------------
+
+def test_measure_counts_rounds_and_warms_up():
+    calls = {"fn": 0, "warmup": 0}
+
+    def fn():
+        calls["fn"] += 1
+
+    def warmup():
+        calls["warmup"] += 1
+
+    timing = fcb.measure(fcb.Bench(fn, warmup), budget_s=0.0, max_rounds=3, min_round_s=1e-4)
+    assert calls["warmup"] == 1
+    assert 1 <= timing["rounds"] <= 3
+    assert calls["fn"] >= timing["rounds"]
+    assert 0 < timing["min_s"] <= timing["median_s"]
+
+
+def check_row(row, case, peak):
+    assert row["name"] == case.name and row["kind"] == case.kind and row["dims"] == case.describe()
+    assert row["fastconv_s"] > 0 and row["reference_s"] > 0
+    assert row["speedup"] == pytest.approx(row["reference_s"] / row["fastconv_s"])
+    if case.flops():
+        assert row["gflops"] == pytest.approx(case.flops() / row["fastconv_s"] / 1e9)
+        assert row["peak_percent"] == pytest.approx(100 * row["gflops"] / peak)
+    else:
+        assert "gflops" not in row
+
+
+def test_run_cases_rows_without_torch():
+    cases = tiny_cases()
+    seen = []
+    rows = fcb.run_cases(cases, TINY, torch_available=False, peak_gflops=10.0, on_row=seen.append)
+    assert seen == rows and len(rows) == len(cases)
+    for row, case in zip(rows, cases):
+        check_row(row, case, 10.0)
+        assert "torch_s" not in row and "torch_ratio" not in row
+
+
+def test_run_cases_rows_with_torch():
+    pytest.importorskip("torch")
+    cases = [c for c in tiny_cases() if c.kind in ("conv2d-fwd", "conv2d-bwd", "max_pool2d-fwd")]
+    for row, case in zip(fcb.run_cases(cases, TINY, True, 10.0), cases):
+        check_row(row, case, 10.0)
+        assert row["torch_s"] > 0
+        assert row["torch_ratio"] == pytest.approx(row["fastconv_s"] / row["torch_s"])
+
+
+def test_table_has_one_aligned_line_per_row():
+    rows = fcb.run_cases(tiny_cases()[:3], TINY, False, 10.0)
+    for with_torch in (False, True):
+        lines = fcb.format_table(rows, with_torch).splitlines()
+        assert len(lines) == 1 + len(rows)
+        assert ("torch ms" in lines[0]) == with_torch and "% peak" in lines[0]
+        assert len({len(line) for line in lines}) == 1, "columns must line up"
+
+
+# ---- the command ----------------------------------------------------------------------------------
+
+def test_run_bench_prints_table_and_writes_json(tmp_path, capsys, no_torch):
+    path = tmp_path / "bench.json"
+    cases = tiny_cases()
+    assert fcb.run_bench(namespace(json=str(path)), cases=cases, settings=TINY) == 0
+    out = capsys.readouterr().out
+    assert "fastconv ms" in out and "torch ms" not in out
+    data = json.loads(path.read_text())
+    machine = data["machine"]
+    for key in ("cpu", "cores", "threads", "fastconv", "numpy", "torch", "date", "gemm_peak_gflops"):
+        assert key in machine
+    assert machine["torch"] is None and machine["threads"] == fastconv.get_num_threads()
+    assert machine["fastconv"]["version"] == fastconv.__version__
+    assert [r["name"] for r in data["results"]] == [c.name for c in cases]
+    for row, case in zip(data["results"], cases):
+        check_row(row, case, machine["gemm_peak_gflops"])
+        assert row["kind"] in out
+
+
+def test_cli_bench_threads_and_quick(tmp_path, monkeypatch, no_torch):
+    """`fastconv bench --quick --threads 1 --json PATH` through the real argument parser."""
+    cases = tiny_cases()[:2]
+    monkeypatch.setattr(fcb, "default_cases", lambda: cases)
+    monkeypatch.setattr(fcb, "QUICK", TINY)
+    path = tmp_path / "quick.json"
+    before = fastconv.get_num_threads()
+    try:
+        assert cli.main(["bench", "--quick", "--threads", "1", "--json", str(path)]) == 0
+    finally:
+        fastconv.set_num_threads(before)
+    data = json.loads(path.read_text())
+    assert data["settings"] == fcb.dataclasses.asdict(TINY)
+    assert data["machine"]["threads"] == 1
+    assert [r["name"] for r in data["results"]] == [c.name for c in cases]
+
+
+def test_plot_without_matplotlib_fails_before_timing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    path = tmp_path / "never.json"
+    args = namespace(json=str(path), plot=str(tmp_path / "plot.png"))
+    assert fcb.run_bench(args, cases=tiny_cases(), settings=TINY) == 2
+    assert "fastconv[plot]" in capsys.readouterr().err
+    assert not path.exists()
+
+
+def test_plot_writes_png(tmp_path, no_torch):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "bench.png"
+    assert fcb.run_bench(namespace(plot=str(path)), cases=tiny_cases()[:3], settings=TINY) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
