@@ -25,6 +25,8 @@ def _add_train(subparsers):
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop"), default="sgd")
+    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                   help="learning rate over the epochs: cosine decay from --lr to 0 (default), or constant")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="directory with the four MNIST IDX files (gz or not)")
     p.add_argument("--out", default=None, help="directory to save the model (model.npz) and history.json")

@@ -1,4 +1,4 @@
-"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, RMSprop.
+"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, RMSprop; and a cosine learning-rate decay.
 
 Same update rules and defaults as PyTorch's torch.optim (so a recipe carries over). An optimizer
 is created without parameters, Keras-style, and handed to ``Sequential.fit``; ``step(params, grads)``
@@ -6,9 +6,11 @@ updates each parameter array IN PLACE (its dtype, float32 or float64, is kept; g
 it). The per-parameter state (momentum buffers, moments) is created on the first step and matched
 to parameters by position; it is reset if the parameter shapes change.
 """
+import math
+
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "cosine_decay"]
 
 
 def _non_negative(name, value):
@@ -170,3 +172,21 @@ def get(name, **kwargs):
     except (KeyError, AttributeError):
         raise ValueError(f"unknown optimizer {name!r}; known: {sorted(_OPTIMIZERS)}") from None
     return cls(**kwargs)
+
+
+def cosine_decay(initial_lr, epochs, final_lr=0.0):
+    """lr_schedule for Sequential.fit: epoch e of `epochs` trains at
+    final_lr + (initial_lr - final_lr) * (1 + cos(pi * e / epochs)) / 2, so from initial_lr down towards final_lr.
+
+    Why `fastconv train` uses it by default: at a constant lr 0.05 LeNet-5's test accuracy swings by about
+    +-0.5% from epoch to epoch, and the last epoch lands anywhere in that band; the decay settles it at the top.
+    """
+    initial_lr, final_lr = _non_negative("initial_lr", initial_lr), _non_negative("final_lr", final_lr)
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    epochs = int(epochs)
+
+    def schedule(epoch):
+        return final_lr + (initial_lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+    return schedule

@@ -70,16 +70,19 @@ def _train(args, say):
     if verbose:
         say(f"training {args.model} ({model.count_params():,} parameters) on {source}: {len(y_train):,} train / "
             f"{len(y_test):,} test images, {args.epochs} epochs, batch {args.batch_size}, {optimizer}, "
+            f"{args.schedule} lr schedule, "
             f"{functional.get_num_threads()} thread(s)")
+    schedule = optim.cosine_decay(optimizer.lr, args.epochs) if args.schedule == "cosine" else None
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
-                        validation_data=(x_test, y_test), seed=args.seed, verbose=verbose)
+                        validation_data=(x_test, y_test), seed=args.seed, verbose=verbose, lr_schedule=schedule)
     test_loss, test_accuracy = model.evaluate(x_test, y_test)
     train_seconds = float(sum(history["seconds"]))
     figures = {
         "model": args.model, "parameters": model.count_params(), "data": source,
         "train_images": int(len(y_train)), "test_images": int(len(y_test)),
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
-        "lr": optimizer.lr, "momentum": getattr(optimizer, "momentum", None), "seed": args.seed,
+        "lr": history["lr"][0] if history["lr"] else optimizer.lr, "schedule": args.schedule,
+        "momentum": getattr(optimizer, "momentum", None), "seed": args.seed,
         "threads": functional.get_num_threads(), "simd": functional.build_info()["simd"],
         "test_accuracy": test_accuracy, "test_loss": test_loss,
         "train_seconds": train_seconds,
