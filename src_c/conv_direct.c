@@ -150,6 +150,18 @@ static fc_gather_plan fc_direct_grad_x_plan(const fc_conv_shape *sh)
     return plan;
 }
 
+/* Geometry of the kvec forward kernel (pass 3): the padded input image and the packed weights. */
+#define FC_KVEC_MAX_COLS 12       /* output columns per register block */
+/* Largest padded image (bytes) the kvec kernel copies per thread; larger images take the gather path
+ * (keeps the scratch bounded, and such planes are wide enough for the row-vectorised kernel). */
+#define FC_KVEC_MAX_IMAGE_BYTES (1 << 20)
+typedef struct {
+    fc_index channels, kernel_h, kernel_w, out_channels, out_h, out_w;
+    fc_index in_channel_step, in_row_step;  /* of the (padded) input image */
+    fc_index block_row_step;                /* stride_h * in_row_step: next output row's input */
+    fc_index k_pad;                         /* out_channels rounded up to a multiple of the lanes */
+} fc_kvec_geometry;
+
 static int fc_direct_threads(const fc_ctx *ctx)
 {
     return ctx->num_threads >= 1 ? ctx->num_threads : 1;
@@ -380,11 +392,114 @@ static void FC_FN(scratch_free)(FC_FN(fc_direct_scratch) *scratch)
     free(scratch->zero_row);
 }
 
+#if FC_DIRECT_HAVE_X86
+/* ---- forward vectorised over output channels (kvec, pass 3) ------------------------------------ */
+
+/* Vector width of the kvec kernel at this SIMD level (0: none at this level). */
+static fc_index FC_FN(kvec_lanes)(fc_simd_level simd)
+{
+    if (simd >= FC_SIMD_AVX512)
+        return (fc_index)(64 / sizeof(real));
+    if (simd >= FC_SIMD_AVX2)
+        return (fc_index)(32 / sizeof(real));
+    return 0;
+}
+
+/* The kvec kernel takes stride_w 1, at least one full vector of output channels (measured faster than
+ * the gather on every such LeNet/VGG shape, 56-wide planes included), a batch of two or more (it
+ * parallelises over images; a single image keeps the gather's plane parallelism: the rule must not
+ * depend on the thread count, so results do not either) and padded images small enough to copy. */
+static int FC_FN(kvec_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    const fc_index padded_image = sh->in_channels * (sh->in_h + 2 * sh->pad_h) * (sh->in_w + 2 * sh->pad_w);
+    return lanes > 0 && sh->stride_w == 1 && sh->out_channels >= lanes
+        && sh->batch >= 2
+        && padded_image <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
+}
+
+/* wt[(c*R + r)*S + s][k] = weight[k][c][r][s] for k < K, zero up to k_pad; then k_pad biases. */
+static real *FC_FN(kvec_pack)(const fc_conv_shape *sh, const real *weight, const real *bias, fc_index k_pad)
+{
+    const fc_index taps = sh->in_channels * sh->kernel_h * sh->kernel_w;
+    real *packed = calloc((size_t)((taps + 1) * k_pad), sizeof(real));
+    if (packed == NULL)
+        return NULL;
+    for (fc_index k = 0; k < sh->out_channels; k++) {
+        for (fc_index t = 0; t < taps; t++)
+            packed[t * k_pad + k] = weight[k * taps + t];
+        packed[taps * k_pad + k] = bias != NULL ? bias[k] : (real)0;
+    }
+    return packed;
+}
+
+/* Copy image `in` (C x H x W) into the interior of `padded` (C x (H+2ph) x (W+2pw)), whose border
+ * the caller zeroed once. */
+static void FC_FN(kvec_copy_padded)(const fc_conv_shape *sh, const real *in, real *padded)
+{
+    const fc_index padded_h = sh->in_h + 2 * sh->pad_h, padded_w = sh->in_w + 2 * sh->pad_w;
+    for (fc_index c = 0; c < sh->in_channels; c++)
+        for (fc_index h = 0; h < sh->in_h; h++)
+            memcpy(padded + (c * padded_h + h + sh->pad_h) * padded_w + sh->pad_w,
+                   in + (c * sh->in_h + h) * sh->in_w, (size_t)sh->in_w * sizeof(real));
+}
+
+static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *x, const real *weight,
+                               const real *bias, real *y)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    const fc_index k_pad = (sh->out_channels + lanes - 1) / lanes * lanes;
+    const fc_index taps = sh->in_channels * sh->kernel_h * sh->kernel_w;
+    const fc_index padded_h = sh->in_h + 2 * sh->pad_h, padded_w = sh->in_w + 2 * sh->pad_w;
+    const int needs_copy = sh->pad_h > 0 || sh->pad_w > 0;
+    real *packed = FC_FN(kvec_pack)(sh, weight, bias, k_pad);
+    if (packed == NULL)
+        return FC_ENOMEM;
+    const fc_kvec_geometry geo = {
+        sh->in_channels, sh->kernel_h, sh->kernel_w, sh->out_channels, sh->out_h, sh->out_w,
+        padded_h * padded_w, padded_w, sh->stride_h * padded_w, k_pad,
+    };
+    const fc_index x_image = sh->in_channels * sh->in_h * sh->in_w;
+    const fc_index y_image = sh->out_channels * sh->out_h * sh->out_w;
+    int status = FC_OK;
+    #pragma omp parallel num_threads(fc_direct_threads(ctx))
+    {
+        /* per-thread zero-bordered image: at most FC_KVEC_MAX_IMAGE_BYTES (kvec_applies) */
+        real *padded = needs_copy ? calloc((size_t)(sh->in_channels * padded_h * padded_w), sizeof(real)) : NULL;
+        if (needs_copy && padded == NULL) {
+            #pragma omp atomic write
+            status = FC_ENOMEM;
+        }
+        #pragma omp for schedule(static)
+        for (fc_index n = 0; n < sh->batch; n++) {
+            if (needs_copy && padded == NULL)
+                continue;
+            const real *in = x + n * x_image;
+            if (needs_copy) {
+                FC_FN(kvec_copy_padded)(sh, in, padded);
+                in = padded;
+            }
+            if (ctx->simd >= FC_SIMD_AVX512)
+                FC_FN(kvec_image_avx512)(&geo, in, packed, packed + taps * k_pad, y + n * y_image);
+            else
+                FC_FN(kvec_image_avx2)(&geo, in, packed, packed + taps * k_pad, y + n * y_image);
+        }
+        free(padded);
+    }
+    free(packed);
+    return status;
+}
+#endif
+
 int FC_FN(fc_conv2d_forward_direct)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *x,
                                     const real *weight, const real *bias, real *y)
 {
     if (!fc_direct_shape_ok(ctx, shape) || x == NULL || weight == NULL || y == NULL)
         return FC_EINVAL;
+#if FC_DIRECT_HAVE_X86
+    if (FC_FN(kvec_applies)(ctx, shape))
+        return FC_FN(forward_kvec)(ctx, shape, x, weight, bias, y);
+#endif
     fc_gather_plan plan = fc_direct_forward_plan(shape);
     FC_FN(fc_direct_scratch) scratch;
     if (FC_FN(scratch_init)(&scratch, &plan) != FC_OK)
@@ -764,6 +879,118 @@ static FCV_TARGET void FCV_FN(grad_w_task)(const fc_conv_shape *sh, const fc_ran
     }
 #undef FC_DIRECT_TASK
 }
+
+
+/* -- forward vectorised over output channels (the "kvec" kernel) -------------------------------
+ * When out_w is small (LeNet's 10x10 planes) the row-vectorised gather above leaves most lanes
+ * idle, and it reloads each input row once per output channel; with at least one vector of output
+ * channels, vectorising over k fills every lane and reads each input element once per block.
+ * The weights are repacked once per call as wt[c][r][s][k_pad] (k_pad: out_channels rounded up to
+ * the vector width, zero-filled), so one tap of FCV_LANES output channels is one vector load, and
+ * each output pixel owns one accumulator vector: acc(pixel) += x(pixel's tap) * wt(tap).
+ * A block is `rows` x `cols` output pixels (compile-time constants, so acc[][] stays in registers);
+ * the input must be padded already (the driver copies the image into a zero-bordered buffer when
+ * pad > 0) and stride_w is 1, so the taps of a block row are consecutive input elements.
+ * Per output element the sum runs bias, then c, r, s: the order of the gather kernels. */
+#if FC_IS_F32 && FC_DIRECT_SIMD_PASS == 2
+#define fcv_loadu _mm512_loadu_ps
+#define fcv_storeu _mm512_storeu_ps
+#elif FC_DIRECT_SIMD_PASS == 2
+#define fcv_loadu _mm512_loadu_pd
+#define fcv_storeu _mm512_storeu_pd
+#elif FC_IS_F32
+#define fcv_loadu _mm256_loadu_ps
+#define fcv_storeu _mm256_storeu_ps
+#else
+#define fcv_loadu _mm256_loadu_pd
+#define fcv_storeu _mm256_storeu_pd
+#endif
+/* Output rows per block: AVX-512 has 32 vector registers (2 x 12 accumulators), AVX2 16 (1 x 12). */
+#define FC_KVEC_ROWS (FC_DIRECT_SIMD_PASS == 2 ? 2 : 1)
+
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, const real *bias,
+                   real *tile, const int rows, const int cols)
+{
+    const fc_index channels = geo->channels, kernel_h = geo->kernel_h, kernel_w = geo->kernel_w;
+    const fc_index in_channel_step = geo->in_channel_step, in_row_step = geo->in_row_step;
+    const fc_index block_row_step = geo->block_row_step, wt_tap_step = geo->k_pad;
+    fcv_vec acc[FC_KVEC_ROWS][FC_KVEC_MAX_COLS];
+    const fcv_vec bias_vec = fcv_loadu(bias);
+    #pragma GCC unroll 2
+    for (int i = 0; i < rows; i++)
+        #pragma GCC unroll 12
+        for (int j = 0; j < cols; j++)
+            acc[i][j] = bias_vec;
+    for (fc_index c = 0; c < channels; c++) {
+        for (fc_index r = 0; r < kernel_h; r++) {
+            const real *in_row = in + c * in_channel_step + r * in_row_step;
+            for (fc_index s = 0; s < kernel_w; s++) {
+                const fcv_vec w_vec = fcv_loadu(wt);
+                wt += wt_tap_step;
+                #pragma GCC unroll 2
+                for (int i = 0; i < rows; i++)
+                    #pragma GCC unroll 12
+                    for (int j = 0; j < cols; j++)
+                        acc[i][j] = fcv_fmadd(fcv_set1(in_row[i * block_row_step + j + s]), w_vec, acc[i][j]);
+            }
+        }
+    }
+    #pragma GCC unroll 2
+    for (int i = 0; i < rows; i++)
+        #pragma GCC unroll 12
+        for (int j = 0; j < cols; j++)
+            fcv_storeu(tile + (i * cols + j) * FCV_LANES, acc[i][j]);
+}
+
+/* One block of `rows` (FC_KVEC_ROWS or 1) x `cols` (1..FC_KVEC_MAX_COLS) pixels: a constant per case. */
+static FCV_TARGET void FCV_FN(kvec_block_dispatch)(const fc_kvec_geometry *geo, const real *in, const real *wt,
+                                                   const real *bias, real *tile, int rows, int cols)
+{
+#define FC_KVEC_CASE(n)                                                                          \
+    case n:                                                                                      \
+        if (rows == FC_KVEC_ROWS)                                                                \
+            FCV_FN(kvec_block)(geo, in, wt, bias, tile, FC_KVEC_ROWS, n);                        \
+        else                                                                                     \
+            FCV_FN(kvec_block)(geo, in, wt, bias, tile, 1, n);                                   \
+        break;
+    switch (cols) {
+    FC_KVEC_CASE(1) FC_KVEC_CASE(2) FC_KVEC_CASE(3) FC_KVEC_CASE(4) FC_KVEC_CASE(5) FC_KVEC_CASE(6)
+    FC_KVEC_CASE(7) FC_KVEC_CASE(8) FC_KVEC_CASE(9) FC_KVEC_CASE(10) FC_KVEC_CASE(11)
+    default: FC_KVEC_CASE(12)
+    }
+#undef FC_KVEC_CASE
+}
+
+/* All output planes of one image. `in` is the (padded) image, wt/bias the packed weights and bias;
+ * y_image is the image's K x out_h x out_w output. The tile is transposed into the planes lane by lane. */
+static FCV_TARGET void FCV_FN(kvec_image)(const fc_kvec_geometry *geo, const real *in, const real *wt,
+                                          const real *bias, real *y_image)
+{
+    real tile[FC_KVEC_ROWS * FC_KVEC_MAX_COLS * FCV_LANES];
+    const fc_index out_h = geo->out_h, out_w = geo->out_w, out_plane = out_h * out_w;
+    for (fc_index k0 = 0; k0 < geo->out_channels; k0 += FCV_LANES) {
+        const int lanes = (int)(geo->out_channels - k0 < FCV_LANES ? geo->out_channels - k0 : FCV_LANES);
+        for (fc_index oh0 = 0; oh0 < out_h; oh0 += FC_KVEC_ROWS) {
+            const int rows = (int)(out_h - oh0 < FC_KVEC_ROWS ? out_h - oh0 : FC_KVEC_ROWS);
+            for (fc_index ow0 = 0; ow0 < out_w; ow0 += FC_KVEC_MAX_COLS) {
+                const int cols = (int)(out_w - ow0 < FC_KVEC_MAX_COLS ? out_w - ow0 : FC_KVEC_MAX_COLS);
+                FCV_FN(kvec_block_dispatch)(geo, in + oh0 * geo->block_row_step + ow0, wt + k0, bias + k0,
+                                            tile, rows, cols);
+                for (int lane = 0; lane < lanes; lane++) {
+                    real *y_plane = y_image + (k0 + lane) * out_plane + oh0 * out_w + ow0;
+                    for (int i = 0; i < rows; i++)
+                        for (int j = 0; j < cols; j++)
+                            y_plane[i * out_w + j] = tile[(i * cols + j) * FCV_LANES + lane];
+                }
+            }
+        }
+    }
+}
+
+#undef fcv_loadu
+#undef fcv_storeu
+#undef FC_KVEC_ROWS
 
 #undef FCV_TARGET
 #undef FCV_FN

@@ -100,6 +100,13 @@ NAMED_SHAPES = {
     "wide-kernel": ((2, 2, 4, 12), (3, 2, 1, 5), (1, 2), (0, 2)),
     "lenet-conv1": ((4, 1, 28, 28), (6, 1, 5, 5), 1, 2),
     "lenet-conv2": ((4, 6, 14, 14), (16, 6, 5, 5), 1, 0),
+    # the direct forward vectorised over output channels (K >= one vector): a partial last vector,
+    # several vectors, odd row counts, rows wider than one register block, stride_h > 1, padding
+    # on one axis (the kernel copies padded images), and a batch smaller than the thread count
+    "k-vector-tails": ((3, 4, 9, 15), (19, 4, 3, 3), 1, (0, 2)),
+    "k-vector-many-blocks": ((2, 3, 11, 26), (37, 3, 2, 3), (2, 1), (1, 0)),
+    "k-vector-batch-2": ((2, 2, 7, 7), (33, 2, 3, 3), 1, 1),
+    "k-vector-batch-1": ((1, 2, 7, 7), (33, 2, 3, 3), 1, 1),  # a single image takes the gather path
     # im2col cuts the batch into chunks from a fixed scratch budget (4 MB when written): here
     # several images per chunk, several chunks and a partial last one, in both dtypes ...
     "many-im2col-chunks": ((64, 16, 16, 16), (8, 16, 3, 3), 1, 1),

@@ -267,7 +267,9 @@ static fc_conv_shape random_shape(void)
         const int max_r = h + 2 * ph, max_s = w + 2 * pw;
         const int r = rng_int(0, 5) == 0 ? max_r : rng_int(1, max_r < 7 ? max_r : 7);
         const int s = rng_int(0, 5) == 0 ? max_s : rng_int(1, max_s < 10 ? max_s : 10);
-        fc_conv_shape shape = make_shape(rng_int(1, 3), rng_int(1, 4), h, w, rng_int(1, 4), r, s, sh, sw, ph, pw);
+        /* a quarter of the cases with several vectors of output channels (the kvec forward kernel) */
+        const int k = rng_int(0, 3) == 0 ? rng_int(5, 40) : rng_int(1, 4);
+        fc_conv_shape shape = make_shape(rng_int(1, 3), rng_int(1, 4), h, w, k, r, s, sh, sw, ph, pw);
         if (shape.out_h >= 1 && shape.out_w >= 1)
             return shape;
     }
