@@ -237,10 +237,15 @@ class Conv2D(Layer):
     int / (h, w) pair of symmetric zero padding as in PyTorch. algo: "auto", "direct", "im2col".
     kernel_initializer: "pytorch" (U(+-1/sqrt(fan_in)), PyTorch's default), "he_uniform",
     "he_normal", "glorot_uniform", "glorot_normal"; bias_initializer: "pytorch" or "zeros".
+    connections: optional bool array (filters, in_channels), a channel-connection table as in
+    LeNet-5's C3 (LeCun et al. 1998, Table I): filter k sees input channel c only where it is True.
+    The weights of unconnected pairs are zero, get zero gradient (so they stay zero under any
+    optimizer, weight decay and momentum included) and are not counted by count_params().
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", use_bias=True, algo="auto",
-                 kernel_initializer="pytorch", bias_initializer="pytorch", input_shape=None, name=None):
+                 kernel_initializer="pytorch", bias_initializer="pytorch", connections=None, input_shape=None,
+                 name=None):
         super().__init__(input_shape, name)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be an int >= 1, got {filters!r}")
@@ -255,12 +260,16 @@ class Conv2D(Layer):
         self.algo = algo
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
+        self.connections = _connection_table(connections, self.filters)
         self._pads = None        # ((top, bottom), (left, right)), fixed by build
         self._kernel_pad = None  # symmetric padding handed to the kernel
         self._pre_pad = None     # explicit np.pad widths when the padding is asymmetric, else None
 
     def compute_output_shape(self, input_shape):
         channels, height, width = _spatial_input("Conv2D", input_shape)
+        if self.connections is not None and self.connections.shape[1] != channels:
+            raise ValueError(f"connections has shape {self.connections.shape}, expected "
+                             f"({self.filters}, {channels}) for inputs with {channels} channels")
         pads = _resolve_padding(self.padding, (height, width), self.kernel_size, self.strides)
         out_h = _out_size(height, *pads[0], self.kernel_size[0], self.strides[0], "Conv2D kernel height")
         out_w = _out_size(width, *pads[1], self.kernel_size[1], self.strides[1], "Conv2D kernel width")
@@ -271,8 +280,15 @@ class Conv2D(Layer):
         self._set_padding(_resolve_padding(self.padding, (height, width), self.kernel_size, self.strides))
         kh, kw = self.kernel_size
         fan_in, fan_out = channels * kh * kw, self.filters * kh * kw
-        self.params["weight"] = _initial_weight(self.kernel_initializer, (self.filters, channels, kh, kw),
-                                                fan_in, fan_out, rng, self.dtype)
+        weight = _initial_weight(self.kernel_initializer, (self.filters, channels, kh, kw), fan_in, fan_out,
+                                 rng, self.dtype)
+        if self.connections is not None:
+            # Scale each filter to its true fan-in (the bounds of every initializer go as 1/sqrt(fan_in),
+            # exactly for pytorch/he, nearly for glorot), then zero the unconnected channels.
+            connected = np.maximum(self.connections.sum(axis=1), 1)
+            weight *= np.sqrt(channels / connected).astype(self.dtype)[:, None, None, None]
+            weight *= self._weight_mask()
+        self.params["weight"] = weight
         if self.use_bias:
             self.params["bias"] = _initial_bias(self.bias_initializer, self.filters, fan_in, rng, self.dtype)
 
@@ -284,15 +300,27 @@ class Conv2D(Layer):
         else:
             self._kernel_pad, self._pre_pad = (0, 0), ((0, 0), (0, 0)) + pads
 
+    def _weight_mask(self):
+        """The connection table broadcast to the weight's shape (K, C, 1, 1), in the weight's dtype."""
+        return self.connections.astype(self.dtype)[:, :, None, None]
+
     # The weight the convolution uses and the gradient the optimizer sees are formed in these two
-    # methods only, so a channel-connection table (weight * mask) can be added here alone.
+    # methods only; a channel-connection table multiplies both by its mask.
     def effective_weight(self):
-        """The (K, C, kh, kw) weight the convolution applies."""
-        return self.params["weight"]
+        """The (K, C, kh, kw) weight the convolution applies (unconnected channels zeroed)."""
+        weight = self.params["weight"]
+        return weight if self.connections is None else weight * self._weight_mask()
 
     def weight_gradient(self, grad_weight):
-        """dL/d(weight) from dL/d(effective weight)."""
-        return grad_weight
+        """dL/d(weight) from dL/d(effective weight): zero where there is no connection."""
+        return grad_weight if self.connections is None else grad_weight * self._weight_mask()
+
+    def count_params(self):
+        """Parameters that take part: with a connection table, only the connected weights."""
+        if self.connections is None or not self.params:
+            return super().count_params()
+        kh, kw = self.kernel_size
+        return int(self.connections.sum()) * kh * kw + (self.filters if self.use_bias else 0)
 
     def forward(self, x, training=False):
         if self._pre_pad is not None:
@@ -320,7 +348,26 @@ class Conv2D(Layer):
                       padding=self.padding if isinstance(self.padding, str) else list(self.padding),
                       use_bias=self.use_bias, algo=self.algo, kernel_initializer=self.kernel_initializer,
                       bias_initializer=self.bias_initializer)
+        if self.connections is not None:
+            config["connections"] = self.connections.tolist()
         return config
+
+
+def _connection_table(connections, filters):
+    """A connection table as a read-only bool array (filters, in_channels), or None."""
+    if connections is None:
+        return None
+    table = np.array(connections)
+    if table.ndim != 2 or table.shape[0] != filters or table.shape[1] < 1:
+        raise ValueError(f"connections must be a bool array of shape (filters={filters}, in_channels), "
+                         f"got shape {table.shape}")
+    if table.dtype != bool:
+        if table.dtype.kind not in "iuf" or not np.isin(table, (0, 1)).all():
+            raise TypeError(f"connections must hold booleans (or the numbers 0 and 1), got {table.dtype} "
+                            f"values {np.unique(table)[:5].tolist()}")
+        table = table.astype(bool)
+    table.flags.writeable = False
+    return table
 
 
 # ---- pooling -------------------------------------------------------------------------------------

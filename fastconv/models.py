@@ -1,23 +1,33 @@
-"""Ready-made models: LeNet-5 (the CLI's default) and a plain multilayer perceptron.
+"""Ready-made models (the zoo ``fastconv train --model NAME`` draws from).
 
-``get(name, **kwargs)`` builds one by name (what ``fastconv train --model NAME`` uses).
+* ``lenet5``: LeNet-5 as PyTorch tutorials write it (the CLI's default); ``lenet5(classic=True)`` /
+  "lenet5-classic": the 1998 original, tanh, average pooling and the partial C3 connection table;
+* ``keras_cnn`` and ``dense_net``: the two models of the seed tutorials' CNN-versus-MLP comparison;
+* ``deep_cnn``: a VGG-style four-conv network; ``mlp``: a configurable multilayer perceptron.
+
+``get(name, **kwargs)`` builds one by name.
 """
 import numpy as np
 
 from . import layers
 from .model import Sequential
 
-__all__ = ["lenet5", "mlp", "get", "available"]
+__all__ = ["lenet5", "lenet5_classic", "keras_cnn", "dense_net", "deep_cnn", "mlp", "c3_connections", "get",
+           "available"]
 
 
 def lenet5(seed=None, dtype=np.float32, algo="auto", kernel_initializer="pytorch", input_shape=(1, 28, 28),
-           num_classes=10):
+           num_classes=10, classic=False):
     """LeNet-5 for 28x28 digits, as PyTorch tutorials write it (61,706 parameters):
 
     conv 6@5x5 pad 2 - relu - maxpool 2 - conv 16@5x5 - relu - maxpool 2 - flatten
     - dense 120 - relu - dense 84 - relu - dense num_classes (logits).
     kernel_initializer "pytorch" (default) draws as torch.nn's default init; "he_uniform" etc. also work.
+    classic=True builds the 1998 original instead (see lenet5_classic).
     """
+    if classic:
+        return lenet5_classic(seed=seed, dtype=dtype, algo=algo, kernel_initializer=kernel_initializer,
+                              input_shape=input_shape, num_classes=num_classes)
     init = {"kernel_initializer": kernel_initializer}
     return Sequential([
         layers.Conv2D(6, 5, padding=2, algo=algo, **init),
@@ -35,17 +45,115 @@ def lenet5(seed=None, dtype=np.float32, algo="auto", kernel_initializer="pytorch
     ], input_shape=input_shape, seed=seed, dtype=dtype, name="lenet5").build()
 
 
+def c3_connections():
+    """LeNet-5's C3 connection table (LeCun et al. 1998, Table I) as a bool array (16 C3 maps, 6 S2 maps).
+
+    Maps 0-5 see 3 contiguous S2 maps, 6-11 see 4 contiguous ones, 12-14 see 4 non-contiguous ones and
+    map 15 sees all 6: 60 connections. The paper's reason: break the symmetry between the maps, so each
+    learns a different feature, and keep the number of connections down.
+    """
+    seen = ([[(k + i) % 6 for i in range(3)] for k in range(6)]
+            + [[(k + i) % 6 for i in range(4)] for k in range(6)]
+            + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5]]
+            + [list(range(6))])
+    table = np.zeros((16, 6), dtype=bool)
+    for k, maps in enumerate(seen):
+        table[k, maps] = True
+    return table
+
+
+def lenet5_classic(seed=None, dtype=np.float32, algo="auto", kernel_initializer="pytorch",
+                   input_shape=(1, 28, 28), num_classes=10):
+    """LeNet-5 as published (LeCun, Bottou, Bengio, Haffner 1998), 60,806 parameters:
+
+    C1 conv 6@5x5 on the 32x32 input (28x28 padded by 2; 156 parameters) - tanh - S2 avgpool 2
+    - C3 conv 16@5x5 with the partial connection table c3_connections() (60 * 25 + 16 = 1,516 parameters)
+    - tanh - S4 avgpool 2 - C5 conv 120@5x5 (48,120) - tanh - flatten - F6 dense 84 (10,164) - tanh
+    - dense num_classes (850, logits).
+    Simplifications of the paper: the subsampling layers have no trainable coefficient and bias, tanh is
+    not scaled (1.7159 tanh(2a/3)), and the output is a dense layer with softmax instead of RBF units.
+    """
+    init = {"kernel_initializer": kernel_initializer}
+    return Sequential([
+        layers.Conv2D(6, 5, padding=2, algo=algo, name="c1", **init),
+        layers.Tanh(),
+        layers.AvgPool2D(2, name="s2"),
+        layers.Conv2D(16, 5, algo=algo, connections=c3_connections(), name="c3", **init),
+        layers.Tanh(),
+        layers.AvgPool2D(2, name="s4"),
+        layers.Conv2D(120, 5, algo=algo, name="c5", **init),
+        layers.Tanh(),
+        layers.Flatten(),
+        layers.Dense(84, name="f6", **init),
+        layers.Tanh(),
+        layers.Dense(num_classes, name="output", **init),
+    ], input_shape=input_shape, seed=seed, dtype=dtype, name="lenet5_classic").build()
+
+
+def keras_cnn(seed=None, dtype=np.float32, algo="auto", kernel_initializer="pytorch", input_shape=(1, 28, 28),
+              num_classes=10):
+    """The seed tutorials' Keras CNN, 137,660 parameters:
+
+    conv 25@3x3 (250) - relu - maxpool 2 - conv 50@3x3 (11,300) - relu - maxpool 2 - flatten (50*5*5)
+    - dense 100 (125,100) - relu - dense num_classes (1,010).
+    """
+    init = {"kernel_initializer": kernel_initializer}
+    return Sequential([
+        layers.Conv2D(25, 3, algo=algo, **init),
+        layers.ReLU(),
+        layers.MaxPool2D(2),
+        layers.Conv2D(50, 3, algo=algo, **init),
+        layers.ReLU(),
+        layers.MaxPool2D(2),
+        layers.Flatten(),
+        layers.Dense(100, **init),
+        layers.ReLU(),
+        layers.Dense(num_classes, **init),
+    ], input_shape=input_shape, seed=seed, dtype=dtype, name="keras_cnn").build()
+
+
+def dense_net(seed=None, dtype=np.float32, kernel_initializer="pytorch", input_shape=(1, 28, 28), num_classes=10):
+    """The seed tutorials' dense network 784-500-500-500-10 with relu, 898,510 parameters
+    (392,500 + 250,500 + 250,500 + 5,010): the CNN's baseline in `fastconv compare`."""
+    return mlp(hidden=(500, 500, 500), seed=seed, dtype=dtype, kernel_initializer=kernel_initializer,
+               input_shape=input_shape, num_classes=num_classes, name="dense_net")
+
+
+def deep_cnn(seed=None, dtype=np.float32, algo="auto", kernel_initializer="pytorch", input_shape=(1, 28, 28),
+             num_classes=10):
+    """A deeper VGG-style CNN, 15,174,922 parameters (most of them in the first dense layer):
+
+    conv 16@3x3 (160) - relu - conv 32@3x3 (4,640) - relu - maxpool 2 - conv 64@3x3 (18,496) - relu
+    - conv 128@3x3 (73,856) - relu - maxpool 2 - flatten (128*7*7) - dense 2048 (12,847,104) - relu
+    - dense 1024 (2,098,176) - relu - dense 128 (131,200) - relu - dense num_classes (1,290).
+    Every conv pads "same", so only the pools shrink the maps (28 -> 14 -> 7).
+    """
+    init = {"kernel_initializer": kernel_initializer}
+    stack = []
+    for filters, pool in ((16, False), (32, True), (64, False), (128, True)):
+        stack += [layers.Conv2D(filters, 3, padding="same", algo=algo, **init), layers.ReLU()]
+        if pool:
+            stack.append(layers.MaxPool2D(2))
+    stack.append(layers.Flatten())
+    for units in (2048, 1024, 128):
+        stack += [layers.Dense(units, **init), layers.ReLU()]
+    stack.append(layers.Dense(num_classes, **init))
+    return Sequential(stack, input_shape=input_shape, seed=seed, dtype=dtype, name="deep_cnn").build()
+
+
 def mlp(hidden=(256, 128), seed=None, dtype=np.float32, kernel_initializer="pytorch", input_shape=(1, 28, 28),
-        num_classes=10):
+        num_classes=10, name="mlp"):
     """A dense network: flatten - (dense h - relu) for h in hidden - dense num_classes (logits)."""
     stack = [layers.Flatten()]
     for units in hidden:
         stack += [layers.Dense(units, kernel_initializer=kernel_initializer), layers.ReLU()]
     stack.append(layers.Dense(num_classes, kernel_initializer=kernel_initializer))
-    return Sequential(stack, input_shape=input_shape, seed=seed, dtype=dtype, name="mlp").build()
+    return Sequential(stack, input_shape=input_shape, seed=seed, dtype=dtype, name=name).build()
 
 
-_MODELS = {"lenet5": lenet5, "mlp": mlp}
+_MODELS = {"lenet5": lenet5, "lenet5-classic": lenet5_classic, "lenet5_classic": lenet5_classic,
+           "keras_cnn": keras_cnn, "keras-cnn": keras_cnn, "dense_net": dense_net, "dense-net": dense_net,
+           "deep_cnn": deep_cnn, "deep-cnn": deep_cnn, "mlp": mlp}
 
 
 def available():

@@ -3,7 +3,8 @@
 Data: --data-dir DIR reads the four IDX files from DIR; otherwise the full MNIST from the cache or
 the mirrors (fastconv.datasets.load_mnist), and if that fails, the sample bundled with the package,
 announced in one line. --out DIR saves model.npz and history.json; --json PATH writes the run's
-figures (test_accuracy, epochs, train_seconds, images_per_second, ...).
+figures (test_accuracy, epochs, train_seconds, images_per_second, ...); --plots DIR draws the run's
+pictures (fastconv.viz.write_all: curves, filters, feature maps, activation maximisation, confusion).
 """
 import json
 import os
@@ -62,7 +63,11 @@ def _write_json(path, payload):
 
 
 def _train(args, say):
-    """Load data, build, fit, evaluate: the run's figures as a dict (plus the model)."""
+    """Load data, build, fit, evaluate: (the run's figures as a dict, the model, the test data)."""
+    if getattr(args, "plots", None):
+        from . import viz
+
+        viz.require_matplotlib()  # fail before training, not after it
     (x_train, y_train), (x_test, y_test), source = load_training_data(args.data_dir, say)
     model = models.get(args.model, seed=args.seed)
     optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)
@@ -89,15 +94,24 @@ def _train(args, say):
         "images_per_second": len(y_train) * args.epochs / train_seconds if train_seconds > 0 else None,
         "history": history,
     }
-    return figures, model
+    return figures, model, (x_test, y_test)
+
+
+def _write_plots(model, history, test_data, directory, say, verbose):
+    from . import viz
+
+    paths = viz.write_all(model, history, test_data, directory)
+    if verbose:
+        say(f"wrote {len(paths)} pictures to {directory}: {', '.join(os.path.basename(p) for p in paths)}")
 
 
 def run_train(args):
     """Entry point of `fastconv train` (args: the argparse Namespace of fastconv.cli); returns the exit code."""
     say = print
     try:
-        figures, model = _train(args, say)
-    except (ValueError, OSError) as exc:  # bad --model / --data-dir / IDX files: one clear line, exit 1
+        figures, model, test_data = _train(args, say)
+    except (ValueError, OSError, ImportError) as exc:
+        # bad --model / --data-dir / IDX files, or --plots without matplotlib: one clear line, exit 1
         print(f"fastconv train: error: {exc}", file=sys.stderr)
         return 1
     say(f"test accuracy {100 * figures['test_accuracy']:.2f}% ({figures['test_images']:,} images) - "
@@ -111,4 +125,6 @@ def run_train(args):
             say(f"saved {os.path.join(args.out, 'model.npz')} and history.json")
     if args.json:
         _write_json(args.json, figures)
+    if getattr(args, "plots", None):
+        _write_plots(model, figures["history"], test_data, args.plots, say, args.verbose)
     return 0
