@@ -214,7 +214,7 @@ def _conv_geometry(x_shape, w_shape, stride, padding):
             stride[0], stride[1], pad[0], pad[1], out_h, out_w)
 
 
-def _use_direct(algo, geometry):
+def _use_direct(algo, geometry, max_reduction=None):
     """True for the direct kernel, False for im2col + GEMM.
 
     "auto" rule: direct when the reduction per output element, C*R*S, is small. im2col + GEMM pays
@@ -230,11 +230,15 @@ def _use_direct(algo, geometry):
     if algo != "auto":
         raise ValueError(f"algo must be one of {_ALGOS}, got {algo!r}")
     channels, kernel_h, kernel_w = geometry[1], geometry[5], geometry[6]
-    return channels * kernel_h * kernel_w <= DIRECT_MAX_REDUCTION
+    return channels * kernel_h * kernel_w <= (DIRECT_MAX_REDUCTION if max_reduction is None else max_reduction)
 
 
 # Measured: see _use_direct. LeNet-5's first layer (C*R*S = 25) runs direct.
 DIRECT_MAX_REDUCTION = 64
+# The backward pass's own threshold, measured with bench/'s shapes (2 threads, float32, AVX-512, ms,
+# direct vs im2col): C*R*S = 25 (lenet-c1) 0.30 vs 2.96; 150 (lenet-c3) 1.07 vs 2.45;
+# 225 (seed000-c2) 8.1 vs 6.1; 576 (seed002-c4) 25.1 vs 7.8. LeNet-5's second layer runs direct.
+DIRECT_BACKWARD_MAX_REDUCTION = 160
 # Bytes per SIMD vector at each level (index: the level number); the direct forward's kvec kernel
 # vectorises over output channels and needs at least one full vector of them.
 _VECTOR_BYTES = (0, 32, 64)
@@ -279,7 +283,7 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, *, algo="auto"):
     expected = (geometry[0], geometry[4], geometry[11], geometry[12])
     if grad_out.shape != expected:
         raise ValueError(f"grad_out must have the conv output's shape {expected}, got {grad_out.shape}")
-    direct = _use_direct(algo, geometry)
+    direct = _use_direct(algo, geometry, DIRECT_BACKWARD_MAX_REDUCTION)
     grad_x = np.empty(x.shape, dtype=x.dtype)
     if x.shape[0] == 0:
         return grad_x, np.zeros(weight.shape, x.dtype), np.zeros(weight.shape[0], x.dtype)
