@@ -9,6 +9,7 @@ Layout is NCHW; weights are (K, C, R, S). Results have x's dtype (float32 or flo
 import math
 import operator
 import os
+import warnings
 
 import numpy as np
 
@@ -41,12 +42,20 @@ def _default_num_threads():
 _num_threads = _default_num_threads() if _kernels.have_openmp() else 1
 
 
+SERIAL_BUILD_MESSAGE = ("fastconv was built without OpenMP (the compiler had no -fopenmp), so every kernel runs on "
+                        "one thread; reinstall with an OpenMP-capable compiler (gcc, or clang with libomp) and "
+                        "`pip install -v .` to see the build's check")
+
+
 def set_num_threads(n):
     """Set the number of OpenMP threads every kernel uses (an int >= 1)."""
     global _num_threads
     n = _index("n", n)
     if n < 1:
         raise ValueError(f"n: the number of threads must be >= 1, got {n}")
+    if n > 1 and not _kernels.have_openmp():
+        # pip hides the build's own warning unless run with -v, so say it where the threads are asked for.
+        warnings.warn(SERIAL_BUILD_MESSAGE, RuntimeWarning, stacklevel=2)
     _num_threads = n if _kernels.have_openmp() else 1
 
 

@@ -72,6 +72,8 @@ def _train(args, say):
     model = models.get(args.model, seed=args.seed)
     optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)
     verbose = args.verbose
+    if verbose and not functional.build_info()["openmp"]:
+        say("note: " + functional.SERIAL_BUILD_MESSAGE)
     if verbose:
         say(f"training {args.model} ({model.count_params():,} parameters) on {source}: {len(y_train):,} train / "
             f"{len(y_test):,} test images, {args.epochs} epochs, batch {args.batch_size}, {optimizer}, "

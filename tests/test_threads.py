@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fastconv as fc
+from fastconv import functional
 
 ALGOS = ("direct", "im2col", "auto")
 DTYPES = (np.float64, np.float32)
@@ -122,3 +123,11 @@ def test_build_info_reports_the_requested_simd_level(level, monkeypatch):
     monkeypatch.setenv("FASTCONV_SIMD", level)
     # A level the CPU lacks is capped to the best it has (fastconv.h: fc_simd_resolve).
     assert fc.build_info()["simd"] == (level if level in available else available[-1])
+
+
+def test_a_serial_build_says_so_when_threads_are_asked_for(restore_threads, monkeypatch):
+    # pip shows the build's own warning only with -v: the run-time warning is what a user sees.
+    monkeypatch.setattr(functional._kernels, "have_openmp", lambda: False)
+    with pytest.warns(RuntimeWarning, match="without OpenMP"):
+        fc.set_num_threads(2)
+    assert fc.get_num_threads() == 1
