@@ -47,6 +47,8 @@ cdef extern from "fastconv.h" nogil:
     int fc_conv2d_forward_im2col_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *)
     int fc_conv2d_forward_direct_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *)
     int fc_conv2d_forward_direct_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *)
+    int fc_conv2d_forward_direct_vectorised_f32(const fc_ctx *, const fc_conv_shape *)
+    int fc_conv2d_forward_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
     int fc_conv2d_backward_im2col_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
     int fc_conv2d_backward_im2col_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *, double *, double *)
     int fc_conv2d_backward_direct_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
@@ -166,6 +168,16 @@ def gemm(cnp.ndarray A, cnp.ndarray B, cnp.ndarray C, double alpha, double beta,
             status = fc_gemm_f64(&ctx, M, N, K, alpha, <const double *>pa, rs_a, cs_a,
                                  <const double *>pb, rs_b, cs_b, beta, <double *>pc, ldc)
     check_status(status, "gemm")
+
+
+def conv2d_direct_forward_vectorised(tuple geometry, bint is_f32, int simd):
+    """True if the direct forward runs vectorised over output channels for this geometry, dtype and
+    SIMD level (the C kernel's own rule; the thread count does not enter it)."""
+    cdef fc_ctx ctx = make_ctx(1, simd)
+    cdef fc_conv_shape shape = make_conv_shape(geometry)
+    if is_f32:
+        return fc_conv2d_forward_direct_vectorised_f32(&ctx, &shape) != 0
+    return fc_conv2d_forward_direct_vectorised_f64(&ctx, &shape) != 0
 
 
 def conv2d_forward(bint direct, tuple geometry, cnp.ndarray x, cnp.ndarray weight, object bias,

@@ -223,7 +223,15 @@ def _conv_geometry(x_shape, w_shape, stride, padding):
             stride[0], stride[1], pad[0], pad[1], out_h, out_w)
 
 
-def _use_direct(algo, geometry, max_reduction=None):
+# Measured: see _use_direct. LeNet-5's first layer (C*R*S = 25) runs direct.
+DIRECT_MAX_REDUCTION = 64
+# The backward pass's own threshold, measured with bench/'s shapes (2 threads, float32, AVX-512, ms,
+# direct vs im2col): C*R*S = 25 (lenet-c1) 0.30 vs 2.96; 150 (lenet-c3) 1.07 vs 2.45;
+# 225 (seed000-c2) 8.1 vs 6.1; 576 (seed002-c4) 25.1 vs 7.8. LeNet-5's second layer runs direct.
+DIRECT_BACKWARD_MAX_REDUCTION = 160
+
+
+def _use_direct(algo, geometry, max_reduction=DIRECT_MAX_REDUCTION):
     """True for the direct kernel, False for im2col + GEMM.
 
     "auto" rule: direct when the reduction per output element, C*R*S, is small. im2col + GEMM pays
@@ -239,30 +247,18 @@ def _use_direct(algo, geometry, max_reduction=None):
     if algo != "auto":
         raise ValueError(f"algo must be one of {_ALGOS}, got {algo!r}")
     channels, kernel_h, kernel_w = geometry[1], geometry[5], geometry[6]
-    return channels * kernel_h * kernel_w <= (DIRECT_MAX_REDUCTION if max_reduction is None else max_reduction)
-
-
-# Measured: see _use_direct. LeNet-5's first layer (C*R*S = 25) runs direct.
-DIRECT_MAX_REDUCTION = 64
-# The backward pass's own threshold, measured with bench/'s shapes (2 threads, float32, AVX-512, ms,
-# direct vs im2col): C*R*S = 25 (lenet-c1) 0.30 vs 2.96; 150 (lenet-c3) 1.07 vs 2.45;
-# 225 (seed000-c2) 8.1 vs 6.1; 576 (seed002-c4) 25.1 vs 7.8. LeNet-5's second layer runs direct.
-DIRECT_BACKWARD_MAX_REDUCTION = 160
-# Bytes per SIMD vector at each level (index: the level number); the direct forward's kvec kernel
-# vectorises over output channels and needs at least one full vector of them.
-_VECTOR_BYTES = (0, 32, 64)
+    return channels * kernel_h * kernel_w <= max_reduction
 
 
 def _use_direct_forward(algo, geometry, dtype, simd):
-    """_use_direct, for the forward pass, where "auto" also takes the direct kernel wherever its
-    output-channel-vectorised form applies (stride_w 1, batch >= 2, out_channels >= one vector):
-    measured with bench/ (2 threads, float32, AVX-512) it beats im2col + GEMM on every such shape of
-    the benchmark list, e.g. LeNet's C3 0.115 vs 0.68 ms, seed002-c4 3.5 vs 5.1 ms, vgg-ish 40 vs 44 ms
-    (src_c/conv_direct.c, kvec_applies, holds the same rule)."""
-    if algo == "auto" and simd > 0:
-        batch, out_channels, stride_w = geometry[0], geometry[4], geometry[8]
-        if stride_w == 1 and batch >= 2 and out_channels * dtype.itemsize >= _VECTOR_BYTES[simd]:
-            return True
+    """_use_direct, for the forward pass, where "auto" also takes the direct kernel wherever the C
+    kernel runs it vectorised over output channels (stride_w 1, batch >= 2, out_channels >= one
+    vector, padded image small enough to copy: src_c/conv_direct.c, kvec_applies, is the one rule).
+    Measured with bench/ (2 threads, float32, AVX-512), that form beats im2col + GEMM on every such
+    shape of the benchmark list, e.g. LeNet's C3 0.115 vs 0.68 ms, seed002-c4 3.5 vs 5.1 ms,
+    vgg-ish 40 vs 44 ms."""
+    if algo == "auto" and _kernels.conv2d_direct_forward_vectorised(geometry, dtype == np.float32, simd):
+        return True
     return _use_direct(algo, geometry)
 
 

@@ -72,14 +72,15 @@ def _train(args, say):
     model = models.get(args.model, seed=args.seed)
     optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)
     verbose = args.verbose
-    if verbose and not functional.build_info()["openmp"]:
-        say("note: " + functional.SERIAL_BUILD_MESSAGE)
     if verbose:
+        if not functional.build_info()["openmp"]:
+            say("note: " + functional.SERIAL_BUILD_MESSAGE)
         say(f"training {args.model} ({model.count_params():,} parameters) on {source}: {len(y_train):,} train / "
             f"{len(y_test):,} test images, {args.epochs} epochs, batch {args.batch_size}, {optimizer}, "
             f"{args.schedule} lr schedule, "
             f"{functional.get_num_threads()} thread(s)")
-    schedule = optim.cosine_decay(optimizer.lr, args.epochs) if args.schedule == "cosine" else None
+    initial_lr = optimizer.lr  # the schedule changes optimizer.lr epoch by epoch
+    schedule = optim.cosine_decay(initial_lr, args.epochs) if args.schedule == "cosine" else None
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                         validation_data=(x_test, y_test), seed=args.seed, verbose=verbose, lr_schedule=schedule)
     test_loss, test_accuracy = model.evaluate(x_test, y_test)
@@ -88,7 +89,7 @@ def _train(args, say):
         "model": args.model, "parameters": model.count_params(), "data": source,
         "train_images": int(len(y_train)), "test_images": int(len(y_test)),
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
-        "lr": history["lr"][0] if history["lr"] else optimizer.lr, "schedule": args.schedule,
+        "lr": initial_lr, "schedule": args.schedule,
         "momentum": getattr(optimizer, "momentum", None), "seed": args.seed,
         "threads": functional.get_num_threads(), "simd": functional.build_info()["simd"],
         "test_accuracy": test_accuracy, "test_loss": test_loss,

@@ -433,14 +433,14 @@ static real *FC_FN(kvec_pack)(const fc_conv_shape *sh, const real *weight, const
     return packed;
 }
 
-/* Copy image `in` (C x H x W) into the interior of `padded` (C x (H+2ph) x (W+2pw)), whose border
- * the caller zeroed once. */
-static void FC_FN(kvec_copy_padded)(const fc_conv_shape *sh, const real *in, real *padded)
+/* Copy image `in` (C x H x W) into the interior of `padded` (laid out as geo describes), whose
+ * border the caller zeroed once. */
+static void FC_FN(kvec_copy_padded)(const fc_conv_shape *sh, const fc_kvec_geometry *geo, const real *in,
+                                    real *padded)
 {
-    const fc_index padded_h = sh->in_h + 2 * sh->pad_h, padded_w = sh->in_w + 2 * sh->pad_w;
     for (fc_index c = 0; c < sh->in_channels; c++)
         for (fc_index h = 0; h < sh->in_h; h++)
-            memcpy(padded + (c * padded_h + h + sh->pad_h) * padded_w + sh->pad_w,
+            memcpy(padded + c * geo->in_channel_step + (h + sh->pad_h) * geo->in_row_step + sh->pad_w,
                    in + (c * sh->in_h + h) * sh->in_w, (size_t)sh->in_w * sizeof(real));
 }
 
@@ -465,7 +465,7 @@ static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
     #pragma omp parallel num_threads(fc_direct_threads(ctx))
     {
         /* per-thread zero-bordered image: at most FC_KVEC_MAX_IMAGE_BYTES (kvec_applies) */
-        real *padded = needs_copy ? calloc((size_t)(sh->in_channels * padded_h * padded_w), sizeof(real)) : NULL;
+        real *padded = needs_copy ? calloc((size_t)(sh->in_channels * geo.in_channel_step), sizeof(real)) : NULL;
         if (needs_copy && padded == NULL) {
             #pragma omp atomic write
             status = FC_ENOMEM;
@@ -476,7 +476,7 @@ static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
                 continue;
             const real *in = x + n * x_image;
             if (needs_copy) {
-                FC_FN(kvec_copy_padded)(sh, in, padded);
+                FC_FN(kvec_copy_padded)(sh, &geo, in, padded);
                 in = padded;
             }
             if (ctx->simd >= FC_SIMD_AVX512)
@@ -490,6 +490,17 @@ static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
     return status;
 }
 #endif
+
+int FC_FN(fc_conv2d_forward_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
+{
+#if FC_DIRECT_HAVE_X86
+    return fc_direct_shape_ok(ctx, shape) && FC_FN(kvec_applies)(ctx, shape);
+#else
+    (void)ctx;
+    (void)shape;
+    return 0;
+#endif
+}
 
 int FC_FN(fc_conv2d_forward_direct)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *x,
                                     const real *weight, const real *bias, real *y)
