@@ -49,6 +49,8 @@ cdef extern from "fastconv.h" nogil:
     int fc_conv2d_forward_direct_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *)
     int fc_conv2d_forward_direct_vectorised_f32(const fc_ctx *, const fc_conv_shape *)
     int fc_conv2d_forward_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
+    int fc_conv2d_grad_w_direct_vectorised_f32(const fc_ctx *, const fc_conv_shape *)
+    int fc_conv2d_grad_w_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
     int fc_conv2d_backward_im2col_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
     int fc_conv2d_backward_im2col_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *, double *, double *)
     int fc_conv2d_backward_direct_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
@@ -178,6 +180,16 @@ def conv2d_direct_forward_vectorised(tuple geometry, bint is_f32, int simd):
     if is_f32:
         return fc_conv2d_forward_direct_vectorised_f32(&ctx, &shape) != 0
     return fc_conv2d_forward_direct_vectorised_f64(&ctx, &shape) != 0
+
+
+def conv2d_direct_grad_w_vectorised(tuple geometry, bint is_f32, int simd):
+    """True if the direct backward computes grad_w vectorised over output channels for this geometry,
+    dtype and SIMD level (the C kernel's own rule; the thread count does not enter it)."""
+    cdef fc_ctx ctx = make_ctx(1, simd)
+    cdef fc_conv_shape shape = make_conv_shape(geometry)
+    if is_f32:
+        return fc_conv2d_grad_w_direct_vectorised_f32(&ctx, &shape) != 0
+    return fc_conv2d_grad_w_direct_vectorised_f64(&ctx, &shape) != 0
 
 
 def conv2d_forward(bint direct, tuple geometry, cnp.ndarray x, cnp.ndarray weight, object bias,

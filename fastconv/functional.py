@@ -223,12 +223,8 @@ def _conv_geometry(x_shape, w_shape, stride, padding):
             stride[0], stride[1], pad[0], pad[1], out_h, out_w)
 
 
-# Measured: see _use_direct. LeNet-5's first layer (C*R*S = 25) runs direct.
+# Measured: see _use_direct. LeNet-5's first layer (C*R*S = 25) runs direct, forward and grad_x.
 DIRECT_MAX_REDUCTION = 64
-# The backward pass's own threshold, measured with bench/'s shapes (2 threads, float32, AVX-512, ms,
-# direct vs im2col): C*R*S = 25 (lenet-c1) 0.30 vs 2.96; 150 (lenet-c3) 1.07 vs 2.45;
-# 225 (seed000-c2) 8.1 vs 6.1; 576 (seed002-c4) 25.1 vs 7.8. LeNet-5's second layer runs direct.
-DIRECT_BACKWARD_MAX_REDUCTION = 160
 
 
 def _use_direct(algo, geometry, max_reduction=DIRECT_MAX_REDUCTION):
@@ -279,8 +275,29 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
     return y
 
 
+def _use_direct_grad_w(algo, geometry, dtype, simd):
+    """_use_direct, for grad_w, where "auto" also takes the direct kernel wherever the C kernel runs
+    it vectorised over output channels (at least one vector of them, kernel_w <= 7, any stride:
+    src_c/conv_direct.c, kvgw_applies, is the one rule). Measured with bench/parts (2 threads,
+    float32, AVX-512, ms, direct vs im2col): lenet-c3 0.15 vs 1.04, seed000-c2 1.5 vs 2.9,
+    seed002-c4 2.2 vs 3.7, vgg-ish 18.7 vs 29.0, strided 2.0 vs 5.4."""
+    if algo == "auto" and _kernels.conv2d_direct_grad_w_vectorised(geometry, dtype == np.float32, simd):
+        return True
+    return _use_direct(algo, geometry)
+
+
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, *, algo="auto"):
     """Gradients of conv2d: (grad_x, grad_weight, grad_bias) for grad_out = dL/dy."""
+    grad_x, grad_w, grad_b = _conv2d_backward(grad_out, x, weight, stride, padding, algo, True)
+    return grad_x, grad_w, grad_b
+
+
+def _conv2d_backward(grad_out, x, weight, stride, padding, algo, need_grad_x):
+    """conv2d_backward; grad_x is None when need_grad_x is false (a network's first layer).
+
+    "auto" picks per gradient: grad_x and grad_w are separate kernels, and which algorithm is faster
+    differs between them (measured: LeNet's C3 grad_x 0.44 ms im2col vs 0.63 direct, grad_w 0.15
+    direct vs 1.04 im2col). The bias gradient comes with grad_w's call."""
     x = _input("x", x)
     weight = _operand("weight", weight, x.dtype, 4)
     geometry = _conv_geometry(x.shape, weight.shape, stride, padding)
@@ -288,14 +305,24 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, *, algo="auto"):
     expected = (geometry[0], geometry[4], geometry[11], geometry[12])
     if grad_out.shape != expected:
         raise ValueError(f"grad_out must have the conv output's shape {expected}, got {grad_out.shape}")
-    direct = _use_direct(algo, geometry, DIRECT_BACKWARD_MAX_REDUCTION)
-    grad_x = np.empty(x.shape, dtype=x.dtype)
+    simd = _simd_level()
+    direct_x = _use_direct(algo, geometry)
+    direct_w = _use_direct_grad_w(algo, geometry, x.dtype, simd)
+    grad_x = np.empty(x.shape, dtype=x.dtype) if need_grad_x else None
     if x.shape[0] == 0:
+        if grad_x is not None:
+            grad_x[...] = 0
         return grad_x, np.zeros(weight.shape, x.dtype), np.zeros(weight.shape[0], x.dtype)
     grad_w = np.empty(weight.shape, dtype=x.dtype)
     grad_b = np.empty(weight.shape[0], dtype=x.dtype)
-    _kernels.conv2d_backward(direct, geometry, grad_out, x, weight, grad_x, grad_w, grad_b,
-                             _num_threads, _simd_level())
+    if direct_x == direct_w or grad_x is None:
+        _kernels.conv2d_backward(direct_w, geometry, grad_out, x, weight, grad_x, grad_w, grad_b,
+                                 _num_threads, simd)
+    else:
+        _kernels.conv2d_backward(direct_w, geometry, grad_out, x, weight, None, grad_w, grad_b,
+                                 _num_threads, simd)
+        _kernels.conv2d_backward(direct_x, geometry, grad_out, x, weight, grad_x, None, None,
+                                 _num_threads, simd)
     return grad_x, grad_w, grad_b
 
 

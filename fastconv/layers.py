@@ -203,6 +203,11 @@ class Layer:
     def backward(self, grad):
         raise NotImplementedError
 
+    def backward_params(self, grad):
+        """backward for a network's first layer: fills self.grads, skips dL/dinput (returns None).
+        Layers whose input gradient costs real work (Conv2D) override it."""
+        self.backward(grad)
+
     def __call__(self, x, training=False):
         return self.forward(x, training)
 
@@ -331,13 +336,19 @@ class Conv2D(Layer):
         return y
 
     def backward(self, grad):
+        return self._backward(grad, need_grad_x=True)
+
+    def backward_params(self, grad):
+        self._backward(grad, need_grad_x=False)
+
+    def _backward(self, grad, need_grad_x):
         x = self._cached()
-        grad_x, grad_w, grad_b = F.conv2d_backward(grad, x, self.effective_weight(), self.strides,
-                                                   self._kernel_pad, algo=self.algo)
+        grad_x, grad_w, grad_b = F._conv2d_backward(grad, x, self.effective_weight(), self.strides,
+                                                    self._kernel_pad, self.algo, need_grad_x)
         self.grads["weight"] = self.weight_gradient(grad_w)
         if self.use_bias:
             self.grads["bias"] = grad_b
-        if self._pre_pad is not None:
+        if grad_x is not None and self._pre_pad is not None:
             (top, bottom), (left, right) = self._pads
             grad_x = grad_x[:, :, top:grad_x.shape[2] - bottom, left:grad_x.shape[3] - right]
         return grad_x

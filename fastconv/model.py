@@ -162,17 +162,22 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, grad):
-        """Back-propagate dL/dlogits through every layer (fills each layer's grads)."""
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+    def backward(self, grad, input_grad=True):
+        """Back-propagate dL/dlogits through every layer (fills each layer's grads); returns dL/dx,
+        or None with input_grad=False (training needs no input gradient, and skipping the first
+        layer's saves a whole convolution per step)."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            if i == 0 and not input_grad:
+                self.layers[0].backward_params(grad)
+                return None
+            grad = self.layers[i].backward(grad)
         return grad
 
     def loss_and_gradients(self, x, y):
         """(mean loss, logits) for a batch after a full forward + backward: gradients() then holds dL/dparams."""
         logits = self.forward(x, training=True)
         loss, grad = self.loss(logits, y)
-        self.backward(grad)
+        self.backward(grad, input_grad=False)
         return loss, logits
 
     def clear_caches(self):

@@ -162,6 +162,24 @@ typedef struct {
     fc_index k_pad;                         /* out_channels rounded up to a multiple of the lanes */
 } fc_kvec_geometry;
 
+/* Geometry of the kvec grad_w kernel (pass 3). Its tasks hold rows x kernel_w accumulator vectors:
+ * at most FC_KVGW_MAX_TAPS_* of them (AVX-512 has 32 vector registers: 25 + the dy vector; AVX2 16:
+ * 12 + dy + one broadcast), in at most FC_KVGW_MAX_ROWS x FC_KVGW_MAX_S (wider kernels: gather path). */
+#define FC_KVGW_MAX_TAPS_AVX512 25
+#define FC_KVGW_MAX_TAPS_AVX2 12
+#define FC_KVGW_MAX_ROWS 7
+#define FC_KVGW_MAX_S 7
+/* Scratch of one chunk of images (dy transposed, x with its border); a chunk holds at least one image,
+ * and the kernel applies only when one image's scratch fits. */
+#define FC_KVGW_SCRATCH_BYTES ((fc_index)2 << 20)
+typedef struct {
+    fc_index kernel_w, out_h, out_w, stride_h, stride_w;
+    fc_index in_row_step;       /* of the (padded) x image */
+    fc_index x_image;           /* elements between two images of the (padded) x chunk */
+    fc_index dyt_image;         /* out_h * out_w * lanes: one image's pixels for one vector of channels */
+    fc_index k_pad;             /* out_channels rounded up to a multiple of the lanes */
+} fc_kvgw_geometry;
+
 static int fc_direct_threads(const fc_ctx *ctx)
 {
     return ctx->num_threads >= 1 ? ctx->num_threads : 1;
@@ -489,12 +507,141 @@ static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
     free(packed);
     return status;
 }
+
+/* ---- grad_w vectorised over output channels (kvec grad_w, pass 3) ------------------------------ */
+
+/* Scratch elements per image: dy transposed (out_h*out_w x k_pad), plus x with its border if padded. */
+static fc_index FC_FN(kvgw_image_elements)(const fc_conv_shape *sh, fc_index k_pad)
+{
+    const int padded = sh->pad_h > 0 || sh->pad_w > 0;
+    const fc_index padded_image = sh->in_channels * (sh->in_h + 2 * sh->pad_h) * (sh->in_w + 2 * sh->pad_w);
+    return sh->out_h * sh->out_w * k_pad + (padded ? padded_image : 0);
+}
+
+/* Any stride, at least one full vector of output channels, kernel_w <= FC_KVGW_MAX_S, and one image's
+ * scratch within the budget. Independent of the thread count. */
+static int FC_FN(kvgw_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    if (lanes == 0 || sh->out_channels < lanes || sh->kernel_w > FC_KVGW_MAX_S)
+        return 0;
+    const fc_index k_pad = (sh->out_channels + lanes - 1) / lanes * lanes;
+    return FC_FN(kvgw_image_elements)(sh, k_pad) <= FC_KVGW_SCRATCH_BYTES / (fc_index)sizeof(real);
+}
+
+/* dyt[k / lanes][n][p][k % lanes] = grad_y[n][k][p] for the chunk's images (lanes k >= K stay as calloc
+ * left them: 0), so each task of kvgw_task reads one contiguous slice of chunk * out_h*out_w vectors;
+ * and, if padded, the chunk's images copied into the interior of xpad (border zeroed once). */
+static void FC_FN(kvgw_prepare_chunk)(const fc_conv_shape *sh, const fc_kvgw_geometry *geo, fc_index lanes,
+                                      const real *grad_y_chunk, const real *x_chunk, fc_index count,
+                                      real *dyt, real *xpad)
+{
+    const fc_index out_plane = sh->out_h * sh->out_w, out_channels = sh->out_channels;
+    #pragma omp for schedule(static) nowait
+    for (fc_index job = 0; job < count * out_channels; job++) {
+        const fc_index n = job / out_channels, k = job % out_channels;
+        const real *src = grad_y_chunk + job * out_plane;
+        real *dst = dyt + (k / lanes * count + n) * geo->dyt_image + k % lanes;
+        for (fc_index p = 0; p < out_plane; p++)
+            dst[p * lanes] = src[p];
+    }
+    if (xpad == NULL)
+        return;
+    const fc_index padded_plane = (sh->in_h + 2 * sh->pad_h) * geo->in_row_step;
+    #pragma omp for schedule(static) nowait
+    for (fc_index job = 0; job < count * sh->in_channels; job++) {
+        const real *src = x_chunk + job * sh->in_h * sh->in_w;
+        real *dst = xpad + job * padded_plane + sh->pad_h * geo->in_row_step + sh->pad_w;
+        for (fc_index h = 0; h < sh->in_h; h++)
+            memcpy(dst + h * geo->in_row_step, src + h * sh->in_w, (size_t)sh->in_w * sizeof(real));
+    }
+}
+
+static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y,
+                              const real *x, real *grad_w)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    const fc_index k_pad = (sh->out_channels + lanes - 1) / lanes * lanes;
+    const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
+    const int padded = sh->pad_h > 0 || sh->pad_w > 0;
+    const fc_index padded_w = sh->in_w + 2 * sh->pad_w;
+    const fc_index row_step = padded ? padded_w : sh->in_w;
+    const fc_index channel_step = padded ? (sh->in_h + 2 * sh->pad_h) * padded_w : sh->in_h * sh->in_w;
+    const fc_index per_image = FC_FN(kvgw_image_elements)(sh, k_pad);
+    fc_index chunk = FC_KVGW_SCRATCH_BYTES / (fc_index)sizeof(real) / per_image;
+    chunk = chunk < 1 ? 1 : (chunk > sh->batch ? sh->batch : chunk);
+    const fc_index max_taps = ctx->simd >= FC_SIMD_AVX512 ? FC_KVGW_MAX_TAPS_AVX512 : FC_KVGW_MAX_TAPS_AVX2;
+    fc_index max_rows = max_taps / kernel_w;
+    max_rows = max_rows > FC_KVGW_MAX_ROWS ? FC_KVGW_MAX_ROWS : max_rows;
+    const fc_index row_blocks = (kernel_h + max_rows - 1) / max_rows;
+    const fc_index tasks = (k_pad / lanes) * channels * row_blocks;
+    const fc_kvgw_geometry geo = {
+        kernel_w, sh->out_h, sh->out_w, sh->stride_h, sh->stride_w,
+        row_step, channels * channel_step, sh->out_h * sh->out_w * lanes, k_pad,
+    };
+    const fc_index x_image = channels * sh->in_h * sh->in_w;
+    const fc_index grad_y_image = sh->out_channels * sh->out_h * sh->out_w;
+    const fc_index taps = channels * kernel_h * kernel_w;
+    real *dyt = calloc((size_t)(chunk * sh->out_h * sh->out_w * k_pad), sizeof(real));
+    real *xpad = padded ? calloc((size_t)(chunk * geo.x_image), sizeof(real)) : NULL;
+    real *gw_acc = malloc((size_t)(taps * k_pad) * sizeof(real));  /* [c][r][s][k_pad] */
+    if (dyt == NULL || (padded && xpad == NULL) || gw_acc == NULL) {
+        free(dyt);
+        free(xpad);
+        free(gw_acc);
+        return FC_ENOMEM;
+    }
+    for (fc_index first = 0; first < sh->batch; first += chunk) {
+        const fc_index count = sh->batch - first < chunk ? sh->batch - first : chunk;
+        const real *x_chunk = padded ? xpad : x + first * x_image;
+        #pragma omp parallel num_threads(fc_direct_threads(ctx))
+        {
+            FC_FN(kvgw_prepare_chunk)(sh, &geo, lanes, grad_y + first * grad_y_image, x + first * x_image,
+                                      count, dyt, xpad);
+            #pragma omp barrier
+            #pragma omp for schedule(static)
+            for (fc_index task = 0; task < tasks; task++) {
+                const fc_index kv = task / (channels * row_blocks);
+                const fc_index c = task / row_blocks % channels, block = task % row_blocks;
+                const fc_index r0 = block * kernel_h / row_blocks, r1 = (block + 1) * kernel_h / row_blocks;
+                const real *x_task = x_chunk + c * channel_step + r0 * row_step;
+                const real *dyt_task = dyt + kv * count * geo.dyt_image;
+                real *acc_task = gw_acc + (c * kernel_h + r0) * kernel_w * k_pad + kv * lanes;
+                if (ctx->simd >= FC_SIMD_AVX512)
+                    FC_FN(kvgw_task_avx512)(&geo, x_task, dyt_task, count, first == 0, acc_task,
+                                            (int)(r1 - r0));
+                else
+                    FC_FN(kvgw_task_avx2)(&geo, x_task, dyt_task, count, first == 0, acc_task,
+                                          (int)(r1 - r0));
+            }
+        }
+    }
+    #pragma omp parallel for num_threads(fc_direct_threads(ctx)) schedule(static)
+    for (fc_index k = 0; k < sh->out_channels; k++)
+        for (fc_index t = 0; t < taps; t++)
+            grad_w[k * taps + t] = gw_acc[t * k_pad + k];
+    free(dyt);
+    free(xpad);
+    free(gw_acc);
+    return FC_OK;
+}
 #endif
 
 int FC_FN(fc_conv2d_forward_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
 {
 #if FC_DIRECT_HAVE_X86
     return fc_direct_shape_ok(ctx, shape) && FC_FN(kvec_applies)(ctx, shape);
+#else
+    (void)ctx;
+    (void)shape;
+    return 0;
+#endif
+}
+
+int FC_FN(fc_conv2d_grad_w_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
+{
+#if FC_DIRECT_HAVE_X86
+    return fc_direct_shape_ok(ctx, shape) && FC_FN(kvgw_applies)(ctx, shape);
 #else
     (void)ctx;
     (void)shape;
@@ -563,6 +710,10 @@ static int FC_FN(grad_x_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, cons
 static int FC_FN(grad_w_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y,
                                 const real *x, real *grad_w)
 {
+#if FC_DIRECT_HAVE_X86
+    if (FC_FN(kvgw_applies)(ctx, sh))
+        return FC_FN(grad_w_kvec)(ctx, sh, grad_y, x, grad_w);
+#endif
     fc_range *col_range = malloc((size_t)sh->kernel_w * sizeof(fc_range));
     fc_range *row_range = malloc((size_t)sh->kernel_h * sizeof(fc_range));
     if (col_range == NULL || row_range == NULL) {
@@ -918,6 +1069,7 @@ static FCV_TARGET void FCV_FN(grad_w_task)(const fc_conv_shape *sh, const fc_ran
 #endif
 /* Output rows per block: AVX-512 has 32 vector registers (2 x 12 accumulators), AVX2 16 (1 x 12). */
 #define FC_KVEC_ROWS (FC_DIRECT_SIMD_PASS == 2 ? 2 : 1)
+#define FC_KVGW_MAX_TAPS (FC_DIRECT_SIMD_PASS == 2 ? FC_KVGW_MAX_TAPS_AVX512 : FC_KVGW_MAX_TAPS_AVX2)
 
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, const real *bias,
@@ -999,9 +1151,82 @@ static FCV_TARGET void FCV_FN(kvec_image)(const fc_kvec_geometry *geo, const rea
     }
 }
 
+/* -- grad_w vectorised over output channels (the "kvec grad_w" kernel) ------------------------
+ *     grad_w[k][c][r][s] = sum over n, oh, ow of dy[n][k][oh][ow] * xp[n][c][oh*stride_h + r][ow*stride_w + s]
+ * (xp: x with its zero border, copied by the driver when pad > 0). One task owns one vector of
+ * FCV_LANES output channels, one input channel c and a block of `rows` kernel rows: its rows x S taps
+ * each hold one accumulator vector in registers. Per output pixel the task loads one vector of dy
+ * (from dyt: dy transposed to [channel vector][n][pixel][lane], so a task streams one contiguous
+ * slice) and does one FMA per tap
+ * with the tap's input element broadcast: rows*S FMAs per rows*S + 1 loads, whatever out_w is.
+ * Every element sums over n, oh, ow in increasing order, also across the driver's chunks of images
+ * (acc starts from the partial sums in gw_acc), so the result does not depend on the thread count. */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(kvgw_task_rows)(const fc_kvgw_geometry *geo, const real *x_chunk, const real *dyt_chunk,
+                       fc_index count, int first_chunk, real *gw_acc, const int rows, const int taps_w)
+{
+    const fc_index out_h = geo->out_h, out_w = geo->out_w, k_pad = geo->k_pad;
+    const fc_index x_row_step = geo->in_row_step, x_pix_step = geo->stride_w;
+    const fc_index x_oh_step = geo->stride_h * geo->in_row_step;
+    fcv_vec acc[FC_KVGW_MAX_ROWS][FC_KVGW_MAX_S];
+    #pragma GCC unroll 7
+    for (int i = 0; i < rows; i++)
+        #pragma GCC unroll 7
+        for (int s = 0; s < taps_w; s++)
+            acc[i][s] = first_chunk ? fcv_set1((real)0) : fcv_loadu(gw_acc + (i * taps_w + s) * k_pad);
+    for (fc_index n = 0; n < count; n++) {
+        const real *x_n = x_chunk + n * geo->x_image;
+        const real *dy_pix = dyt_chunk + n * geo->dyt_image;
+        for (fc_index oh = 0; oh < out_h; oh++) {
+            const real *x_pix = x_n + oh * x_oh_step;
+            for (fc_index ow = 0; ow < out_w; ow++) {
+                const fcv_vec dy = fcv_loadu(dy_pix);
+                #pragma GCC unroll 7
+                for (int i = 0; i < rows; i++)
+                    #pragma GCC unroll 7
+                    for (int s = 0; s < taps_w; s++)
+                        acc[i][s] = fcv_fmadd(fcv_set1(x_pix[i * x_row_step + s]), dy, acc[i][s]);
+                dy_pix += FCV_LANES;
+                x_pix += x_pix_step;
+            }
+        }
+    }
+    #pragma GCC unroll 7
+    for (int i = 0; i < rows; i++)
+        #pragma GCC unroll 7
+        for (int s = 0; s < taps_w; s++)
+            fcv_storeu(gw_acc + (i * taps_w + s) * k_pad, acc[i][s]);
+}
+
+/* The task's rows (1..FC_KVGW_MAX_ROWS) and S (1..FC_KVGW_MAX_S) as compile-time constants; only the
+ * pairs within this level's accumulator budget (kvgw_max_taps) are instantiated. */
+static FCV_TARGET void FCV_FN(kvgw_task)(const fc_kvgw_geometry *geo, const real *x_chunk, const real *dyt_chunk,
+                                         fc_index count, int first_chunk, real *gw_acc, int rows)
+{
+#define FC_KVGW_CASE(R, S)                                                                       \
+    case R:                                                                                      \
+        if ((R) * (S) <= FC_KVGW_MAX_TAPS)                                                       \
+            FCV_FN(kvgw_task_rows)(geo, x_chunk, dyt_chunk, count, first_chunk, gw_acc, R, S);   \
+        break;
+#define FC_KVGW_ROWS(S)                                                                          \
+    case S:                                                                                      \
+        switch (rows) {                                                                          \
+        FC_KVGW_CASE(1, S) FC_KVGW_CASE(2, S) FC_KVGW_CASE(3, S) FC_KVGW_CASE(4, S)              \
+        FC_KVGW_CASE(5, S) FC_KVGW_CASE(6, S) FC_KVGW_CASE(7, S)                                 \
+        }                                                                                        \
+        break;
+    switch (geo->kernel_w) {
+    FC_KVGW_ROWS(1) FC_KVGW_ROWS(2) FC_KVGW_ROWS(3) FC_KVGW_ROWS(4) FC_KVGW_ROWS(5) FC_KVGW_ROWS(6)
+    FC_KVGW_ROWS(7)
+    }
+#undef FC_KVGW_ROWS
+#undef FC_KVGW_CASE
+}
+
 #undef fcv_loadu
 #undef fcv_storeu
 #undef FC_KVEC_ROWS
+#undef FC_KVGW_MAX_TAPS
 
 #undef FCV_TARGET
 #undef FCV_FN

@@ -112,6 +112,12 @@ NAMED_SHAPES = {
     "many-im2col-chunks": ((64, 16, 16, 16), (8, 16, 3, 3), 1, 1),
     # ... and images too large to share a chunk (one image per chunk, the GEMM writes y directly).
     "one-image-per-im2col-chunk": ((3, 32, 64, 64), (8, 32, 3, 3), 1, 1),
+    # grad_w vectorised over output channels (K >= one vector, any stride): partial vectors, a 7-wide
+    # kernel split into row blocks, stride 2 with padding (the kernel copies padded images), and
+    # images whose scratch (dy transposed: 2 MB budget when written) forces one image per chunk
+    "grad-w-vector-rows-split": ((2, 3, 12, 13), (21, 3, 7, 7), 1, (3, 2)),
+    "grad-w-vector-strided": ((3, 5, 15, 16), (40, 5, 3, 4), 2, 1),
+    "grad-w-vector-chunks": ((3, 2, 100, 100), (48, 2, 3, 3), 1, 1),
 }
 
 
