@@ -73,6 +73,30 @@ def test_lenet5_gradient_check_float64():
                 f"{name}[{index}]: finite difference {numeric!r} vs backward {grad_flat[index]!r}"
 
 
+def test_backward_without_input_gradient_gives_the_same_parameter_gradients():
+    """Training skips the first layer's input gradient (Sequential.backward(input_grad=False)); the
+    parameter gradients must not change, and the full backward's input gradient must match finite
+    differences of the loss in x."""
+    rng = np.random.default_rng(1)
+    model = lenet_float64()
+    x, y = rng.random((2, 1, 28, 28)), np.array([1, 4])
+    logits = model.forward(x, training=True)
+    _, grad = model.loss(logits, y)
+    grad_x = model.backward(grad)
+    full = [g.copy() for g in model.gradients()]
+    assert model.backward(grad, input_grad=False) is None
+    for a, b in zip(full, model.gradients()):
+        np.testing.assert_array_equal(a, b)
+    eps = 1e-6
+    for index in [(0, 0, 14, 14), (1, 0, 9, 20), (0, 0, 0, 0)]:
+        bumped = x.copy()
+        bumped[index] += eps
+        plus = model.loss(model.forward(bumped), y, return_grad=False)
+        bumped[index] -= 2 * eps
+        minus = model.loss(model.forward(bumped), y, return_grad=False)
+        assert abs((plus - minus) / (2 * eps) - grad_x[index]) <= 1e-6 * np.abs(grad_x).max() + 1e-9
+
+
 def test_lenet5_is_the_documented_architecture():
     model = models.lenet5()
     kinds = [type(layer).__name__ for layer in model.layers]
