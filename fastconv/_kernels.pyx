@@ -51,6 +51,10 @@ cdef extern from "fastconv.h" nogil:
     int fc_conv2d_forward_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
     int fc_conv2d_grad_w_direct_vectorised_f32(const fc_ctx *, const fc_conv_shape *)
     int fc_conv2d_grad_w_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
+    int fc_relu_forward_f32(const fc_ctx *, fc_index, const float *, float *)
+    int fc_relu_forward_f64(const fc_ctx *, fc_index, const double *, double *)
+    int fc_relu_backward_f32(const fc_ctx *, fc_index, const float *, const float *, float *)
+    int fc_relu_backward_f64(const fc_ctx *, fc_index, const double *, const double *, double *)
     int fc_conv2d_backward_im2col_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
     int fc_conv2d_backward_im2col_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *, double *, double *)
     int fc_conv2d_backward_direct_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
@@ -305,3 +309,32 @@ def avg_pool2d_backward(tuple geometry, cnp.ndarray grad_y, cnp.ndarray grad_x, 
         else:
             status = fc_avg_pool2d_backward_f64(&ctx, &shape, <double*>pgy, <double*>pgx)
     check_status(status, "avg_pool2d_backward")
+
+
+def relu_forward(cnp.ndarray x, cnp.ndarray y, int num_threads, int simd):
+    """y = max(x, 0); dense arrays of one float dtype and size (y may be x)."""
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_index count = x.size
+    cdef void *px = data(x)
+    cdef void *py = data(y)
+    cdef bint is_f32 = x.dtype.num == cnp.NPY_FLOAT32
+    with nogil:
+        if is_f32:
+            fc_relu_forward_f32(&ctx, count, <const float *>px, <float *>py)
+        else:
+            fc_relu_forward_f64(&ctx, count, <const double *>px, <double *>py)
+
+
+def relu_backward(cnp.ndarray grad_y, cnp.ndarray y, cnp.ndarray grad_x, int num_threads, int simd):
+    """grad_x = grad_y where y > 0, else 0; dense arrays of one float dtype and size."""
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_index count = y.size
+    cdef void *pg = data(grad_y)
+    cdef void *py = data(y)
+    cdef void *pgx = data(grad_x)
+    cdef bint is_f32 = y.dtype.num == cnp.NPY_FLOAT32
+    with nogil:
+        if is_f32:
+            fc_relu_backward_f32(&ctx, count, <const float *>pg, <const float *>py, <float *>pgx)
+        else:
+            fc_relu_backward_f64(&ctx, count, <const double *>pg, <const double *>py, <double *>pgx)

@@ -407,6 +407,37 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     return grad_x
 
 
+# ---- activations (used by the ReLU layer) --------------------------------------------------------
+
+def _dense_float(name, value, dtype=None):
+    """A C-contiguous float32/float64 array of any shape (cast to dtype when given)."""
+    arr = _as_array(name, value)
+    if arr.dtype.kind != "f" or (dtype is None and arr.dtype not in _FLOAT_DTYPES):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+
+def relu(x):
+    """max(x, 0) elementwise, any shape (a NaN stays NaN), on the OpenMP threads."""
+    x = _dense_float("x", x)
+    y = np.empty_like(x)
+    _kernels.relu_forward(x, y, _num_threads, _simd_level())
+    return y
+
+
+def relu_backward(grad_out, y):
+    """Gradient of relu from grad_out = dL/dy and relu's output y: grad_out where y > 0, else 0."""
+    y = _dense_float("y", y)
+    grad_out = _dense_float("grad_out", grad_out, y.dtype)
+    if grad_out.shape != y.shape:
+        raise ValueError(f"grad_out must have y's shape {y.shape}, got {grad_out.shape}")
+    grad_x = np.empty_like(y)
+    _kernels.relu_backward(grad_out, y, grad_x, _num_threads, _simd_level())
+    return grad_x
+
+
 # ---- matrix product (used by Dense layers and the benchmarks) ------------------------------------
 
 def gemm(a, b):

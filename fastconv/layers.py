@@ -484,12 +484,12 @@ class ReLU(Layer):
     """max(x, 0)."""
 
     def forward(self, x, training=False):
-        y = np.maximum(x, 0)
+        y = F.relu(x)
         self._cache = y if training else None
         return y
 
     def backward(self, grad):
-        return grad * (self._cached() > 0)
+        return F.relu_backward(grad, self._cached())
 
 
 class LeakyReLU(Layer):

@@ -3,7 +3,8 @@
  *
  * Conventions (they hold for every function below):
  *  - Layout is NCHW for activations, KCRS for weights (out-channels, in-channels, kernel h, kernel w),
- *    all buffers C-contiguous ("dense"), no aliasing between inputs and outputs.
+ *    all buffers C-contiguous ("dense"), no aliasing between inputs and outputs (unless a kernel's
+ *    contract allows it).
  *  - All sizes, strides and offsets are fc_index (int64_t); products are formed in 64 bits.
  *    The caller (the Cython binding) has already checked that every size is >= 1, that every product
  *    fits in int64, and that the output geometry is valid (out_h, out_w >= 1).
@@ -131,7 +132,14 @@ int fc_max_pool2d_backward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape, 
 int fc_avg_pool2d_forward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                  \
                                 const real *x, real *y);                                        \
 int fc_avg_pool2d_backward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                 \
-                                 const real *grad_y, real *grad_x);
+                                 const real *grad_y, real *grad_x);                             \
+                                                                                                \
+/* activation.c. count elements, dense. relu_forward: y = max(x, 0) (NaN stays NaN; y may be x). \
+ * relu_backward: grad_x = grad_y where y > 0, else 0 (y is the forward's output; grad_x may be  \
+ * grad_y). */                                                                                  \
+int fc_relu_forward_##sfx(const fc_ctx *ctx, fc_index count, const real *x, real *y);           \
+int fc_relu_backward_##sfx(const fc_ctx *ctx, fc_index count, const real *grad_y, const real *y, \
+                           real *grad_x);
 
 FC_DECLARE_KERNELS(float, f32)
 FC_DECLARE_KERNELS(double, f64)
