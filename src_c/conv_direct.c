@@ -160,6 +160,7 @@ typedef struct {
     fc_index in_channel_step, in_row_step;  /* of the (padded) input image */
     fc_index block_row_step;                /* stride_h * in_row_step: next output row's input */
     fc_index k_pad;                         /* out_channels rounded up to a multiple of the lanes */
+    fc_index stride_w;                      /* next output column's input */
 } fc_kvec_geometry;
 
 /* Geometry of the kvec grad_w kernel (pass 3). Its tasks hold rows x kernel_w accumulator vectors:
@@ -423,15 +424,16 @@ static fc_index FC_FN(kvec_lanes)(fc_simd_level simd)
     return 0;
 }
 
-/* The kvec kernel takes stride_w 1, at least one full vector of output channels (measured faster than
- * the gather on every such LeNet/VGG shape, 56-wide planes included), a batch of two or more (it
+/* The kvec kernel takes any stride, at least one full vector of output channels (measured faster than
+ * the gather on every such LeNet/VGG shape, 56-wide planes included, and than im2col on the strided
+ * benchmark shape: 1.7 vs 2.3 ms), a batch of two or more (it
  * parallelises over images; a single image keeps the gather's plane parallelism: the rule must not
  * depend on the thread count, so results do not either) and padded images small enough to copy. */
 static int FC_FN(kvec_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
 {
     const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
     const fc_index padded_image = sh->in_channels * (sh->in_h + 2 * sh->pad_h) * (sh->in_w + 2 * sh->pad_w);
-    return lanes > 0 && sh->stride_w == 1 && sh->out_channels >= lanes
+    return lanes > 0 && sh->out_channels >= lanes
         && sh->batch >= 2
         && padded_image <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
 }
@@ -475,7 +477,7 @@ static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
         return FC_ENOMEM;
     const fc_kvec_geometry geo = {
         sh->in_channels, sh->kernel_h, sh->kernel_w, sh->out_channels, sh->out_h, sh->out_w,
-        padded_h * padded_w, padded_w, sh->stride_h * padded_w, k_pad,
+        padded_h * padded_w, padded_w, sh->stride_h * padded_w, k_pad, sh->stride_w,
     };
     const fc_index x_image = sh->in_channels * sh->in_h * sh->in_w;
     const fc_index y_image = sh->out_channels * sh->out_h * sh->out_w;
@@ -1052,7 +1054,7 @@ static FCV_TARGET void FCV_FN(grad_w_task)(const fc_conv_shape *sh, const fc_ran
  * each output pixel owns one accumulator vector: acc(pixel) += x(pixel's tap) * wt(tap).
  * A block is `rows` x `cols` output pixels (compile-time constants, so acc[][] stays in registers);
  * the input must be padded already (the driver copies the image into a zero-bordered buffer when
- * pad > 0) and stride_w is 1, so the taps of a block row are consecutive input elements.
+ * pad > 0); the taps of a block row are consecutive input elements, its columns stride_w apart.
  * Per output element the sum runs bias, then c, r, s: the order of the gather kernels. */
 #if FC_IS_F32 && FC_DIRECT_SIMD_PASS == 2
 #define fcv_loadu _mm512_loadu_ps
@@ -1077,7 +1079,7 @@ FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, 
 {
     const fc_index channels = geo->channels, kernel_h = geo->kernel_h, kernel_w = geo->kernel_w;
     const fc_index in_channel_step = geo->in_channel_step, in_row_step = geo->in_row_step;
-    const fc_index block_row_step = geo->block_row_step, wt_tap_step = geo->k_pad;
+    const fc_index block_row_step = geo->block_row_step, wt_tap_step = geo->k_pad, col_step = geo->stride_w;
     fcv_vec acc[FC_KVEC_ROWS][FC_KVEC_MAX_COLS];
     const fcv_vec bias_vec = fcv_loadu(bias);
     #pragma GCC unroll 2
@@ -1095,7 +1097,8 @@ FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, 
                 for (int i = 0; i < rows; i++)
                     #pragma GCC unroll 12
                     for (int j = 0; j < cols; j++)
-                        acc[i][j] = fcv_fmadd(fcv_set1(in_row[i * block_row_step + j + s]), w_vec, acc[i][j]);
+                        acc[i][j] = fcv_fmadd(fcv_set1(in_row[i * block_row_step + j * col_step + s]), w_vec,
+                                              acc[i][j]);
             }
         }
     }
@@ -1138,7 +1141,7 @@ static FCV_TARGET void FCV_FN(kvec_image)(const fc_kvec_geometry *geo, const rea
             const int rows = (int)(out_h - oh0 < FC_KVEC_ROWS ? out_h - oh0 : FC_KVEC_ROWS);
             for (fc_index ow0 = 0; ow0 < out_w; ow0 += FC_KVEC_MAX_COLS) {
                 const int cols = (int)(out_w - ow0 < FC_KVEC_MAX_COLS ? out_w - ow0 : FC_KVEC_MAX_COLS);
-                FCV_FN(kvec_block_dispatch)(geo, in + oh0 * geo->block_row_step + ow0, wt + k0, bias + k0,
+                FCV_FN(kvec_block_dispatch)(geo, in + oh0 * geo->block_row_step + ow0 * geo->stride_w, wt + k0, bias + k0,
                                             tile, rows, cols);
                 for (int lane = 0; lane < lanes; lane++) {
                     real *y_plane = y_image + (k0 + lane) * out_plane + oh0 * out_w + ow0;
