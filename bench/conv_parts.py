@@ -26,7 +26,9 @@ def main():
     threads, simd = fastconv.get_num_threads(), functional._simd_level()
     rng = np.random.default_rng(0)
     for name in args.shapes or list(CONV_SHAPES):
-        n, c, h, w, k, r, stride, pad = CONV_SHAPES[name]
+        shape = CONV_SHAPES[name]
+        n, c, h, w, k, r, stride, pad = (shape.n, shape.c, shape.h, shape.w, shape.k, shape.kernel,
+                                         shape.stride, shape.pad)
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         weight = rng.standard_normal((k, c, r, r)).astype(np.float32)
         geometry = functional._conv_geometry(x.shape, weight.shape, stride, pad)
