@@ -137,11 +137,11 @@ def _as_array(name, value):
 
 
 def _input(name, value, ndim=4):
-    """The array that fixes the dtype of a call: float32 or float64, `ndim`-D, C-contiguous."""
+    """The array that fixes the dtype of a call: float32 or float64, `ndim`-D (None: any), C-contiguous."""
     arr = _as_array(name, value)
     if arr.dtype not in _FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
-    return _shaped(name, np.ascontiguousarray(arr), ndim)
+    return _shaped(name, _contiguous(arr, arr.dtype), ndim)
 
 
 def _operand(name, value, dtype, ndim):
@@ -149,11 +149,19 @@ def _operand(name, value, dtype, ndim):
     arr = _as_array(name, value)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must have a floating dtype (float32 or float64), got {arr.dtype}")
-    return _shaped(name, np.ascontiguousarray(arr, dtype=dtype), ndim)
+    return _shaped(name, _contiguous(arr, dtype), ndim)
+
+
+def _contiguous(arr, dtype):
+    """arr as a C-contiguous array of dtype, copied only if needed (a 0-d array stays 0-d, which
+    np.ascontiguousarray would make 1-d)."""
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        return arr
+    return np.array(arr, dtype=dtype, order="C")
 
 
 def _shaped(name, arr, ndim):
-    if arr.ndim != ndim:
+    if ndim is not None and arr.ndim != ndim:
         layout = {4: " (N, C, H, W)", 1: ""}.get(ndim, "")
         raise ValueError(f"{name} must be {ndim}-D{layout}, got {arr.ndim}-D with shape {arr.shape}")
     return arr
@@ -409,19 +417,9 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
 
 # ---- activations (used by the ReLU layer) --------------------------------------------------------
 
-def _dense_float(name, value, dtype=None):
-    """A C-contiguous float32/float64 array of any shape (cast to dtype when given)."""
-    arr = _as_array(name, value)
-    if arr.dtype.kind != "f" or (dtype is None and arr.dtype not in _FLOAT_DTYPES):
-        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
-    if dtype is not None and arr.dtype != dtype:
-        arr = arr.astype(dtype)
-    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
-
-
 def relu(x):
     """max(x, 0) elementwise, any shape (a NaN stays NaN), on the OpenMP threads."""
-    x = _dense_float("x", x)
+    x = _input("x", x, ndim=None)
     y = np.empty_like(x)
     _kernels.relu_forward(x, y, _num_threads, _simd_level())
     return y
@@ -429,8 +427,8 @@ def relu(x):
 
 def relu_backward(grad_out, y):
     """Gradient of relu from grad_out = dL/dy and relu's output y: grad_out where y > 0, else 0."""
-    y = _dense_float("y", y)
-    grad_out = _dense_float("grad_out", grad_out, y.dtype)
+    y = _input("y", y, ndim=None)
+    grad_out = _operand("grad_out", grad_out, y.dtype, None)
     if grad_out.shape != y.shape:
         raise ValueError(f"grad_out must have y's shape {y.shape}, got {grad_out.shape}")
     grad_x = np.empty_like(y)
