@@ -254,15 +254,29 @@ def _use_direct(algo, geometry, max_reduction=DIRECT_MAX_REDUCTION):
     return channels * kernel_h * kernel_w <= max_reduction
 
 
+# "auto" forward on AVX2: the kvec kernel only up to this many vectors of output channels (8 floats or
+# 4 doubles each), im2col + GEMM above.
+# Measured (`python bench/conv_parts.py` era script, 2 threads, float32, AVX2 EPYC, ms, kvec vs the fused
+# im2col forward): N64 C16 14x14 3x3: K 32 1.58 vs 1.68, K 48 2.33 vs 1.92; N64 C32 16x16 3x3: K 32 3.44
+# vs 3.38, K 48 5.05 vs 4.41; N100 C25 13x13 3x3: K 32 1.88 vs 2.62, K 64 3.86 vs 3.49; vgg-ish (K 128)
+# 56 vs 32. With 8 lanes, each input broadcast feeds one FMA per vector of K, and the kernel is
+# load-bound; the GEMM's 6x16 tile reuses each load 6 or 12 times.
+KVEC_AUTO_MAX_VECTORS_AVX2 = 4
+_SIMD_AVX2 = 1
+
+
 def _use_direct_forward(algo, geometry, dtype, simd):
     """_use_direct, for the forward pass, where "auto" also takes the direct kernel wherever the C
     kernel runs it vectorised over output channels (batch >= 2, out_channels >= one vector, padded
-    image small enough to copy: src_c/conv_direct.c, kvec_applies, is the one rule). Measured with
-    bench/ (2 threads, float32, AVX-512), that form beats im2col + GEMM on every such shape of the
+    image small enough to copy: src_c/conv_direct.c, kvec_applies, is the one rule) -- on AVX2 only up
+    to KVEC_AUTO_MAX_VECTORS_AVX2 vectors of output channels. Measured with bench/ (2 threads, float32, AVX-512), that
+    form beats im2col + GEMM (the chunked one, before the fused forward) on every such shape of the
     benchmark list, e.g. LeNet's C3 0.115 vs 0.68 ms, seed002-c4 3.5 vs 5.1 ms, vgg-ish 40 vs 44 ms,
     strided 1.7 vs 2.3 ms."""
     if algo == "auto" and _kernels.conv2d_direct_forward_vectorised(geometry, dtype == np.float32, simd):
-        return True
+        lanes = 8 if dtype == np.float32 else 4
+        if simd != _SIMD_AVX2 or geometry[4] <= KVEC_AUTO_MAX_VECTORS_AVX2 * lanes:
+            return True
     return _use_direct(algo, geometry)
 
 

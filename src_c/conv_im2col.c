@@ -6,21 +6,23 @@
  * and its gradients are
  *     grad_W += dY_n (K x P) * col_n^T,     grad_x_n = col2im(W^T (CRS x K) * dY_n).
  *
- * Chunks of images. One image's GEMM is often small (LeNet's second layer: 16 x 100 x 150), too
+ * Forward: fused, no column matrix. W is packed once into the GEMM's A layout. Then each task, one
+ * image's block of output columns, walks the GEMM's loops itself: for each KC step and each NR-wide
+ * micro-panel of its columns, im2col writes that KC x NR piece of col_n straight into the packed
+ * B-panel layout (fc_im2col_panel, in L1) and the micro-kernel runs down all K rows of W, writing Y_n in
+ * place (NCHW is K x P per image: ldc = P). The bias is added to the task's block while it is still in
+ * L2. A column block's C (K x columns) is kept under FC_IM2COL_C_BLOCK_BYTES. Scratch: packed W and
+ * one B panel per thread, whatever the batch. Tasks are independent, so threads share them with no
+ * barrier, and each output element is the same sum whatever the thread count.
+ *
+ * Backward, chunks of images. One image's GEMM is often small (LeNet's second layer: 16 x 100 x 150), too
  * small to amortise packing W or to give both cores a macro-tile. So the batch is cut into chunks of
  * `count` images whose column matrices sit SIDE BY SIDE in one buffer,
  *     col (CRS x count*P):  image n of the chunk owns columns [n*P, (n+1)*P),
  * and one GEMM with N = count*P covers the whole chunk. The chunk size comes from a fixed scratch
  * budget (FC_IM2COL_SCRATCH_BYTES) and the shape only -- never from the thread count -- so results are
- * the same with any number of threads; a chunk holds at least one image, however large.
- *
- * Output layout. The natural GEMM output (K x count*P) is not NCHW (NCHW wants the image index
- * outermost), and a row-major C with one ldc cannot express the jump between images. We keep the
- * one big GEMM and write its result to a scratch matrix, then copy it into y image by image, adding
- * the bias in that same pass (the "epilogue"); the copy is K*P per image, tiny next to the GEMM's
- * K*P*CRS multiply-adds. A chunk of one image (large images) needs no copy: the GEMM writes straight
- * into y with ldc = P and the bias is added in place. The backward pass gathers dY of a chunk into the
- * same (K x count*P) layout for the same reason.
+ * the same with any number of threads; a chunk holds at least one image, however large. dY of a chunk
+ * is gathered into the same (K x count*P) layout (NCHW has the image index outermost).
  *
  * Threads: the GEMM parallelises itself; im2col / col2im run in parallel over (image, channel)
  * planes of the chunk; chunks run one after the other, so grad_W's sum over chunks has a fixed order.
@@ -29,10 +31,16 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "gemm_kernels.h"
 #include "im2col.h"
 
 /* Scratch budget of one call: the column buffer plus the (K x count*P) output / dY buffer. */
 #define FC_IM2COL_SCRATCH_BYTES ((fc_index)4 << 20)
+
+/* Fused forward: most bytes of output (K x columns) one task computes, so that its C block stays in
+ * L2 beside W's packed KC block while the KC steps sweep it (L2 is 512 KB to 2 MB on the machines
+ * measured). */
+#define FC_IM2COL_C_BLOCK_BYTES ((fc_index)128 << 10)
 
 /* grad_x image by image (grad_x_by_image) when an image's column matrix is small (two or more fit the
  * budget) and the GEMM's depth, out_channels, is at most this. Measured (2 threads, float32, AVX-512,
@@ -88,39 +96,6 @@ static void FC_FN(col2im_chunk)(const fc_ctx *ctx, const fc_conv_shape *shape, c
     }
 }
 
-/* Epilogue of the chunked forward GEMM: y image n, channel k = out row k, columns of image n, + bias. */
-static void FC_FN(scatter_add_bias)(const fc_ctx *ctx, const real *out, fc_index ld_out,
-                                    fc_index count, fc_index out_channels, fc_index out_plane,
-                                    const real *bias, real *y_chunk)
-{
-    #pragma omp parallel for num_threads(ctx->num_threads) schedule(static)
-    for (fc_index job = 0; job < count * out_channels; job++) {
-        fc_index n = job / out_channels, k = job % out_channels;
-        const real *src = out + k * ld_out + n * out_plane;
-        real *dst = y_chunk + job * out_plane;
-        if (bias) {
-            const real b = bias[k];
-            for (fc_index q = 0; q < out_plane; q++)
-                dst[q] = src[q] + b;
-        } else {
-            memcpy(dst, src, (size_t)out_plane * sizeof(real));
-        }
-    }
-}
-
-/* Epilogue of a one-image chunk, whose GEMM wrote y directly: y_image (K x P) += bias. */
-static void FC_FN(add_bias_in_place)(const fc_ctx *ctx, const real *bias, fc_index out_channels,
-                                     fc_index out_plane, real *y_image)
-{
-    #pragma omp parallel for num_threads(ctx->num_threads) schedule(static)
-    for (fc_index k = 0; k < out_channels; k++) {
-        real *row = y_image + k * out_plane;
-        const real b = bias[k];
-        for (fc_index q = 0; q < out_plane; q++)
-            row[q] += b;
-    }
-}
-
 /* dy (K x count*P) = the chunk's grad_y with image n in columns [n*P, (n+1)*P): the inverse of the
  * forward epilogue's layout change. */
 static void FC_FN(gather_grad_y)(const fc_ctx *ctx, const real *grad_y_chunk, fc_index count,
@@ -155,46 +130,92 @@ static void FC_FN(bias_gradient)(const fc_ctx *ctx, const fc_conv_shape *shape, 
     }
 }
 
+/* y_n[k][j0, j1) += bias[k] for every output channel k: the epilogue of one task's column block. */
+static void FC_FN(add_bias_block)(const real *bias, fc_index out_channels, fc_index out_plane,
+                                  fc_index j0, fc_index j1, real *y_n)
+{
+    for (fc_index k = 0; k < out_channels; k++) {
+        real *row = y_n + k * out_plane;
+        const real b = bias[k];
+        for (fc_index j = j0; j < j1; j++)
+            row[j] += b;
+    }
+}
+
+/* One task of the fused forward: output columns [jr_begin*NR, jr_end*NR) of image n (the loops of
+ * gemm.c's one thread, with B packed by im2col instead of copied). */
+static void FC_FN(forward_task)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
+                                const fc_im2col_ranges *ranges, const real *a_all,
+                                const real *x_n, const real *bias, fc_index jr_begin,
+                                fc_index jr_end, real *b_panel, real *y_n)
+{
+    const fc_conv_shape *sh = ranges->shape;
+    const fc_index out_channels = sh->out_channels, out_plane = sh->out_h * sh->out_w;
+    const fc_index crs = sh->in_channels * sh->kernel_h * sh->kernel_w;
+    const fc_index mr = plan->blocks.mr, nr = plan->blocks.nr, kc_max = plan->blocks.kc;
+    const fc_index m_pad = (out_channels + mr - 1) / mr * mr;
+    const fc_index j_end = jr_end * nr < out_plane ? jr_end * nr : out_plane;
+
+    for (fc_index pc = 0; pc < crs; pc += kc_max) {
+        const fc_index kc = crs - pc < kc_max ? crs - pc : kc_max;
+        const real beta = pc == 0 ? (real)0 : (real)1;
+        for (fc_index j0 = jr_begin * nr; j0 < j_end; j0 += nr) {
+            const fc_index cols = j_end - j0 < nr ? j_end - j0 : nr;
+            FC_FN(fc_im2col_panel)(ranges, x_n, pc, kc, j0, cols, nr, b_panel);
+            FC_FN(fc_gemm_multiply_panel)(plan, out_channels, cols, kc, (real)1, a_all + pc * m_pad,
+                                          b_panel, beta, y_n + j0, out_plane);
+        }
+    }
+    if (bias)
+        FC_FN(add_bias_block)(bias, out_channels, out_plane, jr_begin * nr, j_end, y_n);
+}
+
 int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *x,
                                     const real *weight, const real *bias, real *y)
 {
-    const fc_index batch = shape->batch, out_channels = shape->out_channels;
+    const FC_CAT(fc_gemm_plan, FC_SUFFIX) plan = FC_FN(fc_gemm_plan_for)(ctx->simd);
+    const fc_index out_channels = shape->out_channels, nr = plan.blocks.nr;
     const fc_index in_image = shape->in_channels * shape->in_h * shape->in_w;
     const fc_index out_plane = shape->out_h * shape->out_w;
     const fc_index crs = shape->in_channels * shape->kernel_h * shape->kernel_w;
-    const fc_index chunk = fc_images_per_chunk(
-        batch, (crs + out_channels) * out_plane * (fc_index)sizeof(real));
-    int status = FC_OK;
+    const fc_index panels = (out_plane + nr - 1) / nr;
+    fc_index block_panels = FC_IM2COL_C_BLOCK_BYTES / (out_channels * nr * (fc_index)sizeof(real));
+    fc_index blocks_per_image, tasks;
+    fc_im2col_ranges ranges;
+    real *a_all;
+    int status = FC_OK, threads;
 
-    real *col_buf = malloc((size_t)(crs * chunk * out_plane) * sizeof(real));
-    real *out_buf = chunk > 1 ? malloc((size_t)(out_channels * chunk * out_plane) * sizeof(real))
-                              : NULL;
-    if (!col_buf || (chunk > 1 && !out_buf)) {
-        status = FC_ENOMEM;
-        goto done;
+    block_panels = block_panels < 1 ? 1 : block_panels > panels ? panels : block_panels;
+    blocks_per_image = (panels + block_panels - 1) / block_panels;
+    tasks = shape->batch * blocks_per_image;
+    threads = tasks < ctx->num_threads ? (int)tasks : ctx->num_threads;
+    if (fc_im2col_ranges_init(&ranges, shape) != FC_OK)
+        return FC_ENOMEM;
+    a_all = fc_gemm_alloc((size_t)fc_gemm_packed_a_size(&plan.blocks, out_channels, crs) * sizeof(real));
+    if (a_all == NULL) {
+        fc_im2col_ranges_free(&ranges);
+        return FC_ENOMEM;
     }
-    for (fc_index first = 0; first < batch && status == FC_OK; first += chunk) {
-        const fc_index count = batch - first < chunk ? batch - first : chunk;
-        const fc_index ld_col = count * out_plane;
-        real *y_chunk = y + first * out_channels * out_plane;
-
-        FC_FN(im2col_chunk)(ctx, shape, x + first * in_image, count, col_buf, ld_col);
-        if (count == 1) {
-            status = FC_FN(fc_gemm)(ctx, out_channels, out_plane, crs, (real)1, weight, crs, 1,
-                                    col_buf, ld_col, 1, (real)0, y_chunk, out_plane);
-            if (status == FC_OK && bias)
-                FC_FN(add_bias_in_place)(ctx, bias, out_channels, out_plane, y_chunk);
-        } else {
-            status = FC_FN(fc_gemm)(ctx, out_channels, ld_col, crs, (real)1, weight, crs, 1,
-                                    col_buf, ld_col, 1, (real)0, out_buf, ld_col);
-            if (status == FC_OK)
-                FC_FN(scatter_add_bias)(ctx, out_buf, ld_col, count, out_channels, out_plane,
-                                        bias, y_chunk);
+    FC_FN(fc_gemm_pack_a_all)(&plan, weight, crs, 1, out_channels, crs, a_all);
+    #pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        real *b_panel = fc_gemm_alloc((size_t)(plan.blocks.kc * nr) * sizeof(real));
+        #pragma omp for schedule(static)
+        for (fc_index task = 0; task < tasks; task++) {
+            const fc_index n = task / blocks_per_image, first = task % blocks_per_image * block_panels;
+            const fc_index last = first + block_panels < panels ? first + block_panels : panels;
+            if (b_panel == NULL) {
+                #pragma omp atomic write
+                status = FC_ENOMEM;
+                continue;
+            }
+            FC_FN(forward_task)(&plan, &ranges, a_all, x + n * in_image, bias, first, last, b_panel,
+                                y + n * out_channels * out_plane);
         }
+        free(b_panel);
     }
-done:
-    free(col_buf);
-    free(out_buf);
+    free(a_all);
+    fc_im2col_ranges_free(&ranges);
     return status;
 }
 

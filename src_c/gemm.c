@@ -39,7 +39,7 @@ static fc_index fc_gemm_round_up(fc_index a, fc_index b) { return fc_gemm_ceil_d
 /* A cache block that is a whole number of register blocks (at least one). */
 static fc_index fc_gemm_round_down(fc_index a, fc_index b) { return a < b ? b : a / b * b; }
 
-static void *fc_gemm_alloc(size_t bytes)
+void *fc_gemm_alloc(size_t bytes)
 {
     void *ptr = NULL;
     size_t rounded = (bytes + FC_GEMM_ALIGN - 1) / FC_GEMM_ALIGN * FC_GEMM_ALIGN;
@@ -156,19 +156,37 @@ static void FC_FN(pack_a_block)(const FC_FN(gemm_call) *call, fc_index ic, fc_in
     }
 }
 
+/* All of A (M x K), packed once for every KC step of `plan`: the block of the KC step starting at
+ * depth pc is at a_all + pc * round_up(M, MR), its micro-panel ir at + ir * kc (kc: that step's depth),
+ * the layout pack_a_block gives one block. a_all holds fc_gemm_packed_a_size(&plan->blocks, M, K) elements. */
+void FC_FN(fc_gemm_pack_a_all)(const gemm_plan *plan, const real *A, fc_index rs_a, fc_index cs_a,
+                               fc_index M, fc_index K, real *a_all)
+{
+    const int mr = plan->blocks.mr;
+    const fc_index m_pad = fc_gemm_round_up(M, mr);
+
+    for (fc_index pc = 0; pc < K; pc += plan->blocks.kc) {
+        const fc_index kc = fc_gemm_min(plan->blocks.kc, K - pc);
+        for (fc_index ir = 0; ir < M; ir += mr)
+            FC_FN(pack_a_panel)(A + ir * rs_a + pc * cs_a, rs_a, cs_a, fc_gemm_min(mr, M - ir), kc,
+                                mr, a_all + pc * m_pad + ir * kc);
+    }
+}
+
 /* ---- Macro-kernel ------------------------------------------------------------------------------ */
 
 /* The right-edge tile: run the micro-kernel on a local NR-wide tile, then merge n columns into C. */
-static void FC_FN(edge_tile)(const FC_FN(gemm_call) *call, int m, fc_index n, fc_index kc,
-                             const real *a_panel, const real *b_panel, real beta, real *c)
+static void FC_FN(edge_tile)(const gemm_plan *plan, int m, fc_index n, fc_index kc, real alpha,
+                             const real *a_panel, const real *b_panel, real beta, real *c,
+                             fc_index ldc)
 {
     enum { MAX_TILE = 16 * 64 };  /* >= MR * NR of every plan */
     _Alignas(64) real tile[MAX_TILE];
-    const int nr = call->plan.blocks.nr;
+    const int nr = plan->blocks.nr;
 
-    call->plan.ukernel(m, kc, call->alpha, a_panel, b_panel, 0, tile, nr);
+    plan->ukernel(m, kc, alpha, a_panel, b_panel, 0, tile, nr);
     for (int i = 0; i < m; i++) {
-        real *c_row = c + i * call->ldc;
+        real *c_row = c + i * ldc;
         const real *t_row = tile + i * nr;
         if (beta == 0) {
             for (fc_index j = 0; j < n; j++)
@@ -180,28 +198,36 @@ static void FC_FN(edge_tile)(const FC_FN(gemm_call) *call, int m, fc_index n, fc
     }
 }
 
+/* C (m x n) = beta C + alpha A B for one packed B micro-panel (kc x NR, n <= NR valid columns) and
+ * the m rows of a packed A block (MR-tall micro-panels, kc long each): the micro-kernel down C. */
+void FC_FN(fc_gemm_multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n, fc_index kc,
+                                   real alpha, const real *a_block, const real *b_panel, real beta,
+                                   real *c, fc_index ldc)
+{
+    const int mr = plan->blocks.mr, nr = plan->blocks.nr;
+
+    for (fc_index ir = 0; ir < m; ir += mr) {
+        const int rows = (int)fc_gemm_min(mr, m - ir);
+        if (n == nr)
+            plan->ukernel(rows, kc, alpha, a_block + ir * kc, b_panel, beta, c + ir * ldc, ldc);
+        else
+            FC_FN(edge_tile)(plan, rows, n, kc, alpha, a_block + ir * kc, b_panel, beta,
+                             c + ir * ldc, ldc);
+    }
+}
+
 /* Micro-panels [jr_begin, jr_end) of the packed B block times the packed A block (mc rows),
  * into C at (ic, jc). beta is the caller's for the first KC step and 1 after it. */
 static void FC_FN(macro_kernel)(const FC_FN(gemm_call) *call, const real *a_pack, fc_index ic,
                                 fc_index mc, fc_index jc, fc_index nc, fc_index kc,
                                 fc_index jr_begin, fc_index jr_end, real beta)
 {
-    const int mr = call->plan.blocks.mr, nr = call->plan.blocks.nr;
-    const gemm_ukernel ukernel = call->plan.ukernel;
+    const int nr = call->plan.blocks.nr;
 
-    for (fc_index jr = jr_begin; jr < jr_end; jr++) {
-        const fc_index n = fc_gemm_min(nr, nc - jr * nr);
-        const real *b_panel = call->b_pack + jr * nr * kc;
-        for (fc_index ir = 0; ir < mc; ir += mr) {
-            const int m = (int)fc_gemm_min(mr, mc - ir);
-            const real *a_panel = a_pack + ir * kc;
-            real *c = call->C + (ic + ir) * call->ldc + jc + jr * nr;
-            if (n == nr)
-                ukernel(m, kc, call->alpha, a_panel, b_panel, beta, c, call->ldc);
-            else
-                FC_FN(edge_tile)(call, m, n, kc, a_panel, b_panel, beta, c);
-        }
-    }
+    for (fc_index jr = jr_begin; jr < jr_end; jr++)
+        FC_FN(fc_gemm_multiply_panel)(&call->plan, mc, fc_gemm_min(nr, nc - jr * nr), kc,
+                                      call->alpha, a_pack, call->b_pack + jr * nr * kc, beta,
+                                      call->C + ic * call->ldc + jc + jr * nr, call->ldc);
 }
 
 /* ---- The loops of one thread (called by every member of the team) ---------------------------- */

@@ -15,6 +15,8 @@
 #ifndef FASTCONV_GEMM_KERNELS_H
 #define FASTCONV_GEMM_KERNELS_H
 
+#include <stddef.h>
+
 #include "fastconv.h"
 #include "gemm_config.h"
 
@@ -27,9 +29,27 @@ typedef struct {                                                                
     fc_gemm_blocks blocks;                                                                        \
 } fc_gemm_plan_##sfx;                                                                             \
 /* The plan for `level` (a level this build cannot run falls back to the scalar plan). */         \
-fc_gemm_plan_##sfx fc_gemm_plan_for_##sfx(fc_simd_level level);
+fc_gemm_plan_##sfx fc_gemm_plan_for_##sfx(fc_simd_level level);                                  \
+/* Building blocks (gemm.c) for kernels that pack B themselves, as conv_im2col.c's forward does:   \
+ * A packed once for every KC step (layout: gemm.c, fc_gemm_pack_a_all; caller allocates          \
+ * fc_gemm_packed_a_size elements, 64-byte aligned), and one packed B micro-panel (KC x NR rows,    \
+ * n <= NR valid columns) times m rows of a packed A block: C (m x n, ldc) = beta C + alpha A B. */  \
+void fc_gemm_pack_a_all_##sfx(const fc_gemm_plan_##sfx *plan, const real *A, fc_index rs_a,       \
+                              fc_index cs_a, fc_index M, fc_index K, real *a_all);               \
+void fc_gemm_multiply_panel_##sfx(const fc_gemm_plan_##sfx *plan, fc_index m, fc_index n,         \
+                                  fc_index kc, real alpha, const real *a_block,                  \
+                                  const real *b_panel, real beta, real *c, fc_index ldc);
 
 FC_DECLARE_GEMM_UKERNEL(float, f32)
 FC_DECLARE_GEMM_UKERNEL(double, f64)
+
+/* Scratch for packed operands: 64-byte aligned (the micro-kernels' aligned loads), free() releases it. */
+void *fc_gemm_alloc(size_t bytes);
+
+/* Elements of A packed for every KC step: M rounded up to whole MR micro-panels, times K. */
+static inline fc_index fc_gemm_packed_a_size(const fc_gemm_blocks *blocks, fc_index M, fc_index K)
+{
+    return (M + blocks->mr - 1) / blocks->mr * blocks->mr * K;
+}
 
 #endif /* FASTCONV_GEMM_KERNELS_H */

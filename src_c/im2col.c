@@ -16,8 +16,15 @@
  */
 #ifndef FC_TEMPLATE_PASS
 
+#include <stdlib.h>
 #include <string.h>
 #include "im2col.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define FC_INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define FC_INLINE_LOOPS
+#endif
 
 /* The output positions o in [0, out_len) whose input coordinate o*stride - pad + offset lies in
  * [0, in_len), as the half-open range [*lo, *hi) (lo == hi when there is none). */
@@ -34,6 +41,31 @@ static inline void fc_valid_output_range(fc_index out_len, fc_index in_len, fc_i
         low = high;
     *lo = low;
     *hi = high;
+}
+
+int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape)
+{
+    fc_index *table = malloc((size_t)(2 * (shape->kernel_h + shape->kernel_w)) * sizeof(fc_index));
+    ranges->shape = shape;
+    ranges->oh_lo = table;
+    if (table == NULL)
+        return FC_ENOMEM;
+    ranges->oh_hi = table + shape->kernel_h;
+    ranges->ow_lo = table + 2 * shape->kernel_h;
+    ranges->ow_hi = ranges->ow_lo + shape->kernel_w;
+    for (fc_index r = 0; r < shape->kernel_h; r++)
+        fc_valid_output_range(shape->out_h, shape->in_h, shape->stride_h, shape->pad_h, r,
+                              &ranges->oh_lo[r], &ranges->oh_hi[r]);
+    for (fc_index s = 0; s < shape->kernel_w; s++)
+        fc_valid_output_range(shape->out_w, shape->in_w, shape->stride_w, shape->pad_w, s,
+                              &ranges->ow_lo[s], &ranges->ow_hi[s]);
+    return FC_OK;
+}
+
+void fc_im2col_ranges_free(fc_im2col_ranges *ranges)
+{
+    free(ranges->oh_lo);
+    ranges->oh_lo = NULL;
 }
 
 #define FC_TEMPLATE_FILE "im2col.c"
@@ -89,6 +121,75 @@ void FC_FN(fc_im2col_plane)(const fc_conv_shape *shape, const real *x_plane, rea
                 fc_index iw_first = ow_lo * stride_w - pad_w + s;
                 FC_FN(im2col_row)(row + oh * out_w, x_plane + ih * in_w + iw_first,
                                   ow_lo, ow_hi, out_w, stride_w);
+            }
+        }
+    }
+}
+
+/* `count` values of one column-matrix row inside one output row oh, from output column ow on: zero
+ * outside the tap's valid columns [ow_lo, ow_hi) (or everywhere when the row reads padding).
+ * Runs are at most one micro-panel wide (16 floats on AVX2), too short for a memcpy/memset call to
+ * pay: FC_INLINE_LOOPS stops GCC from turning the loops into those calls (they took 18-30% of the
+ * fused forward's time on seed002-c4 and lenet-c3). */
+static inline FC_INLINE_LOOPS void FC_FN(im2col_segment)(const fc_im2col_ranges *ranges, const real *plane,
+                                         fc_index r, fc_index s, fc_index oh, fc_index ow,
+                                         fc_index count, real *restrict out)
+{
+    const fc_conv_shape *sh = ranges->shape;
+    fc_index lo = 0, hi = 0;
+
+    if (oh >= ranges->oh_lo[r] && oh < ranges->oh_hi[r]) {
+        lo = ranges->ow_lo[s] - ow;
+        lo = lo < 0 ? 0 : lo > count ? count : lo;
+        hi = ranges->ow_hi[s] - ow;
+        hi = hi < lo ? lo : hi > count ? count : hi;
+    }
+    for (fc_index q = 0; q < lo; q++)
+        out[q] = 0;
+    if (hi > lo) {
+        const fc_index ih = oh * sh->stride_h - sh->pad_h + r;
+        const real *src = plane + ih * sh->in_w + (ow + lo) * sh->stride_w - sh->pad_w + s;
+        real *dst = out + lo;
+        if (sh->stride_w == 1) {
+            for (fc_index q = 0; q < hi - lo; q++)
+                dst[q] = src[q];
+        } else {
+            for (fc_index q = 0; q < hi - lo; q++)
+                dst[q] = src[q * sh->stride_w];
+        }
+    }
+    for (fc_index q = hi; q < count; q++)
+        out[q] = 0;
+}
+
+FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(const fc_im2col_ranges *ranges, const real *x_image, fc_index row0,
+                            fc_index rows, fc_index col0, fc_index cols, fc_index width,
+                            real *restrict panel)
+{
+    const fc_conv_shape *sh = ranges->shape;
+    const fc_index kernel_w = sh->kernel_w, taps = sh->kernel_h * kernel_w;
+    const fc_index in_plane = sh->in_h * sh->in_w, out_w = sh->out_w;
+    const fc_index oh_first = col0 / out_w, ow_first = col0 % out_w;
+    fc_index c = row0 / taps, r = row0 % taps / kernel_w, s = row0 % kernel_w;
+
+    for (fc_index p = 0; p < rows; p++) {
+        real *dst = panel + p * width;
+        const real *plane = x_image + c * in_plane;
+        fc_index j = 0, oh = oh_first, ow = ow_first;
+        while (j < cols) {               /* one segment per output row the columns touch */
+            const fc_index count = cols - j < out_w - ow ? cols - j : out_w - ow;
+            FC_FN(im2col_segment)(ranges, plane, r, s, oh, ow, count, dst + j);
+            j += count;
+            ow = 0;
+            oh++;
+        }
+        for (; j < width; j++)
+            dst[j] = 0;
+        if (++s == kernel_w) {           /* next row: (c, r, s) in C order */
+            s = 0;
+            if (++r == sh->kernel_h) {
+                r = 0;
+                c++;
             }
         }
     }

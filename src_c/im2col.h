@@ -5,7 +5,7 @@
  * (row stride out_h*out_w). The im2col convolution wants more: it lays the columns of a whole chunk
  * of images side by side, (C*R*S) x (chunk*out_h*out_w), so that ONE GEMM covers the chunk, and it
  * parallelises over (image, channel) pairs. These two functions give it exactly that: they handle
- * one channel plane and take the row stride of the column matrix (ld_col) as an argument.
+ * one channel plane and take the row stride of the column matrix (ld_col) as an argument (the backward pass uses them).
  *
  *  - fc_im2col_plane: x_plane is one (in_h, in_w) input plane; col_rows receives its kernel_h*kernel_w
  *    rows, row (r*S + s) at col_rows + (r*S + s)*ld_col, out_h*out_w values each (oh*out_w + ow).
@@ -18,11 +18,32 @@
 
 #include "fastconv.h"
 
+/*
+ * The fused im2col + GEMM forward (conv_im2col.c) never builds a column matrix: it packs blocks of
+ * one at a time straight into the GEMM's B-panel layout.
+ *  - fc_im2col_ranges: for each kernel row r the output rows [oh_lo[r], oh_hi[r]) that read real
+ *    input, for each kernel column s the output columns [ow_lo[s], ow_hi[s]); computed once per call
+ *    (init allocates, free releases), read-only after, so threads share it.
+ *  - fc_im2col_panel: rows [row0, row0 + rows) x columns [col0, col0 + cols) of x_image's column
+ *    matrix (C*R*S x out_h*out_w), row p at panel + p*width, columns cols..width-1 zero (width >= cols).
+ */
+typedef struct {
+    const fc_conv_shape *shape;
+    fc_index *oh_lo, *oh_hi;   /* kernel_h entries each */
+    fc_index *ow_lo, *ow_hi;   /* kernel_w entries each */
+} fc_im2col_ranges;
+
+int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape);   /* FC_OK / FC_ENOMEM */
+void fc_im2col_ranges_free(fc_im2col_ranges *ranges);
+
 #define FC_DECLARE_IM2COL_PLANE(real, sfx)                                                        \
 void fc_im2col_plane_##sfx(const fc_conv_shape *shape, const real *x_plane,                       \
                            real *col_rows, fc_index ld_col);                                      \
 void fc_col2im_plane_##sfx(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,     \
-                           real *x_plane);
+                           real *x_plane);                                                \
+void fc_im2col_panel_##sfx(const fc_im2col_ranges *ranges, const real *x_image, fc_index row0,    \
+                           fc_index rows, fc_index col0, fc_index cols, fc_index width,           \
+                           real *panel);
 
 FC_DECLARE_IM2COL_PLANE(float, f32)
 FC_DECLARE_IM2COL_PLANE(double, f64)
