@@ -433,7 +433,7 @@ static int FC_FN(kvec_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
 {
     const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
     const fc_index padded_image = sh->in_channels * (sh->in_h + 2 * sh->pad_h) * (sh->in_w + 2 * sh->pad_w);
-    return lanes > 0 && sh->out_channels >= lanes
+    return lanes > 0 && 4 * sh->out_channels >= 3 * lanes
         && sh->batch >= 2
         && padded_image <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
 }

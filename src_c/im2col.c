@@ -26,6 +26,9 @@
 #define FC_INLINE_LOOPS
 #endif
 
+/* Columns fc_im2col_panel handles in one pass (the widest micro-panel: 64 floats on AVX-512). */
+#define FC_IM2COL_PANEL_COLS 64
+
 /* The output positions o in [0, out_len) whose input coordinate o*stride - pad + offset lies in
  * [0, in_len), as the half-open range [*lo, *hi) (lo == hi when there is none). */
 static inline void fc_valid_output_range(fc_index out_len, fc_index in_len, fc_index stride,
@@ -126,19 +129,42 @@ void FC_FN(fc_im2col_plane)(const fc_conv_shape *shape, const real *x_plane, rea
     }
 }
 
-/* `count` values of one column-matrix row inside one output row oh, from output column ow on: zero
- * outside the tap's valid columns [ow_lo, ow_hi) (or everywhere when the row reads padding).
- * Runs are at most one micro-panel wide (16 floats on AVX2), too short for a memcpy/memset call to
- * pay: FC_INLINE_LOOPS stops GCC from turning the loops into those calls (they took 18-30% of the
- * fused forward's time on seed002-c4 and lenet-c3). */
-static inline FC_INLINE_LOOPS void FC_FN(im2col_segment)(const fc_im2col_ranges *ranges, const real *plane,
-                                         fc_index r, fc_index s, fc_index oh, fc_index ow,
-                                         fc_index count, real *restrict out)
+/* One output row's share of a panel's columns: `count` columns from output column ow of output row
+ * oh, at dst_col in the panel. Every row of a panel crosses the same segments. */
+typedef struct {
+    fc_index oh, ow, count, dst_col;
+} FC_FN(im2col_seg);
+
+/* The segments of the panel columns [col0, col0 + cols), cols <= FC_IM2COL_PANEL_COLS. */
+static int FC_FN(panel_segments)(const fc_conv_shape *sh, fc_index col0, fc_index cols,
+                                 FC_FN(im2col_seg) *segs)
+{
+    fc_index oh = col0 / sh->out_w, ow = col0 % sh->out_w;
+    int n = 0;
+    for (fc_index j = 0; j < cols; n++) {
+        const fc_index count = cols - j < sh->out_w - ow ? cols - j : sh->out_w - ow;
+        segs[n] = (FC_FN(im2col_seg)){ oh, ow, count, j };
+        j += count;
+        ow = 0;
+        oh++;
+    }
+    return n;
+}
+
+/* One segment of column-matrix row (c, r, s): the input row it reads, zero outside the tap's valid
+ * columns [ow_lo, ow_hi) (everywhere when the output row reads padding). Runs are at most one
+ * micro-panel wide (16 floats on AVX2), too short for a memcpy/memset call to pay: FC_INLINE_LOOPS
+ * stops GCC from turning the loops into those calls (they took 18-30% of the fused forward). */
+static inline FC_INLINE_LOOPS void FC_FN(im2col_segment)(const fc_im2col_ranges *ranges,
+                                                         const real *plane, fc_index r, fc_index s,
+                                                         const FC_FN(im2col_seg) *seg,
+                                                         real *restrict out)
 {
     const fc_conv_shape *sh = ranges->shape;
+    const fc_index ow = seg->ow, count = seg->count, stride_w = sh->stride_w;
     fc_index lo = 0, hi = 0;
 
-    if (oh >= ranges->oh_lo[r] && oh < ranges->oh_hi[r]) {
+    if (seg->oh >= ranges->oh_lo[r] && seg->oh < ranges->oh_hi[r]) {
         lo = ranges->ow_lo[s] - ow;
         lo = lo < 0 ? 0 : lo > count ? count : lo;
         hi = ranges->ow_hi[s] - ow;
@@ -147,52 +173,51 @@ static inline FC_INLINE_LOOPS void FC_FN(im2col_segment)(const fc_im2col_ranges 
     for (fc_index q = 0; q < lo; q++)
         out[q] = 0;
     if (hi > lo) {
-        const fc_index ih = oh * sh->stride_h - sh->pad_h + r;
-        const real *src = plane + ih * sh->in_w + (ow + lo) * sh->stride_w - sh->pad_w + s;
+        const fc_index ih = seg->oh * sh->stride_h - sh->pad_h + r;
+        const real *src = plane + ih * sh->in_w + (ow + lo) * stride_w - sh->pad_w + s;
         real *dst = out + lo;
-        if (sh->stride_w == 1) {
+        if (stride_w == 1) {
             for (fc_index q = 0; q < hi - lo; q++)
                 dst[q] = src[q];
         } else {
             for (fc_index q = 0; q < hi - lo; q++)
-                dst[q] = src[q * sh->stride_w];
+                dst[q] = src[q * stride_w];
         }
     }
     for (fc_index q = hi; q < count; q++)
         out[q] = 0;
 }
 
-FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(const fc_im2col_ranges *ranges, const real *x_image, fc_index row0,
-                            fc_index rows, fc_index col0, fc_index cols, fc_index width,
-                            real *restrict panel)
+FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(const fc_im2col_ranges *ranges, const real *x_image,
+                                            fc_index row0, fc_index rows, fc_index col0,
+                                            fc_index cols, fc_index width, real *restrict panel)
 {
     const fc_conv_shape *sh = ranges->shape;
     const fc_index kernel_w = sh->kernel_w, taps = sh->kernel_h * kernel_w;
-    const fc_index in_plane = sh->in_h * sh->in_w, out_w = sh->out_w;
-    const fc_index oh_first = col0 / out_w, ow_first = col0 % out_w;
-    fc_index c = row0 / taps, r = row0 % taps / kernel_w, s = row0 % kernel_w;
+    const fc_index in_plane = sh->in_h * sh->in_w;
+    FC_FN(im2col_seg) segs[FC_IM2COL_PANEL_COLS];
 
-    for (fc_index p = 0; p < rows; p++) {
-        real *dst = panel + p * width;
-        const real *plane = x_image + c * in_plane;
-        fc_index j = 0, oh = oh_first, ow = ow_first;
-        while (j < cols) {               /* one segment per output row the columns touch */
-            const fc_index count = cols - j < out_w - ow ? cols - j : out_w - ow;
-            FC_FN(im2col_segment)(ranges, plane, r, s, oh, ow, count, dst + j);
-            j += count;
-            ow = 0;
-            oh++;
-        }
-        for (; j < width; j++)
-            dst[j] = 0;
-        if (++s == kernel_w) {           /* next row: (c, r, s) in C order */
-            s = 0;
-            if (++r == sh->kernel_h) {
-                r = 0;
-                c++;
+    for (fc_index done = 0; done < cols; done += FC_IM2COL_PANEL_COLS) {  /* one pass for NR <= 64 */
+        const fc_index piece = cols - done < FC_IM2COL_PANEL_COLS ? cols - done : FC_IM2COL_PANEL_COLS;
+        const int n_segs = FC_FN(panel_segments)(sh, col0 + done, piece, segs);
+        fc_index c = row0 / taps, r = row0 % taps / kernel_w, s = row0 % kernel_w;
+        for (fc_index p = 0; p < rows; p++) {
+            real *dst = panel + p * width + done;
+            const real *plane = x_image + c * in_plane;
+            for (int i = 0; i < n_segs; i++)
+                FC_FN(im2col_segment)(ranges, plane, r, s, &segs[i], dst + segs[i].dst_col);
+            if (++s == kernel_w) {           /* next row: (c, r, s) in C order */
+                s = 0;
+                if (++r == sh->kernel_h) {
+                    r = 0;
+                    c++;
+                }
             }
         }
     }
+    for (fc_index p = 0; p < rows; p++)
+        for (fc_index j = cols; j < width; j++)
+            panel[p * width + j] = 0;
 }
 
 void FC_FN(fc_col2im_plane)(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,
