@@ -255,13 +255,13 @@ def _use_direct(algo, geometry, max_reduction=DIRECT_MAX_REDUCTION):
 
 
 # "auto" forward on AVX2: the kvec kernel only up to this many vectors of output channels (8 floats or
-# 4 doubles each), im2col + GEMM above.
-# Measured (`python bench/conv_parts.py` era script, 2 threads, float32, AVX2 EPYC, ms, kvec vs the fused
-# im2col forward): N64 C16 14x14 3x3: K 32 1.58 vs 1.68, K 48 2.33 vs 1.92; N64 C32 16x16 3x3: K 32 3.44
-# vs 3.38, K 48 5.05 vs 4.41; N100 C25 13x13 3x3: K 32 1.88 vs 2.62, K 64 3.86 vs 3.49; vgg-ish (K 128)
-# 56 vs 32. With 8 lanes, each input broadcast feeds one FMA per vector of K, and the kernel is
-# load-bound; the GEMM's 6x16 tile reuses each load 6 or 12 times.
-KVEC_AUTO_MAX_VECTORS_AVX2 = 4
+# 4 doubles each), im2col + GEMM above. Measured (2 threads, float32, AVX2 EPYC, ms, kvec vs the fused
+# im2col forward), K = 64 and 96: N64 C16 14x14 3x3 2.26 vs 2.18, 3.29 vs 2.79; N64 C32 16x16 3x3
+# 4.77 vs 4.62, 6.88 vs 6.07; N64 C64 10x10 3x3 2.59 vs 2.63, 3.97 vs 3.40; N32 C64 32x32 3x3 18.8 vs
+# 18.2, 30.3 vs 24.4; N32 C32 31x31 3x3 stride 2 2.64 vs 2.79, 3.75 vs 3.55; (5x5 kernels and the
+# N100 C25 13x13 shape favour kvec up to K 128, by 5-10%). With two vectors of K per input broadcast
+# the kvec kernel holds 6 pixels per block, the GEMM's 6x16 tile reuses each load more.
+KVEC_AUTO_MAX_VECTORS_AVX2 = 8
 _SIMD_AVX2 = 1
 
 

@@ -159,7 +159,7 @@ typedef struct {
     fc_index channels, kernel_h, kernel_w, out_channels, out_h, out_w;
     fc_index in_channel_step, in_row_step;  /* of the (padded) input image */
     fc_index block_row_step;                /* stride_h * in_row_step: next output row's input */
-    fc_index k_pad;                         /* out_channels rounded up to a multiple of the lanes */
+    fc_index k_pad;                         /* out_channels rounded up to whole K steps of a block */
     fc_index stride_w;                      /* next output column's input */
 } fc_kvec_geometry;
 
@@ -475,8 +475,9 @@ static void FC_FN(kvec_copy_padded)(const fc_conv_shape *sh, const fc_kvec_geome
 static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *x, const real *weight,
                                const real *bias, real *y)
 {
-    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    const fc_index k_pad = (sh->out_channels + lanes - 1) / lanes * lanes;
+    /* whole K steps of the block (FC_KVEC_K_VECTORS vectors), so every weight load is in bounds */
+    const fc_index k_step = FC_FN(kvec_lanes)(ctx->simd) * (ctx->simd >= FC_SIMD_AVX512 ? 1 : 2);
+    const fc_index k_pad = (sh->out_channels + k_step - 1) / k_step * k_step;
     const fc_index taps = sh->in_channels * sh->kernel_h * sh->kernel_w;
     const fc_index padded_h = sh->in_h + 2 * sh->pad_h, padded_w = sh->in_w + 2 * sh->pad_w;
     const int needs_copy = sh->pad_h > 0 || sh->pad_w > 0;
@@ -1078,56 +1079,77 @@ static FCV_TARGET void FCV_FN(grad_w_task)(const fc_conv_shape *sh, const fc_ran
 #define fcv_loadu _mm256_loadu_pd
 #define fcv_storeu _mm256_storeu_pd
 #endif
-/* Output rows per block: AVX-512 has 32 vector registers (2 x 12 accumulators), AVX2 16 (1 x 12). */
+/* Register blocks: rows x cols output pixels times kv vectors of output channels, one accumulator
+ * each. AVX-512 (32 registers): 1 vector x 2 rows x 12 columns. AVX2 (16 registers): 2 vectors x 1 row
+ * x 6 columns, so that each input broadcast feeds two FMAs -- with one vector (1 x 12) each FMA needs a
+ * broadcast of its own, and the kernel ran at about half the FMA peak (measured, 2 threads, AVX2, ms: LeNet C3 0.28 -> 0.245, seed000-c2 3.3 -> 2.3, strided 3.4 -> 2.3,
+ * seed002-c4 6.3 -> 5.0, vgg-ish 55 -> 37; functional.py's "auto" rule has the rest). A last
+ * group of at most one vector of channels takes the 1-vector block (1 x 12 on AVX2). */
 #define FC_KVEC_ROWS (FC_DIRECT_SIMD_PASS == 2 ? 2 : 1)
+#define FC_KVEC_K_VECTORS (FC_DIRECT_SIMD_PASS == 2 ? 1 : 2)
 #define FC_KVGW_MAX_TAPS (FC_DIRECT_SIMD_PASS == 2 ? FC_KVGW_MAX_TAPS_AVX512 : FC_KVGW_MAX_TAPS_AVX2)
 
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, const real *bias,
-                   real *tile, const int rows, const int cols)
+                   real *tile, const int kv, const int rows, const int cols)
 {
     const fc_index channels = geo->channels, kernel_h = geo->kernel_h, kernel_w = geo->kernel_w;
     const fc_index in_channel_step = geo->in_channel_step, in_row_step = geo->in_row_step;
     const fc_index block_row_step = geo->block_row_step, wt_tap_step = geo->k_pad, col_step = geo->stride_w;
-    fcv_vec acc[FC_KVEC_ROWS][FC_KVEC_MAX_COLS];
-    const fcv_vec bias_vec = fcv_loadu(bias);
+    fcv_vec acc[FC_KVEC_K_VECTORS][FC_KVEC_ROWS][FC_KVEC_MAX_COLS];
     #pragma GCC unroll 2
-    for (int i = 0; i < rows; i++)
-        #pragma GCC unroll 12
-        for (int j = 0; j < cols; j++)
-            acc[i][j] = bias_vec;
+    for (int v = 0; v < kv; v++) {
+        const fcv_vec bias_vec = fcv_loadu(bias + v * FCV_LANES);
+        #pragma GCC unroll 2
+        for (int i = 0; i < rows; i++)
+            #pragma GCC unroll 12
+            for (int j = 0; j < cols; j++)
+                acc[v][i][j] = bias_vec;
+    }
     for (fc_index c = 0; c < channels; c++) {
         for (fc_index r = 0; r < kernel_h; r++) {
             const real *in_row = in + c * in_channel_step + r * in_row_step;
             for (fc_index s = 0; s < kernel_w; s++) {
-                const fcv_vec w_vec = fcv_loadu(wt);
+                fcv_vec w_vec[FC_KVEC_K_VECTORS];
+                #pragma GCC unroll 2
+                for (int v = 0; v < kv; v++)
+                    w_vec[v] = fcv_loadu(wt + v * FCV_LANES);
                 wt += wt_tap_step;
                 #pragma GCC unroll 2
                 for (int i = 0; i < rows; i++)
                     #pragma GCC unroll 12
-                    for (int j = 0; j < cols; j++)
-                        acc[i][j] = fcv_fmadd(fcv_set1(in_row[i * block_row_step + j * col_step + s]), w_vec,
-                                              acc[i][j]);
+                    for (int j = 0; j < cols; j++) {
+                        const fcv_vec x_vec = fcv_set1(in_row[i * block_row_step + j * col_step + s]);
+                        #pragma GCC unroll 2
+                        for (int v = 0; v < kv; v++)
+                            acc[v][i][j] = fcv_fmadd(x_vec, w_vec[v], acc[v][i][j]);
+                    }
             }
         }
     }
+    /* tile[pixel (i, j)][kv * FCV_LANES channels] */
     #pragma GCC unroll 2
     for (int i = 0; i < rows; i++)
         #pragma GCC unroll 12
         for (int j = 0; j < cols; j++)
-            fcv_storeu(tile + (i * cols + j) * FCV_LANES, acc[i][j]);
+            #pragma GCC unroll 2
+            for (int v = 0; v < kv; v++)
+                fcv_storeu(tile + ((i * cols + j) * kv + v) * FCV_LANES, acc[v][i][j]);
 }
 
-/* One block of `rows` (FC_KVEC_ROWS or 1) x `cols` (1..FC_KVEC_MAX_COLS) pixels: a constant per case. */
+/* One block of kv (1 or FC_KVEC_K_VECTORS) channel vectors x `rows` (FC_KVEC_ROWS or 1) x `cols`
+ * pixels, each a compile-time constant per case. */
 static FCV_TARGET void FCV_FN(kvec_block_dispatch)(const fc_kvec_geometry *geo, const real *in, const real *wt,
-                                                   const real *bias, real *tile, int rows, int cols)
+                                                   const real *bias, real *tile, int kv, int rows, int cols)
 {
 #define FC_KVEC_CASE(n)                                                                          \
     case n:                                                                                      \
-        if (rows == FC_KVEC_ROWS)                                                                \
-            FCV_FN(kvec_block)(geo, in, wt, bias, tile, FC_KVEC_ROWS, n);                        \
+        if (kv == 2 && FC_KVEC_K_VECTORS == 2)                                                   \
+            FCV_FN(kvec_block)(geo, in, wt, bias, tile, FC_KVEC_K_VECTORS, 1, n <= 6 ? n : 6);   \
+        else if (rows == FC_KVEC_ROWS)                                                           \
+            FCV_FN(kvec_block)(geo, in, wt, bias, tile, 1, FC_KVEC_ROWS, n);                     \
         else                                                                                     \
-            FCV_FN(kvec_block)(geo, in, wt, bias, tile, 1, n);                                   \
+            FCV_FN(kvec_block)(geo, in, wt, bias, tile, 1, 1, n);                                \
         break;
     switch (cols) {
     FC_KVEC_CASE(1) FC_KVEC_CASE(2) FC_KVEC_CASE(3) FC_KVEC_CASE(4) FC_KVEC_CASE(5) FC_KVEC_CASE(6)
@@ -1142,21 +1164,24 @@ static FCV_TARGET void FCV_FN(kvec_block_dispatch)(const fc_kvec_geometry *geo, 
 static FCV_TARGET void FCV_FN(kvec_image)(const fc_kvec_geometry *geo, const real *in, const real *wt,
                                           const real *bias, real *y_image)
 {
-    real tile[FC_KVEC_ROWS * FC_KVEC_MAX_COLS * FCV_LANES];
+    real tile[FC_KVEC_ROWS * FC_KVEC_MAX_COLS * FCV_LANES];   /* = the pixels x lanes of any block */
     const fc_index out_h = geo->out_h, out_w = geo->out_w, out_plane = out_h * out_w;
-    for (fc_index k0 = 0; k0 < geo->out_channels; k0 += FCV_LANES) {
-        const int lanes = (int)(geo->out_channels - k0 < FCV_LANES ? geo->out_channels - k0 : FCV_LANES);
-        for (fc_index oh0 = 0; oh0 < out_h; oh0 += FC_KVEC_ROWS) {
-            const int rows = (int)(out_h - oh0 < FC_KVEC_ROWS ? out_h - oh0 : FC_KVEC_ROWS);
-            for (fc_index ow0 = 0; ow0 < out_w; ow0 += FC_KVEC_MAX_COLS) {
-                const int cols = (int)(out_w - ow0 < FC_KVEC_MAX_COLS ? out_w - ow0 : FC_KVEC_MAX_COLS);
-                FCV_FN(kvec_block_dispatch)(geo, in + oh0 * geo->block_row_step + ow0 * geo->stride_w, wt + k0, bias + k0,
-                                            tile, rows, cols);
+    const fc_index k_step = FC_KVEC_K_VECTORS * FCV_LANES;
+    for (fc_index k0 = 0; k0 < geo->out_channels; k0 += k_step) {
+        const int lanes = (int)(geo->out_channels - k0 < k_step ? geo->out_channels - k0 : k_step);
+        const int kv = lanes > FCV_LANES ? FC_KVEC_K_VECTORS : 1;
+        const int rows_max = kv == 1 ? FC_KVEC_ROWS : 1, cols_max = FC_KVEC_MAX_COLS / kv;
+        for (fc_index oh0 = 0; oh0 < out_h; oh0 += rows_max) {
+            const int rows = (int)(out_h - oh0 < rows_max ? out_h - oh0 : rows_max);
+            for (fc_index ow0 = 0; ow0 < out_w; ow0 += cols_max) {
+                const int cols = (int)(out_w - ow0 < cols_max ? out_w - ow0 : cols_max);
+                FCV_FN(kvec_block_dispatch)(geo, in + oh0 * geo->block_row_step + ow0 * geo->stride_w, wt + k0,
+                                            bias + k0, tile, kv, rows, cols);
                 for (int lane = 0; lane < lanes; lane++) {
                     real *y_plane = y_image + (k0 + lane) * out_plane + oh0 * out_w + ow0;
                     for (int i = 0; i < rows; i++)
                         for (int j = 0; j < cols; j++)
-                            y_plane[i * out_w + j] = tile[(i * cols + j) * FCV_LANES + lane];
+                            y_plane[i * out_w + j] = tile[(i * cols + j) * kv * FCV_LANES + lane];
                 }
             }
         }
