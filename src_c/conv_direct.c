@@ -529,6 +529,23 @@ static fc_index FC_FN(kvgw_image_elements)(const fc_conv_shape *sh, fc_index k_p
     return sh->out_h * sh->out_w * k_pad + (padded ? padded_image : 0);
 }
 
+/* Channel vectors per kvec grad_w task: two on AVX2 when two sets of kernel_w accumulators fit its
+ * budget (each input broadcast then feeds two FMAs, as in the forward), else one. Measured (2 threads,
+ * AVX2, ms): lenet-c3 0.26 -> 0.21, seed002-c4 4.3 -> 4.0, vgg-ish 31 -> 30, strided 2.26 -> 2.2; but
+ * seed000-c2 (K 50: the last group holds one real vector and the row blocks are sized for two)
+ * 2.25 -> 2.4. */
+static fc_index FC_FN(kvgw_group_vectors)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    return ctx->simd < FC_SIMD_AVX512 && 2 * sh->kernel_w <= FC_KVGW_MAX_TAPS_AVX2 ? 2 : 1;
+}
+
+/* out_channels rounded up to whole groups of kvgw_group_vectors vectors (zero lanes past K). */
+static fc_index FC_FN(kvgw_k_pad)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index group = FC_FN(kvec_lanes)(ctx->simd) * FC_FN(kvgw_group_vectors)(ctx, sh);
+    return (sh->out_channels + group - 1) / group * group;
+}
+
 /* Any stride, at least one full vector of output channels (with LeNet's K 6 in 8 AVX2 lanes, kvec
  * grad_w took 0.32 ms against the gather's 0.27: unlike the forward), kernel_w <= FC_KVGW_MAX_S, and one image's
  * scratch within the budget. Independent of the thread count. */
@@ -537,8 +554,8 @@ static int FC_FN(kvgw_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
     const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
     if (lanes == 0 || sh->out_channels < lanes || sh->kernel_w > FC_KVGW_MAX_S)
         return 0;
-    const fc_index k_pad = (sh->out_channels + lanes - 1) / lanes * lanes;
-    return FC_FN(kvgw_image_elements)(sh, k_pad) <= FC_KVGW_SCRATCH_BYTES / (fc_index)sizeof(real);
+    return FC_FN(kvgw_image_elements)(sh, FC_FN(kvgw_k_pad)(ctx, sh))
+        <= FC_KVGW_SCRATCH_BYTES / (fc_index)sizeof(real);
 }
 
 /* dyt[k / lanes][n][p][k % lanes] = grad_y[n][k][p] for the chunk's images (lanes k >= K stay as calloc
@@ -573,7 +590,8 @@ static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
                               const real *x, real *grad_w)
 {
     const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    const fc_index k_pad = (sh->out_channels + lanes - 1) / lanes * lanes;
+    const fc_index group_vectors = FC_FN(kvgw_group_vectors)(ctx, sh), group_lanes = group_vectors * lanes;
+    const fc_index k_pad = FC_FN(kvgw_k_pad)(ctx, sh);
     const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
     const int padded = sh->pad_h > 0 || sh->pad_w > 0;
     const fc_index padded_w = sh->in_w + 2 * sh->pad_w;
@@ -582,11 +600,12 @@ static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
     const fc_index per_image = FC_FN(kvgw_image_elements)(sh, k_pad);
     fc_index chunk = FC_KVGW_SCRATCH_BYTES / (fc_index)sizeof(real) / per_image;
     chunk = chunk < 1 ? 1 : (chunk > sh->batch ? sh->batch : chunk);
-    const fc_index max_taps = ctx->simd >= FC_SIMD_AVX512 ? FC_KVGW_MAX_TAPS_AVX512 : FC_KVGW_MAX_TAPS_AVX2;
+    const fc_index max_taps = (ctx->simd >= FC_SIMD_AVX512 ? FC_KVGW_MAX_TAPS_AVX512 : FC_KVGW_MAX_TAPS_AVX2)
+                              / group_vectors;
     fc_index max_rows = max_taps / kernel_w;
     max_rows = max_rows > FC_KVGW_MAX_ROWS ? FC_KVGW_MAX_ROWS : max_rows;
     const fc_index row_blocks = (kernel_h + max_rows - 1) / max_rows;
-    const fc_index tasks = (k_pad / lanes) * channels * row_blocks;
+    const fc_index tasks = (k_pad / group_lanes) * channels * row_blocks;
     const fc_kvgw_geometry geo = {
         kernel_w, sh->out_h, sh->out_w, sh->stride_h, sh->stride_w,
         row_step, channels * channel_step, sh->out_h * sh->out_w * lanes, k_pad,
@@ -613,18 +632,22 @@ static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
             #pragma omp barrier
             #pragma omp for schedule(static)
             for (fc_index task = 0; task < tasks; task++) {
-                const fc_index kv = task / (channels * row_blocks);
+                const fc_index group = task / (channels * row_blocks);
                 const fc_index c = task / row_blocks % channels, block = task % row_blocks;
                 const fc_index r0 = block * kernel_h / row_blocks, r1 = (block + 1) * kernel_h / row_blocks;
+                const fc_index k0 = group * group_lanes, vector_step = count * geo.dyt_image;
+                /* vectors of this group holding real channels: the last group may have fewer */
+                const fc_index left = (sh->out_channels - k0 + lanes - 1) / lanes;
+                const int kv = (int)(left < group_vectors ? left : group_vectors);
                 const real *x_task = x_chunk + c * channel_step + r0 * row_step;
-                const real *dyt_task = dyt + kv * count * geo.dyt_image;
-                real *acc_task = gw_acc + (c * kernel_h + r0) * kernel_w * k_pad + kv * lanes;
+                const real *dyt_task = dyt + k0 / lanes * vector_step;
+                real *acc_task = gw_acc + (c * kernel_h + r0) * kernel_w * k_pad + k0;
                 if (ctx->simd >= FC_SIMD_AVX512)
-                    FC_FN(kvgw_task_avx512)(&geo, x_task, dyt_task, count, first == 0, acc_task,
-                                            (int)(r1 - r0));
+                    FC_FN(kvgw_task_avx512)(&geo, x_task, dyt_task, vector_step, count, first == 0,
+                                            acc_task, kv, (int)(r1 - r0));
                 else
-                    FC_FN(kvgw_task_avx2)(&geo, x_task, dyt_task, count, first == 0, acc_task,
-                                          (int)(r1 - r0));
+                    FC_FN(kvgw_task_avx2)(&geo, x_task, dyt_task, vector_step, count, first == 0,
+                                          acc_task, kv, (int)(r1 - r0));
             }
         }
     }
@@ -1200,50 +1223,69 @@ static FCV_TARGET void FCV_FN(kvec_image)(const fc_kvec_geometry *geo, const rea
  * (acc starts from the partial sums in gw_acc), so the result does not depend on the thread count. */
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(kvgw_task_rows)(const fc_kvgw_geometry *geo, const real *x_chunk, const real *dyt_chunk,
-                       fc_index count, int first_chunk, real *gw_acc, const int rows, const int taps_w)
+                       fc_index dyt_vector_step, fc_index count, int first_chunk, real *gw_acc,
+                       const int kv, const int rows, const int taps_w)
 {
     const fc_index out_h = geo->out_h, out_w = geo->out_w, k_pad = geo->k_pad;
     const fc_index x_row_step = geo->in_row_step, x_pix_step = geo->stride_w;
     const fc_index x_oh_step = geo->stride_h * geo->in_row_step;
-    fcv_vec acc[FC_KVGW_MAX_ROWS][FC_KVGW_MAX_S];
-    #pragma GCC unroll 7
-    for (int i = 0; i < rows; i++)
+    fcv_vec acc[FC_KVEC_K_VECTORS][FC_KVGW_MAX_ROWS][FC_KVGW_MAX_S];
+    #pragma GCC unroll 2
+    for (int v = 0; v < kv; v++)
         #pragma GCC unroll 7
-        for (int s = 0; s < taps_w; s++)
-            acc[i][s] = first_chunk ? fcv_set1((real)0) : fcv_loadu(gw_acc + (i * taps_w + s) * k_pad);
+        for (int i = 0; i < rows; i++)
+            #pragma GCC unroll 7
+            for (int s = 0; s < taps_w; s++)
+                acc[v][i][s] = first_chunk ? fcv_set1((real)0)
+                                           : fcv_loadu(gw_acc + (i * taps_w + s) * k_pad + v * FCV_LANES);
     for (fc_index n = 0; n < count; n++) {
         const real *x_n = x_chunk + n * geo->x_image;
         const real *dy_pix = dyt_chunk + n * geo->dyt_image;
         for (fc_index oh = 0; oh < out_h; oh++) {
             const real *x_pix = x_n + oh * x_oh_step;
             for (fc_index ow = 0; ow < out_w; ow++) {
-                const fcv_vec dy = fcv_loadu(dy_pix);
+                fcv_vec dy[FC_KVEC_K_VECTORS];
+                #pragma GCC unroll 2
+                for (int v = 0; v < kv; v++)
+                    dy[v] = fcv_loadu(dy_pix + v * dyt_vector_step);
                 #pragma GCC unroll 7
                 for (int i = 0; i < rows; i++)
                     #pragma GCC unroll 7
-                    for (int s = 0; s < taps_w; s++)
-                        acc[i][s] = fcv_fmadd(fcv_set1(x_pix[i * x_row_step + s]), dy, acc[i][s]);
+                    for (int s = 0; s < taps_w; s++) {
+                        const fcv_vec x_vec = fcv_set1(x_pix[i * x_row_step + s]);
+                        #pragma GCC unroll 2
+                        for (int v = 0; v < kv; v++)
+                            acc[v][i][s] = fcv_fmadd(x_vec, dy[v], acc[v][i][s]);
+                    }
                 dy_pix += FCV_LANES;
                 x_pix += x_pix_step;
             }
         }
     }
-    #pragma GCC unroll 7
-    for (int i = 0; i < rows; i++)
+    #pragma GCC unroll 2
+    for (int v = 0; v < kv; v++)
         #pragma GCC unroll 7
-        for (int s = 0; s < taps_w; s++)
-            fcv_storeu(gw_acc + (i * taps_w + s) * k_pad, acc[i][s]);
+        for (int i = 0; i < rows; i++)
+            #pragma GCC unroll 7
+            for (int s = 0; s < taps_w; s++)
+                fcv_storeu(gw_acc + (i * taps_w + s) * k_pad + v * FCV_LANES, acc[v][i][s]);
 }
 
-/* The task's rows (1..FC_KVGW_MAX_ROWS) and S (1..FC_KVGW_MAX_S) as compile-time constants; only the
- * pairs within this level's accumulator budget (kvgw_max_taps) are instantiated. */
+/* The task's kv (1 or FC_KVEC_K_VECTORS channel vectors), rows (1..FC_KVGW_MAX_ROWS) and S
+ * (1..FC_KVGW_MAX_S) as compile-time constants; only the triples within this level's accumulator
+ * budget (FC_KVGW_MAX_TAPS vectors) are instantiated. */
 static FCV_TARGET void FCV_FN(kvgw_task)(const fc_kvgw_geometry *geo, const real *x_chunk, const real *dyt_chunk,
-                                         fc_index count, int first_chunk, real *gw_acc, int rows)
+                                         fc_index dyt_vector_step, fc_index count, int first_chunk,
+                                         real *gw_acc, int kv, int rows)
 {
 #define FC_KVGW_CASE(R, S)                                                                       \
     case R:                                                                                      \
-        if ((R) * (S) <= FC_KVGW_MAX_TAPS)                                                       \
-            FCV_FN(kvgw_task_rows)(geo, x_chunk, dyt_chunk, count, first_chunk, gw_acc, R, S);   \
+        if (kv == 2 && FC_KVEC_K_VECTORS == 2 && 2 * (R) * (S) <= FC_KVGW_MAX_TAPS)              \
+            FCV_FN(kvgw_task_rows)(geo, x_chunk, dyt_chunk, dyt_vector_step, count, first_chunk, \
+                                   gw_acc, FC_KVEC_K_VECTORS, R, S);                             \
+        else if (kv == 1 && (R) * (S) <= FC_KVGW_MAX_TAPS)                                       \
+            FCV_FN(kvgw_task_rows)(geo, x_chunk, dyt_chunk, dyt_vector_step, count, first_chunk, \
+                                   gw_acc, 1, R, S);                                             \
         break;
 #define FC_KVGW_ROWS(S)                                                                          \
     case S:                                                                                      \
@@ -1263,6 +1305,7 @@ static FCV_TARGET void FCV_FN(kvgw_task)(const fc_kvgw_geometry *geo, const real
 #undef fcv_loadu
 #undef fcv_storeu
 #undef FC_KVEC_ROWS
+#undef FC_KVEC_K_VECTORS
 #undef FC_KVGW_MAX_TAPS
 
 #undef FCV_TARGET
