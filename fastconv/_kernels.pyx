@@ -6,6 +6,7 @@
 # Python exceptions.
 cimport numpy as cnp
 from libc.stdint cimport int64_t
+from libc.stdlib cimport getenv
 
 cnp.import_array()
 
@@ -102,10 +103,11 @@ def simd_best():
     """Name of the best SIMD level this CPU runs."""
     return SIMD_NAMES[<int>fc_simd_best()]
 
-def simd_resolve(request):
-    """Level number for a FASTCONV_SIMD request string ('' = best); -1 if the string is unknown."""
-    cdef bytes raw = request.encode("ascii", "replace")
-    return fc_simd_resolve(raw)
+def simd_level():
+    """Level number for the FASTCONV_SIMD environment variable as it is now (unset or '' = best, capped to
+    what the CPU runs); -1 if its value is unknown. Read with C's getenv, which sees os.environ's
+    changes (they go through putenv): about 0.1 us, against 1.8 us for os.environ.get plus the call."""
+    return fc_simd_resolve(getenv(b"FASTCONV_SIMD"))
 
 def compiler_info():
     return {"compiler": FC_BUILD_COMPILER.decode(), "compiler_version": FC_COMPILER_VERSION.decode(),

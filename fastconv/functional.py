@@ -66,9 +66,9 @@ def get_num_threads():
 
 def _simd_level():
     """The SIMD level for this call: FASTCONV_SIMD (read at every call) capped to what the CPU runs."""
-    request = os.environ.get("FASTCONV_SIMD", "")
-    level = _kernels.simd_resolve(request)
+    level = _kernels.simd_level()
     if level < 0:
+        request = os.environ.get("FASTCONV_SIMD", "")
         raise ValueError(f"FASTCONV_SIMD must be one of 'scalar', 'avx2', 'avx512' (or unset), got {request!r}")
     return level
 
