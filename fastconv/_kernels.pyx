@@ -52,6 +52,8 @@ cdef extern from "fastconv.h" nogil:
     int fc_conv2d_forward_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
     int fc_conv2d_grad_w_direct_vectorised_f32(const fc_ctx *, const fc_conv_shape *)
     int fc_conv2d_grad_w_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
+    int fc_conv2d_grad_x_direct_vectorised_f32(const fc_ctx *, const fc_conv_shape *)
+    int fc_conv2d_grad_x_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
     int fc_relu_forward_f32(const fc_ctx *, fc_index, const float *, float *)
     int fc_relu_forward_f64(const fc_ctx *, fc_index, const double *, double *)
     int fc_relu_backward_f32(const fc_ctx *, fc_index, const float *, const float *, float *)
@@ -196,6 +198,16 @@ def conv2d_direct_grad_w_vectorised(tuple geometry, bint is_f32, int simd):
     if is_f32:
         return fc_conv2d_grad_w_direct_vectorised_f32(&ctx, &shape) != 0
     return fc_conv2d_grad_w_direct_vectorised_f64(&ctx, &shape) != 0
+
+
+def conv2d_direct_grad_x_vectorised(tuple geometry, bint is_f32, int simd):
+    """True if the direct backward computes grad_x vectorised over input columns (the wvec kernel) for
+    this geometry, dtype and SIMD level (the C kernel's own rule; the thread count does not enter it)."""
+    cdef fc_ctx ctx = make_ctx(1, simd)
+    cdef fc_conv_shape shape = make_conv_shape(geometry)
+    if is_f32:
+        return fc_conv2d_grad_x_direct_vectorised_f32(&ctx, &shape) != 0
+    return fc_conv2d_grad_x_direct_vectorised_f64(&ctx, &shape) != 0
 
 
 def conv2d_forward(bint direct, tuple geometry, cnp.ndarray x, cnp.ndarray weight, object bias,

@@ -297,6 +297,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
     return y
 
 
+def _use_direct_grad_x(algo, geometry, dtype, simd):
+    """_use_direct, for grad_x, where "auto" also takes the direct kernel wherever the C kernel runs it
+    as a forward convolution of grad_out vectorised over input columns (stride 1, 3 to 12 input
+    channels, rows at least one vector wide: src_c/conv_direct.c, wvec_grad_x_applies, is the one rule).
+    Measured with bench/conv_parts.py (2 threads, float32, AVX2, ms, direct vs im2col): lenet-c3
+    0.28 vs 0.56."""
+    if algo == "auto" and _kernels.conv2d_direct_grad_x_vectorised(geometry, dtype == np.float32, simd):
+        return True
+    return _use_direct(algo, geometry)
+
+
 def _use_direct_grad_w(algo, geometry, dtype, simd):
     """_use_direct, for grad_w, where "auto" also takes the direct kernel wherever the C kernel runs
     it vectorised over output channels (at least one vector of them, kernel_w <= 7, any stride:
@@ -318,8 +329,8 @@ def _conv2d_backward(grad_out, x, weight, stride, padding, algo, need_grad_x):
     """conv2d_backward; grad_x is None when need_grad_x is false (a network's first layer).
 
     "auto" picks per gradient: grad_x and grad_w are separate kernels, and which algorithm is faster
-    differs between them (measured: LeNet's C3 grad_x 0.44 ms im2col vs 0.63 direct, grad_w 0.15
-    direct vs 1.04 im2col). The bias gradient comes with grad_w's call."""
+    differs between them and between shapes (see _use_direct_grad_x and _use_direct_grad_w). The bias
+    gradient comes with grad_w's call."""
     x = _input("x", x)
     weight = _operand("weight", weight, x.dtype, 4)
     geometry = _conv_geometry(x.shape, weight.shape, stride, padding)
@@ -328,7 +339,7 @@ def _conv2d_backward(grad_out, x, weight, stride, padding, algo, need_grad_x):
     if grad_out.shape != expected:
         raise ValueError(f"grad_out must have the conv output's shape {expected}, got {grad_out.shape}")
     simd = _simd_level()
-    direct_x = _use_direct(algo, geometry)
+    direct_x = _use_direct_grad_x(algo, geometry, x.dtype, simd)
     direct_w = _use_direct_grad_w(algo, geometry, x.dtype, simd)
     grad_x = np.empty(x.shape, dtype=x.dtype) if need_grad_x else None
     if x.shape[0] == 0:

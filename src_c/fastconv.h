@@ -102,14 +102,17 @@ int fc_conv2d_forward_im2col_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape
 int fc_conv2d_forward_direct_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,               \
                                    const real *x, const real *weight, const real *bias,          \
                                    real *y);                                                     \
-/* 1 if fc_conv2d_forward_direct takes its path vectorised over output channels for this shape  \
- * and ctx->simd (the rule: conv_direct.c, kvec_applies; independent of ctx->num_threads), else \
- * 0. The binding's algo="auto" asks it, so the rule lives in one place. */                    \
+/* 1 if fc_conv2d_forward_direct takes one of its vectorised paths for this shape and ctx->simd  \
+ * (the rules: conv_direct.c, wvec_forward_applies and kvec_applies; independent of               \
+ * ctx->num_threads), else 0. The binding's algo="auto" asks it, so the rule lives in one place. */ \
 int fc_conv2d_forward_direct_vectorised_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape);   \
 /* 1 if fc_conv2d_backward_direct computes grad_w vectorised over output channels for this shape  \
  * and ctx->simd (conv_direct.c, kvgw_applies; independent of ctx->num_threads), else 0.         \
  * Like the forward's, this lets the binding's algo="auto" ask the one rule. */                  \
 int fc_conv2d_grad_w_direct_vectorised_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape);    \
+/* 1 if fc_conv2d_backward_direct computes grad_x vectorised over input columns for this shape   \
+ * and ctx->simd (conv_direct.c, wvec_grad_x_applies; independent of ctx->num_threads), else 0. */ \
+int fc_conv2d_grad_x_direct_vectorised_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape);    \
 /* Backward. grad_y (N,K,out_h,out_w). Any of grad_x (N,C,H,W), grad_w (K,C,R,S),               \
  * grad_b (K) may be NULL (not computed); the others are written (not accumulated). */          \
 int fc_conv2d_backward_im2col_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,              \

@@ -118,6 +118,13 @@ NAMED_SHAPES = {
     "grad-w-vector-rows-split": ((2, 3, 12, 13), (21, 3, 7, 7), 1, (3, 2)),
     "grad-w-vector-strided": ((3, 5, 15, 16), (40, 5, 3, 4), 2, 1),
     "grad-w-vector-chunks": ((3, 2, 100, 100), (48, 2, 3, 3), 1, 1),
+    # the direct kernels vectorised over columns and blocked over 6 channels (wvec): the forward with a
+    # partial channel block, stride_h 2, padding on both axes and rows ending mid-vector; grad_x (a
+    # stride-1 convolution of grad_out) with two blocks of input channels, the second partial, padding
+    # under kernel - 1, and rows wider than one register block (2 vectors)
+    "w-vector-forward-partial-block": ((3, 2, 11, 21), (4, 2, 3, 4), (2, 1), (1, 2)),
+    "w-vector-grad-x-two-blocks": ((2, 9, 10, 19), (7, 9, 3, 5), 1, (1, 2)),
+    "w-vector-grad-x-wide-rows": ((2, 12, 6, 40), (5, 12, 3, 3), 1, 0),
 }
 
 

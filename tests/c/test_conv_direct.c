@@ -372,6 +372,9 @@ int main(int argc, char **argv)
         make_shape(1, 1, 37, 70, 2, 4, 5, 1, 1, 2, 1),     /* odd sizes, row blocks */
         make_shape(2, 2, 17, 19, 3, 5, 5, 2, 1, 2, 2),     /* stride_h 2, stride_w 1 */
         make_shape(2, 2, 17, 19, 3, 5, 5, 1, 2, 2, 2),     /* stride_h 1, stride_w 2 */
+        make_shape(3, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2),     /* LeNet C1: wvec forward */
+        make_shape(2, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0),    /* LeNet C3: wvec grad_x */
+        make_shape(2, 9, 10, 19, 7, 3, 5, 1, 1, 1, 2),     /* wvec grad_x: 2 channel blocks, 2nd partial */
     };
     const int fixed_count = (int)(sizeof fixed / sizeof fixed[0]);
     for (int i = 0; i < fixed_count; i++)
