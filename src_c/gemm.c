@@ -29,6 +29,7 @@
 #include <omp.h>
 #endif
 
+#include "fc_compiler.h"
 #include "gemm_kernels.h"
 
 #define FC_GEMM_ALIGN 64   /* bytes: one cache line, and one AVX-512 vector */
@@ -106,13 +107,19 @@ static void FC_FN(pack_a_panel)(const real *A, fc_index rs_a, fc_index cs_a, fc_
     }
 }
 
-/* B[0:k, 0:n] (n <= nr, general strides) -> b_pack, row p at b_pack[p*nr], columns >= n zero. */
-static void FC_FN(pack_b_panel)(const real *B, fc_index rs_b, fc_index cs_b, fc_index k,
-                                fc_index n, int nr, real *restrict b_pack)
+/* B[0:k, 0:n] (n <= nr, general strides) -> b_pack, row p at b_pack[p*nr], columns >= n zero.
+ * Rows are one micro-panel wide: copied by inline loops, not a memcpy call per row (FC_INLINE_LOOPS). */
+static FC_INLINE_LOOPS void FC_FN(pack_b_panel)(const real *B, fc_index rs_b, fc_index cs_b,
+                                                fc_index k, fc_index n, int nr,
+                                                real *restrict b_pack)
 {
     if (cs_b == 1 && n == nr) {            /* rows of B are contiguous: plain copies */
-        for (fc_index p = 0; p < k; p++)
-            memcpy(b_pack + p * nr, B + p * rs_b, (size_t)nr * sizeof(real));
+        for (fc_index p = 0; p < k; p++) {
+            const real *src = B + p * rs_b;
+            real *dst = b_pack + p * nr;
+            for (int j = 0; j < nr; j++)
+                dst[j] = src[j];
+        }
         return;
     }
     if (n < nr)

@@ -18,13 +18,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "fc_compiler.h"
 #include "im2col.h"
-
-#if defined(__GNUC__) && !defined(__clang__)
-#define FC_INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define FC_INLINE_LOOPS
-#endif
 
 /* Columns fc_im2col_panel handles in one pass (the widest micro-panel: 64 floats on AVX-512). */
 #define FC_IM2COL_PANEL_COLS 64
@@ -153,8 +148,7 @@ static int FC_FN(panel_segments)(const fc_conv_shape *sh, fc_index col0, fc_inde
 
 /* One segment of column-matrix row (c, r, s): the input row it reads, zero outside the tap's valid
  * columns [ow_lo, ow_hi) (everywhere when the output row reads padding). Runs are at most one
- * micro-panel wide (16 floats on AVX2), too short for a memcpy/memset call to pay: FC_INLINE_LOOPS
- * stops GCC from turning the loops into those calls (they took 18-30% of the fused forward). */
+ * micro-panel wide (16 floats on AVX2), too short for a memcpy/memset call to pay (FC_INLINE_LOOPS). */
 static inline FC_INLINE_LOOPS void FC_FN(im2col_segment)(const fc_im2col_ranges *ranges,
                                                          const real *plane, fc_index r, fc_index s,
                                                          const FC_FN(im2col_seg) *seg,
