@@ -1,10 +1,10 @@
-"""Each convolution gradient alone, per algorithm: the measurements behind functional.py's per-gradient
-"auto" rule (grad_x and grad_w are separate kernels, and the faster algorithm differs between them).
+"""The forward and each convolution gradient alone, per algorithm: the measurements behind functional.py's
+"auto" rules (grad_x and grad_w are separate kernels, and the faster algorithm differs between them).
 
     python bench/conv_parts.py [shape ...] [--threads N]
 
-Prints, for each benchmark shape, the best-of-7 time (ms, mean of 3 calls) of grad_x, grad_w and
-grad_b with the direct kernels (D) and with im2col + GEMM (I), float32, at the best SIMD level.
+Prints, for each benchmark shape, the best-of-7 time (ms, mean of 3 calls) of the forward (fw), grad_x,
+grad_w and grad_b with the direct kernels (D) and with im2col + GEMM (I), float32, at the best SIMD level.
 """
 import argparse
 import timeit
@@ -35,8 +35,11 @@ def main():
         grad_y = rng.standard_normal((n, k, geometry[11], geometry[12])).astype(np.float32)
         outputs = {"gx": (np.empty_like(x), None, None), "gw": (None, np.empty_like(weight), None),
                    "gb": (None, None, np.empty(k, np.float32))}
+        y = np.empty_like(grad_y)
         row = [f"{name:11s}"]
         for direct in (True, False):
+            forward = lambda: _kernels.conv2d_forward(direct, geometry, x, weight, None, y, threads, simd)  # noqa
+            row.append(f"{'D' if direct else 'I'}fw {min(timeit.repeat(forward, number=3, repeat=7)) / 3 * 1e3:7.3f}")
             for label, grads in outputs.items():
                 call = lambda: _kernels.conv2d_backward(direct, geometry, grad_y, x, weight, *grads,  # noqa
                                                         threads, simd)

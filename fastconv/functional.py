@@ -255,8 +255,8 @@ def _use_direct(algo, geometry, max_reduction=DIRECT_MAX_REDUCTION):
 
 
 # "auto" forward on AVX2: the kvec kernel only up to this many vectors of output channels (8 floats or
-# 4 doubles each), im2col + GEMM above. Measured (2 threads, float32, AVX2 EPYC, ms, kvec vs the fused
-# im2col forward), K = 64 and 96: N64 C16 14x14 3x3 2.26 vs 2.18, 3.29 vs 2.79; N64 C32 16x16 3x3
+# 4 doubles each), im2col + GEMM above. Measured with `python bench/forward_k_sweep.py` (2 threads,
+# float32, AVX2 EPYC, ms, kvec vs the fused im2col forward), K = 64 and 96: N64 C16 14x14 3x3 2.26 vs 2.18, 3.29 vs 2.79; N64 C32 16x16 3x3
 # 4.77 vs 4.62, 6.88 vs 6.07; N64 C64 10x10 3x3 2.59 vs 2.63, 3.97 vs 3.40; N32 C64 32x32 3x3 18.8 vs
 # 18.2, 30.3 vs 24.4; N32 C32 31x31 3x3 stride 2 2.64 vs 2.79, 3.75 vs 3.55; (5x5 kernels and the
 # N100 C25 13x13 shape favour kvec up to K 128, by 5-10%). With two vectors of K per input broadcast
@@ -301,8 +301,8 @@ def _use_direct_grad_x(algo, geometry, dtype, simd):
     """_use_direct, for grad_x, where "auto" also takes the direct kernel wherever the C kernel runs it
     as a forward convolution of grad_out vectorised over input columns (stride 1, 3 to 12 input
     channels, rows at least one vector wide: src_c/conv_direct.c, wvec_grad_x_applies, is the one rule).
-    Measured with bench/conv_parts.py (2 threads, float32, AVX2, ms, direct vs im2col): lenet-c3
-    0.28 vs 0.56."""
+    Measured with `python bench/conv_parts.py` (2 threads, float32, AVX2, ms, direct vs im2col):
+    lenet-c3 0.28 vs 0.56."""
     if algo == "auto" and _kernels.conv2d_direct_grad_x_vectorised(geometry, dtype == np.float32, simd):
         return True
     return _use_direct(algo, geometry)
