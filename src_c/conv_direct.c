@@ -1327,7 +1327,9 @@ FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, 
 }
 
 /* One block of kv (1 or FC_KVEC_K_VECTORS) channel vectors x `rows` (FC_KVEC_ROWS or 1) x `cols`
- * pixels, each a compile-time constant per case. */
+ * pixels, each a compile-time constant per case. Two-vector blocks have at most 6 columns (kvec_image
+ * asks for FC_KVEC_MAX_COLS / kv), so their cases above 6 are never reached; the clamp keeps the
+ * accumulators within the register budget in the code the compiler generates for them. */
 static FCV_TARGET void FCV_FN(kvec_block_dispatch)(const fc_kvec_geometry *geo, const real *in, const real *wt,
                                                    const real *bias, real *tile, int kv, int rows, int cols)
 {

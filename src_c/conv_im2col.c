@@ -96,8 +96,8 @@ static void FC_FN(col2im_chunk)(const fc_ctx *ctx, const fc_conv_shape *shape, c
     }
 }
 
-/* dy (K x count*P) = the chunk's grad_y with image n in columns [n*P, (n+1)*P): the inverse of the
- * forward epilogue's layout change. */
+/* dy (K x count*P) = the chunk's grad_y with image n in columns [n*P, (n+1)*P): the layout of the
+ * chunk's side-by-side column matrix, which NCHW (image index outermost) is not. */
 static void FC_FN(gather_grad_y)(const fc_ctx *ctx, const real *grad_y_chunk, fc_index count,
                                  fc_index out_channels, fc_index out_plane, real *dy, fc_index ld_dy)
 {

@@ -248,7 +248,8 @@ static void FC_FN(gemm_thread)(const FC_FN(gemm_call) *call)
      * changes a result):
      *  - B's panels, when A is one MC block and each thread gets at least 4 panels: every thread packs
      *    the whole (small) A, and computes with exactly the B panels it packed itself (pack_b_block's
-     *    static schedule), which are still in its own cache. Measured, 2 threads, AVX2: 64x256x288
+     *    static schedule), which are still in its own cache. Measured with `python
+     *    bench/gemm_threads.py`, 2 threads, AVX2: 64x256x288
      *    109 GFLOP/s this way vs 72 with rows, 128x1024x576 147 vs 132.
      *  - else rows, evenly in whole MR tiles, when there are at least two per thread: each thread
      *    packs only its rows of A. 1024^3: 180 GFLOP/s vs 162 with whole MC blocks per thread (8
