@@ -458,17 +458,31 @@ static int FC_FN(kvec_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
         && padded_image <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
 }
 
-/* wt[(c*R + r)*S + s][k] = weight[k][c][r][s] for k < K, zero up to k_pad; then k_pad biases. */
-static real *FC_FN(kvec_pack)(const fc_conv_shape *sh, const real *weight, const real *bias, fc_index k_pad)
+/* Weights packed for the vectorised kernels: [block][c'][r][s][block_width] (zero past out_ch), then
+ * block_width biases per block (zero without a bias). kvec uses one block of k_pad channels
+ * (wt[(c*R + r)*S + s][k]); wvec blocks of FC_WVEC_KB. The convolution run has out_ch output and in_ch
+ * input channels: for a forward the layer's (weight[k'][c'][r][s]); `transposed` packs the grad_x form,
+ * whose output channels are the layer's input channels: weight[c'][k'][R-1-r][S-1-s]. */
+static real *FC_FN(pack_weights)(const fc_conv_shape *sh, const real *weight, const real *bias,
+                                 int transposed, fc_index out_ch, fc_index in_ch, fc_index block_width)
 {
-    const fc_index taps = sh->in_channels * sh->kernel_h * sh->kernel_w;
-    real *packed = calloc((size_t)((taps + 1) * k_pad), sizeof(real));
+    const fc_index kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
+    const fc_index taps = in_ch * kernel_h * kernel_w;
+    const fc_index blocks = (out_ch + block_width - 1) / block_width;
+    real *packed = calloc((size_t)(blocks * (taps + 1) * block_width), sizeof(real));
     if (packed == NULL)
         return NULL;
-    for (fc_index k = 0; k < sh->out_channels; k++) {
-        for (fc_index t = 0; t < taps; t++)
-            packed[t * k_pad + k] = weight[k * taps + t];
-        packed[taps * k_pad + k] = bias != NULL ? bias[k] : (real)0;
+    for (fc_index k = 0; k < out_ch; k++) {
+        real *block = packed + k / block_width * taps * block_width + k % block_width;
+        for (fc_index c = 0; c < in_ch; c++)
+            for (fc_index r = 0; r < kernel_h; r++)
+                for (fc_index s = 0; s < kernel_w; s++) {
+                    const fc_index at = transposed
+                        ? ((c * sh->in_channels + k) * kernel_h + kernel_h - 1 - r) * kernel_w + kernel_w - 1 - s
+                        : ((k * in_ch + c) * kernel_h + r) * kernel_w + s;
+                    block[((c * kernel_h + r) * kernel_w + s) * block_width] = weight[at];
+                }
+        packed[blocks * taps * block_width + k] = bias != NULL ? bias[k] : (real)0;
     }
     return packed;
 }
@@ -487,13 +501,13 @@ static void FC_FN(kvec_copy_padded)(const fc_conv_shape *sh, const fc_kvec_geome
 static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *x, const real *weight,
                                const real *bias, real *y)
 {
-    /* whole K steps of the block (FC_KVEC_K_VECTORS vectors), so every weight load is in bounds */
+    /* whole K steps of a block (pass 3's FC_KVEC_K_VECTORS vectors), so every weight load is in bounds */
     const fc_index k_step = FC_FN(kvec_lanes)(ctx->simd) * (ctx->simd >= FC_SIMD_AVX512 ? 1 : 2);
     const fc_index k_pad = (sh->out_channels + k_step - 1) / k_step * k_step;
     const fc_index taps = sh->in_channels * sh->kernel_h * sh->kernel_w;
     const fc_index padded_h = sh->in_h + 2 * sh->pad_h, padded_w = sh->in_w + 2 * sh->pad_w;
     const int needs_copy = sh->pad_h > 0 || sh->pad_w > 0;
-    real *packed = FC_FN(kvec_pack)(sh, weight, bias, k_pad);
+    real *packed = FC_FN(pack_weights)(sh, weight, bias, 0, sh->out_channels, sh->in_channels, k_pad);
     if (packed == NULL)
         return FC_ENOMEM;
     const fc_kvec_geometry geo = {
@@ -570,37 +584,10 @@ static int FC_FN(wvec_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh
                <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
 }
 
-/* Weights for wvec, [block][c'][r][s][FC_WVEC_KB] (zero past out_ch), then FC_WVEC_KB biases per
- * block. The convolution run has out_ch output and in_ch input channels; for the forward they are
- * the layer's (weight[k'][c'][r][s]); `transposed` packs the grad_x form, whose output channels are the
- * layer's input channels: weight[c'][k'][R-1-r][S-1-s]. */
-static real *FC_FN(wvec_pack)(const fc_conv_shape *sh, const real *weight, const real *bias,
-                              int transposed, fc_index out_ch, fc_index in_ch)
-{
-    const fc_index kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
-    const fc_index taps = in_ch * kernel_h * kernel_w;
-    const fc_index blocks = (out_ch + FC_WVEC_KB - 1) / FC_WVEC_KB;
-    real *packed = calloc((size_t)(blocks * (taps + 1) * FC_WVEC_KB), sizeof(real));
-    if (packed == NULL)
-        return NULL;
-    for (fc_index k = 0; k < out_ch; k++) {
-        real *block = packed + k / FC_WVEC_KB * taps * FC_WVEC_KB + k % FC_WVEC_KB;
-        for (fc_index c = 0; c < in_ch; c++)
-            for (fc_index r = 0; r < kernel_h; r++)
-                for (fc_index s = 0; s < kernel_w; s++) {
-                    const fc_index at = transposed
-                        ? ((c * sh->in_channels + k) * kernel_h + kernel_h - 1 - r) * kernel_w + kernel_w - 1 - s
-                        : ((k * in_ch + c) * kernel_h + r) * kernel_w + s;
-                    block[((c * kernel_h + r) * kernel_w + s) * FC_WVEC_KB] = weight[at];
-                }
-        packed[blocks * taps * FC_WVEC_KB + k] = bias != NULL ? bias[k] : (real)0;
-    }
-    return packed;
-}
-
 /* Run wvec over a batch: `in` holds batch images of geo->channels x geo->in_h x in_w, `out` receives
  * batch images of geo->out_channels x out_h x out_w. Each thread copies its image into a zeroed
- * row-padded buffer (the borders and slack stay zero), then runs the kernel on it. */
+ * row-padded buffer (the borders and slack stay zero), then runs the kernel on it. `packed`: from
+ * pack_weights with blocks of FC_WVEC_KB. */
 static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_wvec_geometry *geo, fc_index batch, const real *in,
                            fc_index in_w, fc_index pad_w, const real *packed, real *out)
 {
@@ -642,7 +629,7 @@ static int FC_FN(forward_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
         sh->in_channels, sh->kernel_h, sh->kernel_w, sh->out_channels, sh->out_h, sh->out_w,
         sh->in_h, sh->pad_h, sh->stride_h, sh->in_h * row_step, row_step,
     };
-    real *packed = FC_FN(wvec_pack)(sh, weight, bias, 0, sh->out_channels, sh->in_channels);
+    real *packed = FC_FN(pack_weights)(sh, weight, bias, 0, sh->out_channels, sh->in_channels, FC_WVEC_KB);
     if (packed == NULL)
         return FC_ENOMEM;
     const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, x, sh->in_w, sh->pad_w, packed, y);
@@ -659,7 +646,7 @@ static int FC_FN(grad_x_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
         sh->out_channels, sh->kernel_h, sh->kernel_w, sh->in_channels, sh->in_h, sh->in_w,
         sh->out_h, pad_h, 1, sh->out_h * row_step, row_step,
     };
-    real *packed = FC_FN(wvec_pack)(sh, weight, NULL, 1, sh->in_channels, sh->out_channels);
+    real *packed = FC_FN(pack_weights)(sh, weight, NULL, 1, sh->in_channels, sh->out_channels, FC_WVEC_KB);
     if (packed == NULL)
         return FC_ENOMEM;
     const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, grad_y, sh->out_w, pad_w, packed, grad_x);
@@ -1428,7 +1415,7 @@ FCV_FN(wvec_block)(const fc_wvec_geometry *geo, const real *in, const real *wp, 
 
 /* All output planes of one image: blocks of FC_WVEC_KB channels x (1 or FC_WVEC_NV vectors) of each
  * output row, copied from the tile into y_image's valid channels and columns. wp: the packed weights,
- * then FC_WVEC_KB biases per block (zero past out_channels), as wvec_pack lays them out. */
+ * then FC_WVEC_KB biases per block (zero past out_channels), as pack_weights lays them out. */
 static FCV_TARGET void FCV_FN(wvec_image)(const fc_wvec_geometry *geo, const real *in, const real *wp,
                                           const real *bias, real *y_image)
 {
