@@ -262,16 +262,16 @@ def _use_direct(algo, geometry, max_reduction=DIRECT_MAX_REDUCTION):
 # N100 C25 13x13 shape favour kvec up to K 128, by 5-10%). With two vectors of K per input broadcast
 # the kvec kernel holds 6 pixels per block, the GEMM's 6x16 tile reuses each load more.
 KVEC_AUTO_MAX_VECTORS_AVX2 = 8
-_SIMD_AVX2 = 1
+_SIMD_AVX2 = _kernels.SIMD_NAMES.index("avx2")
 
 
 def _use_direct_forward(algo, geometry, dtype, simd):
     """_use_direct, for the forward pass, where "auto" also takes the direct kernel wherever the C
     kernel runs it vectorised over output channels (batch >= 2, out_channels >= one vector, padded
     image small enough to copy: src_c/conv_direct.c, kvec_applies, is the one rule) -- on AVX2 only up
-    to KVEC_AUTO_MAX_VECTORS_AVX2 vectors of output channels. Measured with bench/ (2 threads, float32, AVX-512), that
-    form beats im2col + GEMM (the chunked one, before the fused forward) on every such shape of the
-    benchmark list, e.g. LeNet's C3 0.115 vs 0.68 ms, seed002-c4 3.5 vs 5.1 ms, vgg-ish 40 vs 44 ms,
+    to KVEC_AUTO_MAX_VECTORS_AVX2 vectors of output channels. Measured with bench/ (2 threads,
+    float32, AVX-512), that form beats im2col + GEMM (the chunked one, before the fused forward) on
+    every such shape of the benchmark list, e.g. LeNet's C3 0.115 vs 0.68 ms, seed002-c4 3.5 vs 5.1 ms, vgg-ish 40 vs 44 ms,
     strided 1.7 vs 2.3 ms."""
     if algo == "auto" and _kernels.conv2d_direct_forward_vectorised(geometry, dtype == np.float32, simd):
         lanes = 8 if dtype == np.float32 else 4
