@@ -254,14 +254,18 @@ def _use_direct(algo, geometry, max_reduction=DIRECT_MAX_REDUCTION):
     return channels * kernel_h * kernel_w <= max_reduction
 
 
-# "auto" forward on AVX2: the kvec kernel only up to this many vectors of output channels (8 floats or
-# 4 doubles each), im2col + GEMM above. Measured with `python bench/forward_k_sweep.py` (2 threads,
-# float32, AVX2 EPYC, ms, kvec vs the fused im2col forward), K = 64 and 96: N64 C16 14x14 3x3 2.26 vs 2.18, 3.29 vs 2.79; N64 C32 16x16 3x3
-# 4.77 vs 4.62, 6.88 vs 6.07; N64 C64 10x10 3x3 2.59 vs 2.63, 3.97 vs 3.40; N32 C64 32x32 3x3 18.8 vs
-# 18.2, 30.3 vs 24.4; N32 C32 31x31 3x3 stride 2 2.64 vs 2.79, 3.75 vs 3.55; (5x5 kernels and the
-# N100 C25 13x13 shape favour kvec up to K 128, by 5-10%). With two vectors of K per input broadcast
-# the kvec kernel holds 6 pixels per block, the GEMM's 6x16 tile reuses each load more.
-KVEC_AUTO_MAX_VECTORS_AVX2 = 8
+# "auto" forward on AVX2: the kvec kernel up to KVEC_AUTO_MAX_VECTORS_AVX2 vectors of output channels
+# (8 floats or 4 doubles each), or up to KVEC_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2 when the reduction
+# per output, C*R*S, is at most KVEC_AUTO_SMALL_REDUCTION; im2col + GEMM above. Measured with
+# `python bench/forward_k_sweep.py` (AVX2 EPYC, float32, ms, direct / im2col, 1 and 2 threads) after the
+# fused im2col forward got its stride-2 packer and single-step depth: at K 32 direct wins on every
+# layer (0.64-0.94); at K 48 and 64 im2col wins on the 3x3 layers with C >= 32 (1.01-1.37: N64 C32
+# 16x16, N64 C64 10x10, the strided shape, vgg-ish) while direct keeps LeNet-C3-like N64 C6 14x14 5x5
+# (0.75-0.90) and seed000-c2 (N100 C25 13x13 K 50: 4.9 vs 5.3 ms at 1 thread, 2.5 vs 2.75 at 2). The
+# rule's one miss: N64 C16 14x14 3x3 at K 64, where im2col is 12-16% faster.
+KVEC_AUTO_MAX_VECTORS_AVX2 = 4
+KVEC_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2 = 8
+KVEC_AUTO_SMALL_REDUCTION = 225
 _SIMD_AVX2 = _kernels.SIMD_NAMES.index("avx2")
 
 
@@ -274,8 +278,12 @@ def _use_direct_forward(algo, geometry, dtype, simd):
     every such shape of the benchmark list, e.g. LeNet's C3 0.115 vs 0.68 ms, seed002-c4 3.5 vs 5.1 ms, vgg-ish 40 vs 44 ms,
     strided 1.7 vs 2.3 ms."""
     if algo == "auto" and _kernels.conv2d_direct_forward_vectorised(geometry, dtype == np.float32, simd):
-        lanes = 8 if dtype == np.float32 else 4
-        if simd != _SIMD_AVX2 or geometry[4] <= KVEC_AUTO_MAX_VECTORS_AVX2 * lanes:
+        if simd != _SIMD_AVX2:
+            return True
+        vectors = -(-geometry[4] // (8 if dtype == np.float32 else 4))
+        reduction = geometry[1] * geometry[5] * geometry[6]
+        if vectors <= KVEC_AUTO_MAX_VECTORS_AVX2 or (
+                reduction <= KVEC_AUTO_SMALL_REDUCTION and vectors <= KVEC_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2):
             return True
     return _use_direct(algo, geometry)
 

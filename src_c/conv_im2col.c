@@ -49,6 +49,17 @@
  * every image, is as large as the image's GEMM is long. */
 #define FC_IM2COL_BY_IMAGE_MAX_K 64
 
+/* The fused forward's KC: the GEMM's, stretched to cover a depth up to 1.5 KC in one step, else the
+ * depth cut into equal steps. Every extra step reloads and rewrites C, and a short last step (KC 256
+ * against the strided shape's depth 288 left one of 32) runs the micro-kernel on a tile it barely
+ * uses. Measured (strided forward, 1 thread, AVX2, ms, best of 7): 4.6 with steps of 256 + 32, 4.3 with one
+ * of 288. */
+static fc_index fc_fused_depth(fc_index depth, fc_index kc)
+{
+    const fc_index steps = depth <= kc + kc / 2 ? 1 : (depth + kc - 1) / kc;
+    return (depth + steps - 1) / steps;
+}
+
 /* Images per chunk: as many as the scratch budget holds at `bytes_per_image` each, at least one. */
 static fc_index fc_images_per_chunk(fc_index batch, fc_index bytes_per_image)
 {
@@ -173,7 +184,7 @@ static void FC_FN(forward_task)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
 int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *x,
                                     const real *weight, const real *bias, real *y)
 {
-    const FC_CAT(fc_gemm_plan, FC_SUFFIX) plan = FC_FN(fc_gemm_plan_for)(ctx->simd);
+    FC_CAT(fc_gemm_plan, FC_SUFFIX) plan = FC_FN(fc_gemm_plan_for)(ctx->simd);
     const fc_index out_channels = shape->out_channels, nr = plan.blocks.nr;
     const fc_index in_image = shape->in_channels * shape->in_h * shape->in_w;
     const fc_index out_plane = shape->out_h * shape->out_w;
@@ -185,6 +196,7 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
     real *a_all;
     int status = FC_OK, threads;
 
+    plan.blocks.kc = (int)fc_fused_depth(crs, plan.blocks.kc);
     block_panels = block_panels < 1 ? 1 : block_panels > panels ? panels : block_panels;
     blocks_per_image = (panels + block_panels - 1) / block_panels;
     tasks = shape->batch * blocks_per_image;

@@ -309,6 +309,9 @@ int main(int argc, char **argv)
         make_conv(70, 3, 32, 32, 8, 3, 3, 1, 1, 1, 1), /* several chunks (f32: 29, f64: 14 per chunk) */
         make_conv(3, 16, 64, 64, 16, 3, 3, 1, 1, 1, 1),/* one image per chunk (col > budget) */
         make_conv(40, 8, 24, 20, 12, 3, 2, 2, 1, 1, 0),/* several chunks, uneven last chunk */
+        make_conv(2, 3, 31, 31, 5, 3, 3, 2, 2, 1, 1),  /* the benchmark's strided shape, smaller */
+        make_conv(1, 1, 9, 17, 2, 3, 3, 2, 2, 0, 0),   /* stride 2: the last tap reads x's last element */
+        make_conv(2, 2, 11, 40, 3, 3, 5, 2, 2, 0, 2),  /* stride 2, rows of 20 outputs, pad on w only */
     };
     char buf[160];
     for (size_t i = 0; i < sizeof fixed_conv / sizeof fixed_conv[0]; i++) {
