@@ -12,7 +12,8 @@
  *           for ir in MC step MR:               micro-kernel on the MR x NR tile C[ic+ir, jc+jr]
  *
  * Packing copies each block once into the exact order the micro-kernel reads, zero-padding partial
- * micro-panels, so the micro-kernel never sees a stride or an edge. Only the right edge of C
+ * micro-panels, so the micro-kernel never sees an edge. When A is only a few MR rows tall, B's full
+ * micro-panels are read in place instead (the micro-kernel takes B's row stride, ldb). Only the right edge of C
  * (fewer than NR columns left) needs care: that tile is computed into a local MR x NR buffer and
  * its valid part merged into C.
  *
@@ -31,6 +32,10 @@
 
 #include "fc_compiler.h"
 #include "gemm_kernels.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define FC_GEMM_HAVE_SSE2 1
+#endif
 
 #define FC_GEMM_ALIGN 64   /* bytes: one cache line, and one AVX-512 vector */
 
@@ -87,6 +92,7 @@ typedef struct {
     fc_index ldc;
     gemm_plan plan;
     fc_index mc, kc, nc;      /* cache blocks of this call (<= the plan's, and MC % MR == 0) */
+    int b_in_place;           /* B's full micro-panels read where they are (see fc_gemm) */
     real *b_pack;             /* KC x NC, shared */
     real *a_packs;            /* one MC x KC block per thread */
 } FC_FN(gemm_call);
@@ -94,9 +100,48 @@ typedef struct {
 /* ---- Packing ------------------------------------------------------------------------------------ */
 
 /* A[0:m, 0:k] (m <= mr, general strides) -> a_pack, column p at a_pack[p*mr], rows >= m zero. */
+#if defined(FC_GEMM_HAVE_SSE2) && FC_IS_F32
+/* Six contiguous rows of A (float) -> a 6-tall panel, four columns at a time: a 4x4 transpose of rows
+ * 0-3 and the interleave of rows 4-5 give the four columns' 24 values in 8 stores instead of 24. With
+ * a row-major A the scalar loop was a gather down the columns. Measured on 128x64x576 (1 thread,
+ * AVX2, `tests/c/test_gemm.c` built as its header says, `bench 128 64 576 1`, best of 6): 60.7 GFLOP/s,
+ * 76.6 with this. */
+static void FC_FN(pack_a_rows6)(const real *A, fc_index rs_a, fc_index k, real *restrict a_pack)
+{
+    const real *r0 = A, *r1 = A + rs_a, *r2 = A + 2 * rs_a, *r3 = A + 3 * rs_a, *r4 = A + 4 * rs_a,
+               *r5 = A + 5 * rs_a;
+    fc_index p = 0;
+    for (; p + 4 <= k; p += 4) {
+        __m128 c0 = _mm_loadu_ps(r0 + p), c1 = _mm_loadu_ps(r1 + p), c2 = _mm_loadu_ps(r2 + p),
+               c3 = _mm_loadu_ps(r3 + p);
+        const __m128 lo45 = _mm_unpacklo_ps(_mm_loadu_ps(r4 + p), _mm_loadu_ps(r5 + p));
+        const __m128 hi45 = _mm_unpackhi_ps(_mm_loadu_ps(r4 + p), _mm_loadu_ps(r5 + p));
+        real *dst = a_pack + p * 6;
+        _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
+        _mm_storeu_ps(dst, c0);
+        _mm_storel_pi((__m64 *)(dst + 4), lo45);
+        _mm_storeu_ps(dst + 6, c1);
+        _mm_storeh_pi((__m64 *)(dst + 10), lo45);
+        _mm_storeu_ps(dst + 12, c2);
+        _mm_storel_pi((__m64 *)(dst + 16), hi45);
+        _mm_storeu_ps(dst + 18, c3);
+        _mm_storeh_pi((__m64 *)(dst + 22), hi45);
+    }
+    for (; p < k; p++)
+        for (int i = 0; i < 6; i++)
+            a_pack[p * 6 + i] = A[i * rs_a + p];
+}
+#endif
+
 static void FC_FN(pack_a_panel)(const real *A, fc_index rs_a, fc_index cs_a, fc_index m,
                                 fc_index k, int mr, real *restrict a_pack)
 {
+#if defined(FC_GEMM_HAVE_SSE2) && FC_IS_F32
+    if (cs_a == 1 && m == 6 && mr == 6) {
+        FC_FN(pack_a_rows6)(A, rs_a, k, a_pack);
+        return;
+    }
+#endif
     for (fc_index p = 0; p < k; p++) {
         const real *a_col = A + p * cs_a;
         real *dst = a_pack + p * mr;
@@ -135,7 +180,8 @@ static FC_INLINE_LOOPS void FC_FN(pack_b_panel)(const real *B, fc_index rs_b, fc
     }
 }
 
-/* Pack the KC x NC block of B at (pc, jc); the team shares the micro-panels among itself. */
+/* Pack the KC x NC block of B at (pc, jc); the team shares the micro-panels among itself. When B
+ * is read in place, only a right-edge panel (fewer than NR columns) is packed. */
 static void FC_FN(pack_b_block)(const FC_FN(gemm_call) *call, fc_index pc, fc_index jc,
                                 fc_index kc, fc_index nc)
 {
@@ -145,8 +191,10 @@ static void FC_FN(pack_b_block)(const FC_FN(gemm_call) *call, fc_index pc, fc_in
 #pragma omp for schedule(static)
     for (fc_index jr = 0; jr < panels; jr++) {
         const real *B = call->B + pc * call->rs_b + (jc + jr * nr) * call->cs_b;
-        FC_FN(pack_b_panel)(B, call->rs_b, call->cs_b, kc, fc_gemm_min(nr, nc - jr * nr), nr,
-                            call->b_pack + jr * nr * kc);
+        const fc_index n = fc_gemm_min(nr, nc - jr * nr);
+        if (call->b_in_place && n == nr)
+            continue;
+        FC_FN(pack_b_panel)(B, call->rs_b, call->cs_b, kc, n, nr, call->b_pack + jr * nr * kc);
     }
 }
 
@@ -191,7 +239,7 @@ static void FC_FN(edge_tile)(const gemm_plan *plan, int m, fc_index n, fc_index 
     _Alignas(64) real tile[MAX_TILE];
     const int nr = plan->blocks.nr;
 
-    plan->ukernel(m, kc, alpha, a_panel, b_panel, 0, tile, nr);
+    plan->ukernel(m, kc, alpha, a_panel, b_panel, nr, 0, tile, nr);
     for (int i = 0; i < m; i++) {
         real *c_row = c + i * ldc;
         const real *t_row = tile + i * nr;
@@ -205,36 +253,48 @@ static void FC_FN(edge_tile)(const gemm_plan *plan, int m, fc_index n, fc_index 
     }
 }
 
-/* C (m x n) = beta C + alpha A B for one packed B micro-panel (kc x NR, n <= NR valid columns) and
- * the m rows of a packed A block (MR-tall micro-panels, kc long each): the micro-kernel down C. */
-void FC_FN(fc_gemm_multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n, fc_index kc,
-                                   real alpha, const real *a_block, const real *b_panel, real beta,
-                                   real *c, fc_index ldc)
+/* C (m x n) = beta C + alpha A B for one B micro-panel (kc rows ldb apart; n <= NR valid columns,
+ * ldb == NR, packed, when n < NR) and the m rows of a packed A block (MR-tall micro-panels, kc long
+ * each): the micro-kernel down C. */
+static void FC_FN(multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n, fc_index kc,
+                                  real alpha, const real *a_block, const real *b, fc_index ldb,
+                                  real beta, real *c, fc_index ldc)
 {
     const int mr = plan->blocks.mr, nr = plan->blocks.nr;
 
     for (fc_index ir = 0; ir < m; ir += mr) {
         const int rows = (int)fc_gemm_min(mr, m - ir);
         if (n == nr)
-            plan->ukernel(rows, kc, alpha, a_block + ir * kc, b_panel, beta, c + ir * ldc, ldc);
+            plan->ukernel(rows, kc, alpha, a_block + ir * kc, b, ldb, beta, c + ir * ldc, ldc);
         else
-            FC_FN(edge_tile)(plan, rows, n, kc, alpha, a_block + ir * kc, b_panel, beta,
-                             c + ir * ldc, ldc);
+            FC_FN(edge_tile)(plan, rows, n, kc, alpha, a_block + ir * kc, b, beta, c + ir * ldc, ldc);
     }
+}
+
+void FC_FN(fc_gemm_multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n, fc_index kc,
+                                   real alpha, const real *a_block, const real *b_panel, real beta,
+                                   real *c, fc_index ldc)
+{
+    FC_FN(multiply_panel)(plan, m, n, kc, alpha, a_block, b_panel, plan->blocks.nr, beta, c, ldc);
 }
 
 /* Micro-panels [jr_begin, jr_end) of the packed B block times the packed A block (mc rows),
  * into C at (ic, jc). beta is the caller's for the first KC step and 1 after it. */
 static void FC_FN(macro_kernel)(const FC_FN(gemm_call) *call, const real *a_pack, fc_index ic,
-                                fc_index mc, fc_index jc, fc_index nc, fc_index kc,
+                                fc_index mc, fc_index pc, fc_index jc, fc_index nc, fc_index kc,
                                 fc_index jr_begin, fc_index jr_end, real beta)
 {
     const int nr = call->plan.blocks.nr;
 
-    for (fc_index jr = jr_begin; jr < jr_end; jr++)
-        FC_FN(fc_gemm_multiply_panel)(&call->plan, mc, fc_gemm_min(nr, nc - jr * nr), kc,
-                                      call->alpha, a_pack, call->b_pack + jr * nr * kc, beta,
-                                      call->C + ic * call->ldc + jc + jr * nr, call->ldc);
+    for (fc_index jr = jr_begin; jr < jr_end; jr++) {
+        const fc_index n = fc_gemm_min(nr, nc - jr * nr);
+        const int in_place = call->b_in_place && n == nr;
+        const real *b = in_place ? call->B + pc * call->rs_b + jc + jr * nr
+                                 : call->b_pack + jr * nr * kc;
+        FC_FN(multiply_panel)(&call->plan, mc, n, kc, call->alpha, a_pack, b,
+                              in_place ? call->rs_b : nr, beta,
+                              call->C + ic * call->ldc + jc + jr * nr, call->ldc);
+    }
 }
 
 /* ---- The loops of one thread (called by every member of the team) ---------------------------- */
@@ -276,7 +336,7 @@ static void FC_FN(gemm_thread)(const FC_FN(gemm_call) *call)
             for (fc_index ic = row_begin; ic < row_end && jr_begin < jr_end; ic += call->mc) {
                 const fc_index mc = fc_gemm_min(call->mc, row_end - ic);
                 FC_FN(pack_a_block)(call, ic, pc, mc, kc, a_pack);
-                FC_FN(macro_kernel)(call, a_pack, ic, mc, jc, nc, kc, jr_begin, jr_end, beta);
+                FC_FN(macro_kernel)(call, a_pack, ic, mc, pc, jc, nc, kc, jr_begin, jr_end, beta);
             }
 #pragma omp barrier   /* b_pack is overwritten by the next step */
         }
@@ -332,6 +392,11 @@ int FC_FN(fc_gemm)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real a
     call.kc = fc_gemm_min(blocks->kc, K);
     call.nc = fc_gemm_min(fc_gemm_round_down(blocks->nc, blocks->nr), fc_gemm_round_up(N, blocks->nr));
     threads = FC_FN(gemm_threads)(ctx, M, N, K, blocks);
+    /* With A a few rows of micro-tiles, each element of a packed B panel would be read only that many
+     * times: the packing copy costs more than it saves. Measured (1 thread, AVX2, GFLOP/s, packed vs
+     * in place, tests/c/test_gemm.c `bench M N K 1`, best of 6): 6x784x25 29.7 vs 53.3, 16x100x150
+     * 40.4 vs 45.9 (the im2col GEMMs of LeNet's two convolutions). */
+    call.b_in_place = cs_b == 1 && M <= FC_GEMM_IN_PLACE_B_MAX_ROW_TILES * blocks->mr;
 
     call.b_pack = fc_gemm_alloc((size_t)(call.kc * call.nc) * sizeof(real));
     call.a_packs = fc_gemm_alloc((size_t)(threads * call.mc * call.kc) * sizeof(real));

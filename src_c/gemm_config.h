@@ -49,6 +49,10 @@ typedef struct {
 #define FC_GEMM_F32_AVX512_BLOCKS { FC_GEMM_F32_AVX512_MR, FC_GEMM_F32_AVX512_NR, 144, 256, 2048 }
 #define FC_GEMM_F64_AVX512_BLOCKS { FC_GEMM_F64_AVX512_MR, FC_GEMM_F64_AVX512_NR, 96, 256, 1024 }
 
+/* B is read in place, not packed, when its rows are contiguous and A has at most this many rows of
+ * MR tiles (each B element is then read this many times: see fc_gemm in gemm.c). */
+#define FC_GEMM_IN_PLACE_B_MAX_ROW_TILES 3
+
 /* Below this many multiply-adds (M*N*K) a GEMM runs on one thread: waking the team costs more. */
 #define FC_GEMM_MIN_PARALLEL_FMAS 32768
 

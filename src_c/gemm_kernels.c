@@ -67,7 +67,6 @@
 #define AVX512_BLOCKS FC_GEMM_F32_AVX512_BLOCKS
 #define V256 __m256
 #define V256_LANES 8
-#define v256_load _mm256_load_ps
 #define v256_loadu _mm256_loadu_ps
 #define v256_storeu _mm256_storeu_ps
 #define v256_set1 _mm256_set1_ps
@@ -76,7 +75,6 @@
 #define v256_fmadd _mm256_fmadd_ps
 #define V512 __m512
 #define V512_LANES 16
-#define v512_load _mm512_load_ps
 #define v512_loadu _mm512_loadu_ps
 #define v512_storeu _mm512_storeu_ps
 #define v512_set1 _mm512_set1_ps
@@ -95,7 +93,6 @@
 #define AVX512_BLOCKS FC_GEMM_F64_AVX512_BLOCKS
 #define V256 __m256d
 #define V256_LANES 4
-#define v256_load _mm256_load_pd
 #define v256_loadu _mm256_loadu_pd
 #define v256_storeu _mm256_storeu_pd
 #define v256_set1 _mm256_set1_pd
@@ -104,7 +101,6 @@
 #define v256_fmadd _mm256_fmadd_pd
 #define V512 __m512d
 #define V512_LANES 8
-#define v512_load _mm512_load_pd
 #define v512_loadu _mm512_loadu_pd
 #define v512_storeu _mm512_storeu_pd
 #define v512_set1 _mm512_set1_pd
@@ -116,14 +112,14 @@
 /* ---- Portable C -------------------------------------------------------------------------------- */
 
 static void FC_FN(ukernel_scalar)(int m, fc_index k, real alpha, const real *restrict a_pack,
-                                  const real *restrict b_pack, real beta, real *restrict c,
-                                  fc_index ldc)
+                                  const real *restrict b_pack, fc_index ldb, real beta,
+                                  real *restrict c, fc_index ldc)
 {
     real acc[SCALAR_MR][SCALAR_NR] = {{0}};
 
     for (fc_index p = 0; p < k; p++) {
         const real *a_col = a_pack + p * SCALAR_MR;
-        const real *b_row = b_pack + p * SCALAR_NR;
+        const real *b_row = b_pack + p * ldb;
         for (int i = 0; i < SCALAR_MR; i++)
             for (int j = 0; j < SCALAR_NR; j++)
                 acc[i][j] += a_col[i] * b_row[j];
@@ -159,7 +155,8 @@ static FC_ALWAYS_INLINE void FC_FN(prefetch_tile)(const int rows, const int cols
 
 static FC_ALWAYS_INLINE FC_TARGET_AVX2 void
 FC_FN(tile_avx2)(const int rows, fc_index k, real alpha, const real *restrict a_pack,
-                 const real *restrict b_pack, real beta, real *restrict c, fc_index ldc)
+                 const real *restrict b_pack, fc_index ldb,
+                 real beta, real *restrict c, fc_index ldc)
 {
     enum { MR = AVX2_MR, NR = AVX2_NR, NV = AVX2_NR / V256_LANES };
     V256 acc[MR][NV];
@@ -174,7 +171,7 @@ FC_FN(tile_avx2)(const int rows, fc_index k, real alpha, const real *restrict a_
         V256 b_vec[NV];
 #pragma GCC unroll 16
         for (int v = 0; v < NV; v++)
-            b_vec[v] = v256_load(b_pack + p * NR + v * V256_LANES);
+            b_vec[v] = v256_loadu(b_pack + p * ldb + v * V256_LANES);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
             V256 a_val = v256_set1(a_pack[p * MR + i]);
@@ -198,18 +195,28 @@ FC_FN(tile_avx2)(const int rows, fc_index k, real alpha, const real *restrict a_
 
 static FC_TARGET_AVX2 void
 FC_FN(ukernel_avx2)(int m, fc_index k, real alpha, const real *restrict a_pack,
-                    const real *restrict b_pack, real beta, real *restrict c, fc_index ldc)
+                    const real *restrict b_pack, fc_index ldb, real beta, real *restrict c,
+                    fc_index ldc)
 {
-#define FC_AVX2_ROWS(r) FC_FN(tile_avx2)(FC_GEMM_MIN(r, AVX2_MR), k, alpha, a_pack, b_pack, beta, c, ldc)
-    FC_GEMM_SWITCH_ROWS(m, AVX2_MR, FC_AVX2_ROWS)
+    /* A packed panel's stride as a constant, so that its B loads take fixed offsets (a run-time
+     * stride cost 13% on 128x64x576, 1 thread: tests/c/test_gemm.c bench). */
+#define FC_AVX2_ROWS(r) FC_FN(tile_avx2)(FC_GEMM_MIN(r, AVX2_MR), k, alpha, a_pack, b_pack, AVX2_NR, beta, c, ldc)
+#define FC_AVX2_ROWS_LDB(r) FC_FN(tile_avx2)(FC_GEMM_MIN(r, AVX2_MR), k, alpha, a_pack, b_pack, ldb, beta, c, ldc)
+    if (ldb == AVX2_NR) {
+        FC_GEMM_SWITCH_ROWS(m, AVX2_MR, FC_AVX2_ROWS)
+    } else {
+        FC_GEMM_SWITCH_ROWS(m, AVX2_MR, FC_AVX2_ROWS_LDB)
+    }
 #undef FC_AVX2_ROWS
+#undef FC_AVX2_ROWS_LDB
 }
 
 /* ---- AVX-512 ----------------------------------------------------------------------------------- */
 
 static FC_ALWAYS_INLINE FC_TARGET_AVX512 void
 FC_FN(tile_avx512)(const int rows, fc_index k, real alpha, const real *restrict a_pack,
-                   const real *restrict b_pack, real beta, real *restrict c, fc_index ldc)
+                   const real *restrict b_pack, fc_index ldb,
+                   real beta, real *restrict c, fc_index ldc)
 {
     enum { MR = AVX512_MR, NR = AVX512_NR, NV = AVX512_NR / V512_LANES };
     V512 acc[MR][NV];
@@ -224,7 +231,7 @@ FC_FN(tile_avx512)(const int rows, fc_index k, real alpha, const real *restrict 
         V512 b_vec[NV];
 #pragma GCC unroll 16
         for (int v = 0; v < NV; v++)
-            b_vec[v] = v512_load(b_pack + p * NR + v * V512_LANES);
+            b_vec[v] = v512_loadu(b_pack + p * ldb + v * V512_LANES);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
             V512 a_val = v512_set1(a_pack[p * MR + i]);
@@ -248,11 +255,18 @@ FC_FN(tile_avx512)(const int rows, fc_index k, real alpha, const real *restrict 
 
 static FC_TARGET_AVX512 void
 FC_FN(ukernel_avx512)(int m, fc_index k, real alpha, const real *restrict a_pack,
-                      const real *restrict b_pack, real beta, real *restrict c, fc_index ldc)
+                      const real *restrict b_pack, fc_index ldb, real beta, real *restrict c,
+                      fc_index ldc)
 {
-#define FC_AVX512_ROWS(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), k, alpha, a_pack, b_pack, beta, c, ldc)
-    FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_ROWS)
+#define FC_AVX512_ROWS(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), k, alpha, a_pack, b_pack, AVX512_NR, beta, c, ldc)
+#define FC_AVX512_ROWS_LDB(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), k, alpha, a_pack, b_pack, ldb, beta, c, ldc)
+    if (ldb == AVX512_NR) {   /* as in ukernel_avx2 */
+        FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_ROWS)
+    } else {
+        FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_ROWS_LDB)
+    }
 #undef FC_AVX512_ROWS
+#undef FC_AVX512_ROWS_LDB
 }
 
 #endif /* FC_GEMM_HAVE_X86 */
@@ -287,7 +301,6 @@ FC_CAT(fc_gemm_plan, FC_SUFFIX) FC_FN(fc_gemm_plan_for)(fc_simd_level level)
 #undef AVX512_BLOCKS
 #undef V256
 #undef V256_LANES
-#undef v256_load
 #undef v256_loadu
 #undef v256_storeu
 #undef v256_set1
@@ -296,7 +309,6 @@ FC_CAT(fc_gemm_plan, FC_SUFFIX) FC_FN(fc_gemm_plan_for)(fc_simd_level level)
 #undef v256_fmadd
 #undef V512
 #undef V512_LANES
-#undef v512_load
 #undef v512_loadu
 #undef v512_storeu
 #undef v512_set1

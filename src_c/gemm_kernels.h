@@ -3,10 +3,12 @@
  *
  * A micro-kernel updates one tile of C, m rows (1 <= m <= MR) by NR columns, from packed operands:
  *
- *   C[i][j] = alpha * sum_{p < k} a_pack[p*MR + i] * b_pack[p*NR + j]  +  beta * C[i][j]
+ *   C[i][j] = alpha * sum_{p < k} a_pack[p*MR + i] * b[p*ldb + j]  +  beta * C[i][j]
  *
  * for i < m, j < NR, C[i][j] at c[i*ldc + j]. a_pack is one packed A micro-panel (MR x k, column by
- * column), b_pack one packed B micro-panel (k x NR, row by row), both 64-byte aligned. k may be 0.
+ * column, 64-byte aligned). b is k rows of NR values, ldb apart: a packed B micro-panel (ldb = NR),
+ * or B itself when its rows are contiguous and NR columns exist (gemm.c reads B in place when packing
+ * would not pay). k may be 0.
  * beta == 0 means C is write-only (never read, so NaN in C does not leak into the result).
  * Rows beyond m are neither computed nor stored; columns are always NR (gemm.c handles a right
  * edge through a local NR-wide tile). Each C element is a sum over p in increasing order, the same
@@ -22,7 +24,8 @@
 
 #define FC_DECLARE_GEMM_UKERNEL(real, sfx)                                                        \
 typedef void (*fc_gemm_ukernel_##sfx)(int m, fc_index k, real alpha, const real *a_pack,          \
-                                      const real *b_pack, real beta, real *c, fc_index ldc);      \
+                                      const real *b, fc_index ldb, real beta, real *c,            \
+                                      fc_index ldc);                                              \
 /* What gemm.c needs for one SIMD level: the micro-kernel and its blocking parameters. */          \
 typedef struct {                                                                                  \
     fc_gemm_ukernel_##sfx ukernel;                                                                \
