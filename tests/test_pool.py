@@ -109,6 +109,51 @@ def test_avg_pool2d_backward_matches_reference(dtype, data, strategies, numerics
         numerics.assert_close(grad_x, expected, dtype, "avg_pool2d_backward " + describe(case.x, case, level, dtype))
 
 
+# ---- 2x2 stride 2: the specialised backward loops --------------------------------------------------
+
+# (N, C, H, W): out_w below, at and around one 8-wide block (5, 7, 8, 9, 14, 15, 16, 17), odd H and/or
+# W (the last row / column gets no gradient), N*C = 1, one output row per plane.
+SHAPES_2X2 = [
+    (1, 1, 2, 2), (1, 1, 3, 3), (3, 2, 10, 10), (2, 3, 11, 10), (2, 3, 10, 11), (4, 1, 2, 14),
+    (2, 2, 14, 15), (2, 2, 16, 16), (2, 2, 18, 19), (2, 3, 28, 28), (1, 3, 31, 30), (2, 1, 32, 33),
+    (1, 1, 35, 34), (5, 3, 7, 9),
+]
+
+
+@pytest.fixture
+def restore_threads():
+    saved = fc.get_num_threads()
+    yield
+    fc.set_num_threads(saved)
+
+
+def grad_and_indices_2x2(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    _, indices = ref.max_pool2d(x, 2)
+    return rng.standard_normal(indices.shape).astype(dtype), indices
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES_2X2)
+def test_2x2_backward_exact_and_thread_independent(shape, dtype, numerics, restore_threads):
+    # Each input element gets one grad / 4 (exact in binary) or zero: compared bit for bit, at every
+    # SIMD level and with 1, 2 and 3 threads (thread ranges then split planes and rows).
+    grad_out, indices = grad_and_indices_2x2(shape, dtype, seed=sum(shape))
+    want_avg = ref.avg_pool2d_backward(grad_out.astype(np.float64), shape, 2).astype(dtype)
+    want_max = ref.max_pool2d_backward(grad_out.astype(np.float64), indices, shape).astype(dtype)
+    for level in SIMD_LEVELS:
+        for threads in (1, 2, 3):
+            fc.set_num_threads(threads)
+            with numerics.simd_env(level):
+                got_avg = fc.avg_pool2d_backward(grad_out, shape, 2)
+                got_max = fc.max_pool2d_backward(grad_out, indices, shape)
+            label = f"x{shape} simd={level} threads={threads} dtype={np.dtype(dtype).name}"
+            assert got_avg.dtype == dtype and got_max.dtype == dtype, label
+            np.testing.assert_array_equal(got_avg, want_avg, err_msg="avg_pool2d_backward " + label)
+            np.testing.assert_array_equal(got_max, want_max, err_msg="max_pool2d_backward " + label)
+
+
 # ---- conventions ---------------------------------------------------------------------------------
 
 WINDOWS = {

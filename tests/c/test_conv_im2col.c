@@ -12,8 +12,9 @@
  * Checked: im2col (bitwise) and col2im (adds), conv forward and backward (every NULL combination
  * of the outputs), max/avg pooling forward and backward, on fixed edge shapes and random shapes,
  * float and double, with 1 and 2 threads (results must be bitwise identical) at the best SIMD
- * level and with 1 thread at the scalar level, a batch spanning
- * several scratch chunks, pooling ties, NaN and -inf, and FC_EINDEX on a corrupt index.
+ * level and with 1 thread at the scalar level (average pooling backward also with 3 and 7
+ * threads), a batch spanning several scratch chunks, pooling ties, NaN and -inf, and FC_EINDEX on
+ * a corrupt index.
  */
 #ifndef FC_TEMPLATE_PASS
 
@@ -327,6 +328,17 @@ int main(int argc, char **argv)
     const fc_pool_shape fixed_pool[] = {
         make_pool(2, 3, 8, 8, 2, 2, 2, 2, 0, 0),       /* the fast path */
         make_pool(2, 3, 7, 9, 2, 2, 2, 2, 0, 0),       /* fast path, odd sizes: last row/col unused */
+        /* fast path, output widths around one 8-wide block, odd sizes, N*C = 1, one row per plane */
+        make_pool(1, 1, 2, 2, 2, 2, 2, 2, 0, 0),
+        make_pool(3, 2, 10, 10, 2, 2, 2, 2, 0, 0),
+        make_pool(2, 3, 11, 10, 2, 2, 2, 2, 0, 0),
+        make_pool(2, 3, 10, 11, 2, 2, 2, 2, 0, 0),
+        make_pool(4, 1, 2, 14, 2, 2, 2, 2, 0, 0),
+        make_pool(2, 2, 16, 16, 2, 2, 2, 2, 0, 0),
+        make_pool(2, 2, 18, 19, 2, 2, 2, 2, 0, 0),
+        make_pool(2, 3, 28, 28, 2, 2, 2, 2, 0, 0),
+        make_pool(1, 3, 31, 30, 2, 2, 2, 2, 0, 0),
+        make_pool(1, 1, 35, 34, 2, 2, 2, 2, 0, 0),
         make_pool(2, 2, 7, 7, 3, 3, 2, 2, 1, 1),       /* overlapping windows, padding */
         make_pool(1, 1, 9, 5, 3, 2, 2, 1, 1, 0),       /* non-square everything, pad on h only */
         make_pool(2, 2, 5, 6, 1, 1, 1, 1, 0, 0),       /* 1x1 */
@@ -604,6 +616,15 @@ static void FC_FN(test_pool)(const fc_pool_shape *s, int data_kind)
         for (int t = 1; t < RUNS; t++) {
             expect(FC_FN(same_bits)(ya[0], ya[t], y_count, sizeof(real)), "avg forward runs bitwise", where);
             expect(FC_FN(same_bits)(gxa[0], gxa[t], x_count, sizeof(real)), "avg backward runs bitwise", where);
+        }
+        /* More threads than the runs use: the 2x2 backward splits output rows, not planes, so its
+         * ranges then start and end inside planes (each range must stop writing at its end). */
+        for (int threads = 3; threads <= 7; threads += 4) {
+            fc_ctx ctx = {threads, threads == 3 ? fc_simd_best() : FC_SIMD_SCALAR};
+            real *gx_more = FC_FN(poisoned)(x_count);
+            expect(FC_FN(fc_avg_pool2d_backward)(&ctx, s, gy, gx_more) == FC_OK, "avg backward status", where);
+            expect(FC_FN(same_bits)(gxa[0], gx_more, x_count, sizeof(real)), "avg backward 3/7 threads bitwise", where);
+            free(gx_more);
         }
         for (int t = 0; t < RUNS; t++) {
             free(ya[t]); free(gxa[t]);
