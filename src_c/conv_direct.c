@@ -193,6 +193,27 @@ typedef struct {
     fc_index k_pad;             /* out_channels rounded up to a multiple of the lanes */
 } fc_kvgw_geometry;
 
+/* Geometry of the wvec grad_w kernel (pass 3), vectorised over output columns for few output channels.
+ * x is copied with pad_w zero columns on the left and zeros on the right up to row_step (at least the
+ * columns a row's last vector reads), rows in the vertical padding are skipped, not copied. A task holds
+ * kb x kernel_w accumulator vectors plus kb dy vectors and one x vector: kb * (kernel_w + 1) <=
+ * FC_WVGW_REGS_* (16 AVX2 registers: 2 x 5 + 2 + 1 = 13 for LeNet's 5x5). Images are summed in chunks of
+ * FC_WVGW_CHUNK (fewer if one pass of the bounded x copy holds fewer), whose partial sums are added in
+ * chunk order: the thread count never changes the order. */
+#define FC_WVGW_REGS_AVX2 15
+#define FC_WVGW_REGS_AVX512 31
+#define FC_WVGW_MAX_KB 4
+#define FC_WVGW_MAX_S 7
+#define FC_WVGW_CHUNK 8
+#define FC_WVGW_SCRATCH_BYTES ((fc_index)2 << 20)
+typedef struct {
+    fc_index out_w;
+    fc_index x_oh_step;         /* stride_h * row_step: the next output row's x row */
+    fc_index x_image;           /* elements between two images of the copied x */
+    fc_index dy_plane, dy_image;
+    fc_index sum_k_step;        /* elements of grad_w between two output channels (C*R*S) */
+} fc_wvgw_geometry;
+
 static int fc_direct_threads(const fc_ctx *ctx)
 {
     return ctx->num_threads >= 1 ? ctx->num_threads : 1;
@@ -795,6 +816,108 @@ static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
     free(gw_acc);
     return FC_OK;
 }
+
+/* ---- grad_w vectorised over output columns (wvec grad_w, pass 3) ------------------------------- */
+
+/* Row length of wvgw's x copy: the padded row, or more to hold what a row's last vector of output
+ * columns reads (pass 3's FCV_SHIFT_LOADS vectors from its first column), so it stays in its row. */
+static fc_index FC_FN(wvgw_row_step)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    const fc_index read = ((sh->out_w + lanes - 1) / lanes + (sh->kernel_w - 1) / lanes + 1) * lanes;
+    const fc_index padded_w = sh->in_w + 2 * sh->pad_w;
+    return padded_w > read ? padded_w : read;
+}
+
+/* Output channels per wvgw task: as many as the registers hold (FC_WVGW_REGS_*), at most FC_WVGW_MAX_KB. */
+static fc_index FC_FN(wvgw_channels_per_task)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index regs = ctx->simd >= FC_SIMD_AVX512 ? FC_WVGW_REGS_AVX512 : FC_WVGW_REGS_AVX2;
+    const fc_index kb = regs / (sh->kernel_w + 1);
+    return kb > FC_WVGW_MAX_KB ? FC_WVGW_MAX_KB : (kb < 1 ? 1 : kb);
+}
+
+/* Where kvec grad_w does not apply for lack of output channels (fewer than one vector), stride_w 1, rows
+ * at least one vector wide, kernel_w <= FC_WVGW_MAX_S and one image's x copy within the budget.
+ * Independent of the thread count. Measured (2 threads, AVX2, ms): LeNet's C1 (K 6) 0.29 with the
+ * gather's grad_w tasks, 0.14 with wvgw. */
+static int FC_FN(wvgw_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    return lanes > 0 && sh->out_channels < lanes && sh->stride_w == 1 && sh->out_w >= lanes
+        && sh->kernel_w <= FC_WVGW_MAX_S
+        && sh->in_channels * sh->in_h * FC_FN(wvgw_row_step)(ctx, sh) <= FC_WVGW_SCRATCH_BYTES / (fc_index)sizeof(real);
+}
+
+static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y, const real *x,
+                              real *grad_w)
+{
+    const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
+    const fc_index row_step = FC_FN(wvgw_row_step)(ctx, sh), x_image = channels * sh->in_h * row_step;
+    const fc_index kb_max = FC_FN(wvgw_channels_per_task)(ctx, sh);
+    const fc_index k_blocks = (sh->out_channels + kb_max - 1) / kb_max;
+    const fc_index tasks = channels * k_blocks * kernel_h, taps = sh->out_channels * channels * kernel_h * kernel_w;
+    fc_index pass_images = FC_WVGW_SCRATCH_BYTES / (fc_index)sizeof(real) / x_image;
+    const fc_index chunk = pass_images < FC_WVGW_CHUNK ? pass_images : FC_WVGW_CHUNK;
+    pass_images = pass_images / chunk * chunk;
+    if (pass_images > (sh->batch + chunk - 1) / chunk * chunk)
+        pass_images = (sh->batch + chunk - 1) / chunk * chunk;
+    const fc_index pass_chunks = pass_images / chunk;
+    const fc_wvgw_geometry geo = {
+        sh->out_w, sh->stride_h * row_step, x_image, sh->out_h * sh->out_w,
+        sh->out_channels * sh->out_h * sh->out_w, channels * kernel_h * kernel_w,
+    };
+    fc_range *row_range = malloc((size_t)kernel_h * sizeof(fc_range));
+    real *xr = calloc((size_t)(pass_images * x_image), sizeof(real));
+    real *partial = malloc((size_t)(pass_chunks * taps) * sizeof(real));
+    if (row_range == NULL || xr == NULL || partial == NULL) {
+        free(row_range);
+        free(xr);
+        free(partial);
+        return FC_ENOMEM;
+    }
+    for (fc_index r = 0; r < kernel_h; r++)
+        row_range[r] = fc_direct_valid_range(sh->out_h, sh->in_h, sh->stride_h, sh->pad_h, r);
+    memset(grad_w, 0, (size_t)taps * sizeof(real));
+    for (fc_index first = 0; first < sh->batch; first += pass_images) {
+        const fc_index count = sh->batch - first < pass_images ? sh->batch - first : pass_images;
+        const fc_index chunks = (count + chunk - 1) / chunk;
+        #pragma omp parallel num_threads(fc_direct_threads(ctx))
+        {
+            #pragma omp for schedule(static)
+            for (fc_index row = 0; row < count * channels * sh->in_h; row++)
+                memcpy(xr + row * row_step + sh->pad_w, x + (first * channels * sh->in_h + row) * sh->in_w,
+                       (size_t)sh->in_w * sizeof(real));
+            #pragma omp for schedule(static)
+            for (fc_index unit = 0; unit < chunks * tasks; unit++) {
+                const fc_index at = unit / tasks, task = unit % tasks;
+                const fc_index c = task / (k_blocks * kernel_h), k0 = task / kernel_h % k_blocks * kb_max;
+                const fc_index r = task % kernel_h;
+                const fc_index n0 = at * chunk, images = count - n0 < chunk ? count - n0 : chunk;
+                const fc_range rows = row_range[r];
+                const fc_index ih = rows.lo * sh->stride_h - sh->pad_h + r;   /* x row of the first oh */
+                const int kb = (int)(sh->out_channels - k0 < kb_max ? sh->out_channels - k0 : kb_max);
+                const real *x_task = xr + (n0 * channels + c) * sh->in_h * row_step + ih * row_step;
+                const real *dy_task = grad_y + (first + n0) * geo.dy_image + k0 * geo.dy_plane + rows.lo * sh->out_w;
+                real *sums = partial + at * taps + ((k0 * channels + c) * kernel_h + r) * kernel_w;
+                if (ctx->simd >= FC_SIMD_AVX512)
+                    FC_FN(wvgw_task_avx512)(&geo, x_task, dy_task, images, rows.hi - rows.lo, sums, kb,
+                                            (int)kernel_w);
+                else
+                    FC_FN(wvgw_task_avx2)(&geo, x_task, dy_task, images, rows.hi - rows.lo, sums, kb,
+                                          (int)kernel_w);
+            }
+            #pragma omp for schedule(static)
+            for (fc_index t = 0; t < taps; t++)
+                for (fc_index at = 0; at < chunks; at++)
+                    grad_w[t] += partial[at * taps + t];
+        }
+    }
+    free(row_range);
+    free(xr);
+    free(partial);
+    return FC_OK;
+}
 #endif
 
 int FC_FN(fc_conv2d_forward_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
@@ -823,7 +946,8 @@ int FC_FN(fc_conv2d_grad_x_direct_vectorised)(const fc_ctx *ctx, const fc_conv_s
 int FC_FN(fc_conv2d_grad_w_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
 {
 #if FC_DIRECT_HAVE_X86
-    return fc_direct_shape_ok(ctx, shape) && FC_FN(kvgw_applies)(ctx, shape);
+    return fc_direct_shape_ok(ctx, shape)
+        && (FC_FN(kvgw_applies)(ctx, shape) || FC_FN(wvgw_applies)(ctx, shape));
 #else
     (void)ctx;
     (void)shape;
@@ -901,6 +1025,8 @@ static int FC_FN(grad_w_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, cons
 #if FC_DIRECT_HAVE_X86
     if (FC_FN(kvgw_applies)(ctx, sh))
         return FC_FN(grad_w_kvec)(ctx, sh, grad_y, x, grad_w);
+    if (FC_FN(wvgw_applies)(ctx, sh))
+        return FC_FN(grad_w_wvgw)(ctx, sh, grad_y, x, grad_w);
 #endif
     fc_range *col_range = malloc((size_t)sh->kernel_w * sizeof(fc_range));
     fc_range *row_range = malloc((size_t)sh->kernel_h * sizeof(fc_range));
@@ -1534,6 +1660,163 @@ static FCV_TARGET void FCV_FN(kvgw_task)(const fc_kvgw_geometry *geo, const real
 #undef FC_KVGW_ROWS
 #undef FC_KVGW_CASE
 }
+
+/* -- grad_w vectorised over output columns (the "wvec grad_w" kernel) ---------------------------
+ *     grad_w[k][c][r][s] = sum over n, oh, ow of dy[n][k][oh][ow] * xr[n][c][oh*stride_h - pad_h + r][ow + s]
+ * (xr: x with its horizontal zero border, copied by the driver; the driver passes the valid output
+ * rows of kernel row r, so rows in the vertical padding are never read). For fewer output channels
+ * than lanes (LeNet's first layer: 6), where kvec grad_w would leave lanes idle. One task owns kb output
+ * channels x kernel row r of one input channel, each of its kb x S taps one accumulator vector; per
+ * vector of output columns it loads kb vectors of dy and two of x, and shuffles the S shifted x vectors
+ * out of those (LeNet C1: 4 loads, 4 shuffles per 10 FMAs; S unaligned loads instead, half of them
+ * split over two cache lines, made the kernel load-bound: 0.18 -> 0.14 ms, 2 threads, AVX2). A row's
+ * last dy vector is loaded masked, so its lanes past out_w add 0 * x (so an inf in x can give NaN
+ * where the exact sum is inf or finite). Lane j of an accumulator sums its columns over
+ * n, oh, column vectors in increasing order; the lanes are then added in fcv_reduce's fixed order. */
+/* Lanes rem .. rem + FCV_LANES - 1 of the concatenation lo:hi (lane 0 of lo first), 0 <= rem < FCV_LANES:
+ * the vector an unaligned load `rem` elements past lo's address would give, made with in-register
+ * shuffles from two loads. rem must fold to a constant (it does in unrolled loops), so each case is one
+ * immediate shuffle. */
+#define FCV_SHIFT_CASES4(first, expr) FCV_SHIFT_CASE(first, expr) FCV_SHIFT_CASE(first + 1, expr) \
+    FCV_SHIFT_CASE(first + 2, expr) FCV_SHIFT_CASE(first + 3, expr)
+#define FCV_SHIFT_CASE(n, expr) case n: return expr(n);
+static inline __attribute__((always_inline)) FCV_TARGET fcv_vec FCV_FN(shifted)(fcv_vec lo, fcv_vec hi, const int rem)
+{
+#if FC_DIRECT_SIMD_PASS == 2 && FC_IS_F32
+#define FCV_ALIGNR(n) _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), n))
+    switch (rem) {
+    FCV_SHIFT_CASES4(1, FCV_ALIGNR) FCV_SHIFT_CASES4(5, FCV_ALIGNR) FCV_SHIFT_CASES4(9, FCV_ALIGNR)
+    FCV_SHIFT_CASE(13, FCV_ALIGNR) FCV_SHIFT_CASE(14, FCV_ALIGNR) FCV_SHIFT_CASE(15, FCV_ALIGNR)
+    default: return lo;
+    }
+#elif FC_DIRECT_SIMD_PASS == 2
+#define FCV_ALIGNR(n) _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(hi), _mm512_castpd_si512(lo), n))
+    switch (rem) {
+    FCV_SHIFT_CASES4(1, FCV_ALIGNR) FCV_SHIFT_CASE(5, FCV_ALIGNR) FCV_SHIFT_CASE(6, FCV_ALIGNR)
+    FCV_SHIFT_CASE(7, FCV_ALIGNR)
+    default: return lo;
+    }
+#elif FC_IS_F32
+    /* AVX2 shifts bytes within 128-bit halves only: mid = (upper half of lo, lower half of hi) first */
+    const __m256 mid = _mm256_permute2f128_ps(lo, hi, 0x21);
+#define FCV_ALIGNR(n) _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(mid), _mm256_castps_si256(lo), 4 * (n)))
+#define FCV_ALIGNR_HI(n) _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(hi), _mm256_castps_si256(mid), 4 * ((n) - 4)))
+    switch (rem) {
+    FCV_SHIFT_CASE(1, FCV_ALIGNR) FCV_SHIFT_CASE(2, FCV_ALIGNR) FCV_SHIFT_CASE(3, FCV_ALIGNR)
+    case 4: return mid;
+    FCV_SHIFT_CASE(5, FCV_ALIGNR_HI) FCV_SHIFT_CASE(6, FCV_ALIGNR_HI) FCV_SHIFT_CASE(7, FCV_ALIGNR_HI)
+    default: return lo;
+    }
+#undef FCV_ALIGNR_HI
+#else
+    const __m256d mid = _mm256_permute2f128_pd(lo, hi, 0x21);
+    switch (rem) {
+    case 1: return _mm256_shuffle_pd(lo, mid, 5);
+    case 2: return mid;
+    case 3: return _mm256_shuffle_pd(mid, hi, 5);
+    default: return lo;
+    }
+#endif
+#ifdef FCV_ALIGNR
+#undef FCV_ALIGNR
+#endif
+}
+#undef FCV_SHIFT_CASE
+#undef FCV_SHIFT_CASES4
+
+/* Vectors loaded per output column vector to build the shifted x vectors of taps 0 .. S - 1. */
+#define FCV_SHIFT_LOADS(taps_w) (((taps_w) - 1) / FCV_LANES + 2)
+
+#define FC_WVGW_REGS (FC_DIRECT_SIMD_PASS == 2 ? FC_WVGW_REGS_AVX512 : FC_WVGW_REGS_AVX2)
+
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(wvgw_task_taps)(const fc_wvgw_geometry *geo, const real *x_task, const real *dy_task, fc_index images,
+                       fc_index rows, real *sums, const int kb, const int taps_w)
+{
+    const fc_index out_w = geo->out_w, dy_plane = geo->dy_plane, x_oh_step = geo->x_oh_step;
+    const fc_index full_vectors = out_w / FCV_LANES;
+    const fcv_mask tail_mask = FCV_FN(lane_mask)(0, out_w % FCV_LANES);
+    fcv_vec acc[FC_WVGW_MAX_KB][FC_WVGW_MAX_S];
+    /* (the unroll pragmas make gcc unroll early enough to keep the accumulators in registers) */
+    #pragma GCC unroll 4
+    for (int kk = 0; kk < kb; kk++)
+        #pragma GCC unroll 7
+        for (int s = 0; s < taps_w; s++)
+            acc[kk][s] = fcv_set1((real)0);
+    for (fc_index n = 0; n < images; n++) {
+        const real *x_row = x_task + n * geo->x_image;
+        const real *dy_row = dy_task + n * geo->dy_image;
+        for (fc_index oh = 0; oh < rows; oh++, x_row += x_oh_step, dy_row += out_w) {
+            fc_index ow = 0;
+            for (fc_index j = 0; j < full_vectors; j++, ow += FCV_LANES) {
+                fcv_vec dy[FC_WVGW_MAX_KB];
+                #pragma GCC unroll 4
+                for (int kk = 0; kk < kb; kk++)
+                    dy[kk] = fcv_loadu(dy_row + kk * dy_plane + ow);
+                fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_S)];
+                #pragma GCC unroll 3
+                for (int i = 0; i < FCV_SHIFT_LOADS(taps_w); i++)
+                    x_part[i] = fcv_loadu(x_row + ow + i * FCV_LANES);
+                #pragma GCC unroll 7
+                for (int s = 0; s < taps_w; s++) {
+                    const fcv_vec x_vec = FCV_FN(shifted)(x_part[s / FCV_LANES], x_part[s / FCV_LANES + 1],
+                                                          s % FCV_LANES);
+                    #pragma GCC unroll 4
+                    for (int kk = 0; kk < kb; kk++)
+                        acc[kk][s] = fcv_fmadd(dy[kk], x_vec, acc[kk][s]);
+                }
+            }
+            if (ow < out_w) {
+                fcv_vec dy[FC_WVGW_MAX_KB];
+                #pragma GCC unroll 4
+                for (int kk = 0; kk < kb; kk++)
+                    dy[kk] = fcv_load_mask(dy_row + kk * dy_plane + ow, tail_mask);
+                fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_S)];
+                #pragma GCC unroll 3
+                for (int i = 0; i < FCV_SHIFT_LOADS(taps_w); i++)
+                    x_part[i] = fcv_loadu(x_row + ow + i * FCV_LANES);
+                #pragma GCC unroll 7
+                for (int s = 0; s < taps_w; s++) {
+                    const fcv_vec x_vec = FCV_FN(shifted)(x_part[s / FCV_LANES], x_part[s / FCV_LANES + 1],
+                                                          s % FCV_LANES);
+                    #pragma GCC unroll 4
+                    for (int kk = 0; kk < kb; kk++)
+                        acc[kk][s] = fcv_fmadd(dy[kk], x_vec, acc[kk][s]);
+                }
+            }
+        }
+    }
+    #pragma GCC unroll 4
+    for (int kk = 0; kk < kb; kk++)
+        #pragma GCC unroll 7
+        for (int s = 0; s < taps_w; s++)
+            sums[kk * geo->sum_k_step + s] = fcv_reduce(acc[kk][s]);
+}
+
+/* kb (1..FC_WVGW_MAX_KB) and S (1..FC_WVGW_MAX_S) as compile-time constants; only the pairs within this
+ * level's register budget (kb * (S + 1) <= FC_WVGW_REGS, the driver's wvgw_channels_per_task) exist. */
+static FCV_TARGET void FCV_FN(wvgw_task)(const fc_wvgw_geometry *geo, const real *x_task, const real *dy_task,
+                                         fc_index images, fc_index rows, real *sums, int kb, int taps_w)
+{
+#define FC_WVGW_CASE(KB, S)                                                                      \
+    case KB:                                                                                     \
+        if ((KB) * ((S) + 1) <= FC_WVGW_REGS)                                                    \
+            FCV_FN(wvgw_task_taps)(geo, x_task, dy_task, images, rows, sums, KB, S);             \
+        break;
+#define FC_WVGW_KB(S)                                                                            \
+    case S:                                                                                      \
+        switch (kb) {                                                                            \
+        FC_WVGW_CASE(1, S) FC_WVGW_CASE(2, S) FC_WVGW_CASE(3, S) FC_WVGW_CASE(4, S)              \
+        }                                                                                        \
+        break;
+    switch (taps_w) {
+    FC_WVGW_KB(1) FC_WVGW_KB(2) FC_WVGW_KB(3) FC_WVGW_KB(4) FC_WVGW_KB(5) FC_WVGW_KB(6) FC_WVGW_KB(7)
+    }
+#undef FC_WVGW_KB
+#undef FC_WVGW_CASE
+}
+#undef FC_WVGW_REGS
+#undef FCV_SHIFT_LOADS
 
 #undef fcv_loadu
 #undef fcv_storeu
