@@ -299,10 +299,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
 
 def _use_direct_grad_x(algo, geometry, dtype, simd):
     """_use_direct, for grad_x, where "auto" also takes the direct kernel wherever the C kernel runs it
-    as a forward convolution of grad_out vectorised over input columns (stride 1, 3 to 12 input
-    channels, rows at least one vector wide: src_c/conv_direct.c, wvec_grad_x_applies, is the one rule).
+    as a forward convolution of grad_out vectorised over input columns (stride 1, 1 to 12 input
+    channels, rows at least one vector wide: src_c/conv_direct.c, wvec_grad_x_applies and, for 1 or 2
+    input channels, wrows_grad_x_applies; fc_conv2d_grad_x_direct_vectorised is the one rule).
     Measured with `python bench/conv_parts.py` (2 threads, float32, AVX2, ms, direct vs im2col):
-    lenet-c3 0.28 vs 0.56."""
+    lenet-c3 0.28 vs 0.56; lenet-c1 0.15 vs 0.45 (it was direct already: C*R*S 25)."""
     if algo == "auto" and _kernels.conv2d_direct_grad_x_vectorised(geometry, dtype == np.float32, simd):
         return True
     return _use_direct(algo, geometry)

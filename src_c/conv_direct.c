@@ -169,10 +169,15 @@ typedef struct {
  * or below the image are skipped, not read. Weights packed [channel block][c][r][s][FC_WVEC_KB]. */
 #define FC_WVEC_KB 6          /* output channels per block: 6 x 2 vectors = 12 AVX2 accumulators */
 #define FC_WVEC_NV 2          /* vectors of output columns per block */
+/* The wvec rows kernel (pass 3), for one or two output channels: blocks of FC_WROWS_RB output rows x
+ * FC_WROWS_NV vectors of one channel (12 accumulators: enough independent FMA chains for AVX2's
+ * latency x throughput; + 3 weights + 1 input vector = 16 registers). */
+#define FC_WROWS_RB 3
+#define FC_WROWS_NV 4
 typedef struct {
     fc_index channels, kernel_h, kernel_w, out_channels, out_h, out_w;
     fc_index in_h, pad_h, stride_h;         /* input rows [0, in_h) are real; oh*stride_h - pad_h + r */
-    fc_index in_channel_step, in_row_step;  /* of the row-padded image */
+    fc_index in_channel_step, in_row_step;  /* of the row-padded image (the rows kernel: padded rows too) */
 } fc_wvec_geometry;
 
 /* Geometry of the kvec grad_w kernel (pass 3). Its tasks hold rows x kernel_w accumulator vectors:
@@ -605,18 +610,47 @@ static int FC_FN(wvec_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh
                <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
 }
 
+/* The forward with the rows kernel instead of wvec's channel blocks: where wvec applies, with stride 1
+ * and one input channel. Measured (2 threads, AVX2, ms): LeNet's C1 (K 6, C 1) 0.226 with wvec, 0.15
+ * with the rows kernel. */
+static int FC_FN(wrows_forward_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    return FC_FN(wvec_forward_applies)(ctx, sh) && sh->stride_h == 1 && sh->in_channels == 1
+        && FC_FN(wvec_image_elements)(sh->in_channels, sh->in_h + 2 * sh->pad_h, sh->in_w, sh->pad_w)
+               <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
+}
+
+/* grad_x as a wvec forward with the rows kernel: as wvec_grad_x_applies, but for the one or two input
+ * channels too few for wvec's channel blocks. Measured (2 threads, AVX2, ms): LeNet's C1 (C 1) 0.265
+ * with the gather, 0.15 with the rows kernel. */
+static int FC_FN(wrows_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    return lanes > 0 && sh->stride_h == 1 && sh->stride_w == 1
+        && sh->pad_h <= sh->kernel_h - 1 && sh->pad_w <= sh->kernel_w - 1
+        && 2 * sh->in_channels < FC_WVEC_KB
+        && sh->in_w >= lanes && sh->batch >= 2
+        && FC_FN(wvec_image_elements)(sh->out_channels, sh->out_h + 2 * (sh->kernel_h - 1 - sh->pad_h), sh->out_w,
+                                      sh->kernel_w - 1 - sh->pad_w)
+               <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
+}
+
 /* Run wvec over a batch: `in` holds batch images of geo->channels x geo->in_h x in_w, `out` receives
  * batch images of geo->out_channels x out_h x out_w. Each thread copies its image into a zeroed
- * row-padded buffer (the borders and slack stay zero), then runs the kernel on it. `packed`: from
- * pack_weights with blocks of FC_WVEC_KB. */
+ * row-padded buffer (the borders and slack stay zero), then runs the kernel on it: wvec's (rows_kernel
+ * 0: packed from pack_weights with blocks of FC_WVEC_KB, no padding rows in the copy) or the rows kernel
+ * (rows_kernel 1: blocks of 1, and geo->pad_h zero rows above and below each channel, as
+ * geo->in_channel_step counts them, so that it reads every row it needs without a test). */
 static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_wvec_geometry *geo, fc_index batch, const real *in,
-                           fc_index in_w, fc_index pad_w, const real *packed, real *out)
+                           fc_index in_w, fc_index pad_w, const real *packed, int rows_kernel, real *out)
 {
     const fc_index in_image = geo->channels * geo->in_h * in_w;
     const fc_index out_image = geo->out_channels * geo->out_h * geo->out_w;
     const fc_index taps = geo->channels * geo->kernel_h * geo->kernel_w;
-    const real *bias = packed + (geo->out_channels + FC_WVEC_KB - 1) / FC_WVEC_KB * taps * FC_WVEC_KB;
-    const size_t buffer = (size_t)FC_FN(wvec_image_elements)(geo->channels, geo->in_h, in_w, pad_w);
+    const fc_index block_width = rows_kernel ? 1 : FC_WVEC_KB;
+    const real *bias = packed + (geo->out_channels + block_width - 1) / block_width * taps * block_width;
+    const fc_index pad_rows = rows_kernel ? geo->pad_h : 0;
+    const size_t buffer = (size_t)FC_FN(wvec_image_elements)(geo->channels, geo->in_h + 2 * pad_rows, in_w, pad_w);
     int status = FC_OK;
     #pragma omp parallel num_threads(fc_direct_threads(ctx))
     {
@@ -630,9 +664,15 @@ static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_wvec_geometry *geo, fc_in
             if (padded == NULL)
                 continue;
             const real *src = in + n * in_image;
-            for (fc_index row = 0; row < geo->channels * geo->in_h; row++)
-                memcpy(padded + row * geo->in_row_step + pad_w, src + row * in_w, (size_t)in_w * sizeof(real));
-            if (ctx->simd >= FC_SIMD_AVX512)
+            for (fc_index c = 0; c < geo->channels; c++)
+                for (fc_index h = 0; h < geo->in_h; h++)
+                    memcpy(padded + c * geo->in_channel_step + (pad_rows + h) * geo->in_row_step + pad_w,
+                           src + (c * geo->in_h + h) * in_w, (size_t)in_w * sizeof(real));
+            if (rows_kernel && ctx->simd >= FC_SIMD_AVX512)
+                FC_FN(wrows_image_avx512)(geo, padded, packed, bias, out + n * out_image);
+            else if (rows_kernel)
+                FC_FN(wrows_image_avx2)(geo, padded, packed, bias, out + n * out_image);
+            else if (ctx->simd >= FC_SIMD_AVX512)
                 FC_FN(wvec_image_avx512)(geo, padded, packed, bias, out + n * out_image);
             else
                 FC_FN(wvec_image_avx2)(geo, padded, packed, bias, out + n * out_image);
@@ -646,14 +686,17 @@ static int FC_FN(forward_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
                                const real *bias, real *y)
 {
     const fc_index row_step = sh->in_w + 2 * sh->pad_w;
+    const int rows_kernel = FC_FN(wrows_forward_applies)(ctx, sh);
+    const fc_index padded_h = sh->in_h + (rows_kernel ? 2 * sh->pad_h : 0);
     const fc_wvec_geometry geo = {
         sh->in_channels, sh->kernel_h, sh->kernel_w, sh->out_channels, sh->out_h, sh->out_w,
-        sh->in_h, sh->pad_h, sh->stride_h, sh->in_h * row_step, row_step,
+        sh->in_h, sh->pad_h, sh->stride_h, padded_h * row_step, row_step,
     };
-    real *packed = FC_FN(pack_weights)(sh, weight, bias, 0, sh->out_channels, sh->in_channels, FC_WVEC_KB);
+    real *packed = FC_FN(pack_weights)(sh, weight, bias, 0, sh->out_channels, sh->in_channels,
+                                       rows_kernel ? 1 : FC_WVEC_KB);
     if (packed == NULL)
         return FC_ENOMEM;
-    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, x, sh->in_w, sh->pad_w, packed, y);
+    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, x, sh->in_w, sh->pad_w, packed, rows_kernel, y);
     free(packed);
     return status;
 }
@@ -663,14 +706,18 @@ static int FC_FN(grad_x_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
 {
     const fc_index pad_h = sh->kernel_h - 1 - sh->pad_h, pad_w = sh->kernel_w - 1 - sh->pad_w;
     const fc_index row_step = sh->out_w + 2 * pad_w;
+    const int rows_kernel = FC_FN(wrows_grad_x_applies)(ctx, sh);
+    const fc_index padded_h = sh->out_h + (rows_kernel ? 2 * pad_h : 0);
     const fc_wvec_geometry geo = {
         sh->out_channels, sh->kernel_h, sh->kernel_w, sh->in_channels, sh->in_h, sh->in_w,
-        sh->out_h, pad_h, 1, sh->out_h * row_step, row_step,
+        sh->out_h, pad_h, 1, padded_h * row_step, row_step,
     };
-    real *packed = FC_FN(pack_weights)(sh, weight, NULL, 1, sh->in_channels, sh->out_channels, FC_WVEC_KB);
+    real *packed = FC_FN(pack_weights)(sh, weight, NULL, 1, sh->in_channels, sh->out_channels,
+                                       rows_kernel ? 1 : FC_WVEC_KB);
     if (packed == NULL)
         return FC_ENOMEM;
-    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, grad_y, sh->out_w, pad_w, packed, grad_x);
+    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, grad_y, sh->out_w, pad_w, packed, rows_kernel,
+                                       grad_x);
     free(packed);
     return status;
 }
@@ -935,7 +982,8 @@ int FC_FN(fc_conv2d_forward_direct_vectorised)(const fc_ctx *ctx, const fc_conv_
 int FC_FN(fc_conv2d_grad_x_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
 {
 #if FC_DIRECT_HAVE_X86
-    return fc_direct_shape_ok(ctx, shape) && FC_FN(wvec_grad_x_applies)(ctx, shape);
+    return fc_direct_shape_ok(ctx, shape)
+        && (FC_FN(wvec_grad_x_applies)(ctx, shape) || FC_FN(wrows_grad_x_applies)(ctx, shape));
 #else
     (void)ctx;
     (void)shape;
@@ -988,7 +1036,7 @@ static int FC_FN(grad_x_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, cons
                                 const real *weight, real *grad_x)
 {
 #if FC_DIRECT_HAVE_X86
-    if (FC_FN(wvec_grad_x_applies)(ctx, sh))
+    if (FC_FN(wvec_grad_x_applies)(ctx, sh) || FC_FN(wrows_grad_x_applies)(ctx, sh))
         return FC_FN(grad_x_wvec)(ctx, sh, grad_y, weight, grad_x);
 #endif
     const int unit_stride = sh->stride_h == 1 && sh->stride_w == 1;
@@ -1168,6 +1216,49 @@ static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
 #endif
 #define fcv_reduce FCV_FN(hsum)
 #endif
+
+/* Store lanes 0 .. count - 1 of v (1 <= count <= FCV_LANES). On AVX2 without a masked store: AMD's
+ * vmaskmov stores are microcoded (tens of cycles each), plain narrower stores are not. */
+static inline __attribute__((always_inline)) FCV_TARGET void FCV_FN(store_first)(real *ptr, fcv_vec v, int count)
+{
+#if FC_DIRECT_SIMD_PASS == 2
+    fcv_store_mask(ptr, FCV_FN(lane_mask)(0, count), v);
+#elif FC_IS_F32
+    if (count == FCV_LANES) {
+        _mm256_storeu_ps(ptr, v);
+        return;
+    }
+    __m128 part = _mm256_castps256_ps128(v);
+    if (count >= 4) {
+        _mm_storeu_ps(ptr, part);
+        part = _mm256_extractf128_ps(v, 1);
+        ptr += 4;
+        count -= 4;
+    }
+    if (count >= 2) {
+        _mm_storel_pi((__m64 *)ptr, part);
+        part = _mm_movehl_ps(part, part);
+        ptr += 2;
+        count -= 2;
+    }
+    if (count >= 1)
+        _mm_store_ss(ptr, part);
+#else
+    if (count == FCV_LANES) {
+        _mm256_storeu_pd(ptr, v);
+        return;
+    }
+    __m128d part = _mm256_castpd256_pd128(v);
+    if (count >= 2) {
+        _mm_storeu_pd(ptr, part);
+        part = _mm256_extractf128_pd(v, 1);
+        ptr += 2;
+        count -= 2;
+    }
+    if (count >= 1)
+        _mm_store_sd(ptr, part);
+#endif
+}
 
 /* -- gather: a block of `rows` output rows x `vecs` vectors, accumulated in registers -------- */
 
@@ -1565,6 +1656,116 @@ static FCV_TARGET void FCV_FN(wvec_image)(const fc_wvec_geometry *geo, const rea
                     for (fc_index j = 0; j < cols; j++)
                         y_row[j] = t[j];
                 }
+            }
+        }
+    }
+}
+
+/* -- wvec blocked over output rows (the "wvec rows" kernel) -------------------------------------
+ * wvec's convolution for one or two output channels (grad_x of LeNet's first layer: one), where wvec's
+ * blocks of FC_WVEC_KB channels would run mostly empty. A block is rb output rows x nv vectors of
+ * consecutive output columns of one channel (stride 1). Per input channel c and tap column s it walks
+ * the rb + R - 1 input rows the block touches: each input vector is loaded once and feeds every output
+ * row it reaches (up to rb), with that row's weight w[c][t - i][s] broadcast: 7 loads per 12 FMAs in the
+ * middle rows (rb 3, nv 4), against one load per FMA in the gather. The input image holds its vertical
+ * padding rows (zeros) too. Per output element the sum runs bias, then c, s, r. */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(wrows_step)(const real *row, const real *w_col, fc_index kernel_w, fc_index t, fcv_vec acc[][FC_WROWS_NV],
+                   const int i_lo, const int i_hi, const int nv)
+{
+    fcv_vec weight[FC_WROWS_RB];
+    #pragma GCC unroll 3
+    for (int i = i_lo; i < i_hi; i++)
+        weight[i] = fcv_set1(w_col[(t - i) * kernel_w]);
+    #pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) {
+        const fcv_vec x_vec = fcv_loadu(row + v * FCV_LANES);
+        #pragma GCC unroll 3
+        for (int i = i_lo; i < i_hi; i++)
+            acc[i][v] = fcv_fmadd(weight[i], x_vec, acc[i][v]);
+    }
+}
+
+/* rb <= kernel_h (the driver's choice), so the first rb - 1 and last rb - 1 input rows are the ramps
+ * where fewer output rows are reached, and every row between reaches all rb. */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(wrows_block)(const fc_wvec_geometry *geo, const real *in, const real *w, real bias,
+                    fc_index oh0, fc_index ow0, int last_lanes, real *out_plane, const int rb, const int nv)
+{
+    const fc_index kernel_h = geo->kernel_h, kernel_w = geo->kernel_w, row_step = geo->in_row_step;
+    fcv_vec acc[FC_WROWS_RB][FC_WROWS_NV];
+    #pragma GCC unroll 3
+    for (int i = 0; i < rb; i++)
+        #pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[i][v] = fcv_set1(bias);
+    for (fc_index c = 0; c < geo->channels; c++) {
+        /* padded row oh0 + t: the input row of output row oh0 + i at kernel row t - i */
+        const real *in_c = in + c * geo->in_channel_step + oh0 * row_step + ow0;
+        const real *w_c = w + c * kernel_h * kernel_w;
+        for (fc_index s = 0; s < kernel_w; s++) {
+            #pragma GCC unroll 2
+            for (int t = 0; t < rb - 1; t++)
+                FCV_FN(wrows_step)(in_c + t * row_step + s, w_c + s, kernel_w, t, acc, 0, t + 1, nv);
+            for (fc_index t = rb - 1; t < kernel_h; t++)
+                FCV_FN(wrows_step)(in_c + t * row_step + s, w_c + s, kernel_w, t, acc, 0, rb, nv);
+            #pragma GCC unroll 2
+            for (int i = 1; i < rb; i++)
+                FCV_FN(wrows_step)(in_c + (kernel_h - 1 + i) * row_step + s, w_c + s, kernel_w, kernel_h - 1 + i,
+                                   acc, i, rb, nv);
+        }
+    }
+    #pragma GCC unroll 3
+    for (int i = 0; i < rb; i++) {
+        real *out_row = out_plane + (oh0 + i) * geo->out_w + ow0;
+        #pragma GCC unroll 4
+        for (int v = 0; v < nv - 1; v++)
+            fcv_storeu(out_row + v * FCV_LANES, acc[i][v]);
+        FCV_FN(store_first)(out_row + (nv - 1) * FCV_LANES, acc[i][nv - 1], last_lanes);
+    }
+}
+
+static FCV_TARGET void FCV_FN(wrows_block_dispatch)(const fc_wvec_geometry *geo, const real *in, const real *w, real bias, fc_index oh0, fc_index ow0,
+                                                    int last_lanes, real *out_plane, int rb, int nv)
+{
+#define FC_WROWS_CASE(RB, NV)                                                                    \
+    case NV:                                                                                     \
+        FCV_FN(wrows_block)(geo, in, w, bias, oh0, ow0, last_lanes, out_plane, RB, NV);           \
+        break;
+#define FC_WROWS_RB_CASE(RB)                                                                     \
+    case RB:                                                                                     \
+        switch (nv) {                                                                            \
+        FC_WROWS_CASE(RB, 1) FC_WROWS_CASE(RB, 2) FC_WROWS_CASE(RB, 3) FC_WROWS_CASE(RB, 4)      \
+        }                                                                                        \
+        break;
+    switch (rb) {
+    FC_WROWS_RB_CASE(1) FC_WROWS_RB_CASE(2) FC_WROWS_RB_CASE(3)
+    }
+#undef FC_WROWS_RB_CASE
+#undef FC_WROWS_CASE
+}
+
+/* All output planes of one image: per channel, near-equal blocks of at most min(FC_WROWS_RB, kernel_h)
+ * rows (28 -> 3 x 8 + 2 x 2), columns in blocks of FC_WROWS_NV vectors (the last one shorter, its last
+ * vector stored in part). wp: pack_weights with blocks of 1, [k][c][r][s], then the biases. */
+static FCV_TARGET void FCV_FN(wrows_image)(const fc_wvec_geometry *geo, const real *in, const real *wp,
+                                           const real *bias, real *y_image)
+{
+    const fc_index out_h = geo->out_h, out_w = geo->out_w;
+    const fc_index taps = geo->channels * geo->kernel_h * geo->kernel_w;
+    const fc_index max_rows = geo->kernel_h < FC_WROWS_RB ? geo->kernel_h : FC_WROWS_RB;
+    const fc_index row_blocks = (out_h + max_rows - 1) / max_rows;
+    const fc_index block_w = FC_WROWS_NV * FCV_LANES;
+    for (fc_index k = 0; k < geo->out_channels; k++) {
+        real *out_plane = y_image + k * out_h * out_w;
+        for (fc_index ow0 = 0; ow0 < out_w; ow0 += block_w) {
+            const fc_index cols = out_w - ow0 < block_w ? out_w - ow0 : block_w;
+            const int nv = (int)((cols + FCV_LANES - 1) / FCV_LANES);
+            const int last_lanes = (int)(cols - (nv - 1) * FCV_LANES);
+            for (fc_index b = 0; b < row_blocks; b++) {
+                const fc_index oh0 = b * out_h / row_blocks, oh1 = (b + 1) * out_h / row_blocks;
+                FCV_FN(wrows_block_dispatch)(geo, in, wp + k * taps, bias[k], oh0, ow0, last_lanes,
+                                             out_plane, (int)(oh1 - oh0), nv);
             }
         }
     }
