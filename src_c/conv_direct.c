@@ -896,14 +896,20 @@ static int FC_FN(wvgw_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
         && sh->in_channels * sh->in_h * FC_FN(wvgw_row_step)(ctx, sh) <= FC_WVGW_SCRATCH_BYTES / (fc_index)sizeof(real);
 }
 
+/* grad_w and/or grad_b (either may be NULL). grad_b comes from units of its own per chunk of images,
+ * run right after the chunk's grad_w units (same thread, dy still in its cache, not read once more from
+ * memory), and alone the same way: the same sums whether grad_w is computed or not. */
 static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y, const real *x,
-                              real *grad_w)
+                              real *grad_w, real *grad_b)
 {
     const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
     const fc_index row_step = FC_FN(wvgw_row_step)(ctx, sh), x_image = channels * sh->in_h * row_step;
     const fc_index kb_max = FC_FN(wvgw_channels_per_task)(ctx, sh);
     const fc_index k_blocks = (sh->out_channels + kb_max - 1) / kb_max;
-    const fc_index tasks = channels * k_blocks * kernel_h, taps = sh->out_channels * channels * kernel_h * kernel_w;
+    const fc_index taps = sh->out_channels * channels * kernel_h * kernel_w;
+    const fc_index tasks = grad_w != NULL ? channels * k_blocks * kernel_h : 0;
+    const fc_index units = tasks + (grad_b != NULL ? k_blocks : 0);   /* per chunk */
+    const fc_index sums_step = taps + sh->out_channels;                 /* partial sums per chunk */
     fc_index pass_images = FC_WVGW_SCRATCH_BYTES / (fc_index)sizeof(real) / x_image;
     const fc_index chunk = pass_images < FC_WVGW_CHUNK ? pass_images : FC_WVGW_CHUNK;
     pass_images = pass_images / chunk * chunk;
@@ -916,7 +922,7 @@ static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
     };
     fc_range *row_range = malloc((size_t)kernel_h * sizeof(fc_range));
     real *xr = calloc((size_t)(pass_images * x_image), sizeof(real));
-    real *partial = malloc((size_t)(pass_chunks * taps) * sizeof(real));
+    real *partial = malloc((size_t)(pass_chunks * sums_step) * sizeof(real));
     if (row_range == NULL || xr == NULL || partial == NULL) {
         free(row_range);
         free(xr);
@@ -925,28 +931,42 @@ static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
     }
     for (fc_index r = 0; r < kernel_h; r++)
         row_range[r] = fc_direct_valid_range(sh->out_h, sh->in_h, sh->stride_h, sh->pad_h, r);
-    memset(grad_w, 0, (size_t)taps * sizeof(real));
+    if (grad_w != NULL)
+        memset(grad_w, 0, (size_t)taps * sizeof(real));
+    if (grad_b != NULL)
+        memset(grad_b, 0, (size_t)sh->out_channels * sizeof(real));
     for (fc_index first = 0; first < sh->batch; first += pass_images) {
         const fc_index count = sh->batch - first < pass_images ? sh->batch - first : pass_images;
         const fc_index chunks = (count + chunk - 1) / chunk;
         #pragma omp parallel num_threads(fc_direct_threads(ctx))
         {
             #pragma omp for schedule(static)
-            for (fc_index row = 0; row < count * channels * sh->in_h; row++)
+            for (fc_index row = 0; row < (grad_w != NULL ? count * channels * sh->in_h : 0); row++)
                 memcpy(xr + row * row_step + sh->pad_w, x + (first * channels * sh->in_h + row) * sh->in_w,
                        (size_t)sh->in_w * sizeof(real));
             #pragma omp for schedule(static)
-            for (fc_index unit = 0; unit < chunks * tasks; unit++) {
-                const fc_index at = unit / tasks, task = unit % tasks;
+            for (fc_index unit = 0; unit < chunks * units; unit++) {
+                const fc_index at = unit / units, task = unit % units;
+                const fc_index n0 = at * chunk, images = count - n0 < chunk ? count - n0 : chunk;
+                if (task >= tasks) {   /* grad_b of a block of channels */
+                    const fc_index k0 = (task - tasks) * kb_max;
+                    const int kb = (int)(sh->out_channels - k0 < kb_max ? sh->out_channels - k0 : kb_max);
+                    const real *dy_block = grad_y + (first + n0) * geo.dy_image + k0 * geo.dy_plane;
+                    real *sums = partial + at * sums_step + taps + k0;
+                    if (ctx->simd >= FC_SIMD_AVX512)
+                        FC_FN(wvgw_bias_avx512)(&geo, dy_block, images, sh->out_h, sums, kb);
+                    else
+                        FC_FN(wvgw_bias_avx2)(&geo, dy_block, images, sh->out_h, sums, kb);
+                    continue;
+                }
                 const fc_index c = task / (k_blocks * kernel_h), k0 = task / kernel_h % k_blocks * kb_max;
                 const fc_index r = task % kernel_h;
-                const fc_index n0 = at * chunk, images = count - n0 < chunk ? count - n0 : chunk;
                 const fc_range rows = row_range[r];
                 const fc_index ih = rows.lo * sh->stride_h - sh->pad_h + r;   /* x row of the first oh */
                 const int kb = (int)(sh->out_channels - k0 < kb_max ? sh->out_channels - k0 : kb_max);
                 const real *x_task = xr + (n0 * channels + c) * sh->in_h * row_step + ih * row_step;
                 const real *dy_task = grad_y + (first + n0) * geo.dy_image + k0 * geo.dy_plane + rows.lo * sh->out_w;
-                real *sums = partial + at * taps + ((k0 * channels + c) * kernel_h + r) * kernel_w;
+                real *sums = partial + at * sums_step + ((k0 * channels + c) * kernel_h + r) * kernel_w;
                 if (ctx->simd >= FC_SIMD_AVX512)
                     FC_FN(wvgw_task_avx512)(&geo, x_task, dy_task, images, rows.hi - rows.lo, sums, kb,
                                             (int)kernel_w);
@@ -955,9 +975,11 @@ static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
                                           (int)kernel_w);
             }
             #pragma omp for schedule(static)
-            for (fc_index t = 0; t < taps; t++)
-                for (fc_index at = 0; at < chunks; at++)
-                    grad_w[t] += partial[at * taps + t];
+            for (fc_index t = 0; t < sums_step; t++) {
+                real *total = t < taps ? (grad_w != NULL ? grad_w + t : NULL) : (grad_b != NULL ? grad_b + t - taps : NULL);
+                for (fc_index at = 0; at < chunks && total != NULL; at++)
+                    *total += partial[at * sums_step + t];
+            }
         }
     }
     free(row_range);
@@ -1073,8 +1095,6 @@ static int FC_FN(grad_w_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, cons
 #if FC_DIRECT_HAVE_X86
     if (FC_FN(kvgw_applies)(ctx, sh))
         return FC_FN(grad_w_kvec)(ctx, sh, grad_y, x, grad_w);
-    if (FC_FN(wvgw_applies)(ctx, sh))
-        return FC_FN(grad_w_wvgw)(ctx, sh, grad_y, x, grad_w);
 #endif
     fc_range *col_range = malloc((size_t)sh->kernel_w * sizeof(fc_range));
     fc_range *row_range = malloc((size_t)sh->kernel_h * sizeof(fc_range));
@@ -1112,6 +1132,13 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
     int status = FC_OK;
     if (grad_x != NULL)
         status = FC_FN(grad_x_direct)(ctx, shape, grad_y, weight, grad_x);
+#if FC_DIRECT_HAVE_X86
+    if (FC_FN(wvgw_applies)(ctx, shape)) {   /* grad_w and grad_b together */
+        if (status == FC_OK && (grad_w != NULL || grad_b != NULL))
+            status = FC_FN(grad_w_wvgw)(ctx, shape, grad_y, x, grad_w, grad_b);
+        return status;
+    }
+#endif
     if (status == FC_OK && grad_w != NULL)
         status = FC_FN(grad_w_direct)(ctx, shape, grad_y, x, grad_w);
     if (status == FC_OK && grad_b != NULL) {
@@ -1992,6 +2019,42 @@ FCV_FN(wvgw_task_taps)(const fc_wvgw_geometry *geo, const real *x_task, const re
         #pragma GCC unroll 7
         for (int s = 0; s < taps_w; s++)
             sums[kk * geo->sum_k_step + s] = fcv_reduce(acc[kk][s]);
+}
+
+/* grad_b partial sums of kb channels over a chunk of images: each output row's vectors (the last one
+ * masked) summed into one of four accumulators (rows 4i + q into q; rows past a multiple of four into
+ * the first), which are then added pairwise and across lanes: a fixed order. */
+static FCV_TARGET void FCV_FN(wvgw_bias)(const fc_wvgw_geometry *geo, const real *dy_block, fc_index images,
+                                         fc_index rows, real *sums, int kb)
+{
+    const fc_index out_w = geo->out_w, full_vectors = out_w / FCV_LANES;
+    const fcv_mask tail_mask = FCV_FN(lane_mask)(0, out_w % FCV_LANES);
+#define FC_WVGW_ADD_ROW(acc, row)                                                                \
+    do {                                                                                         \
+        fc_index ow = 0;                                                                         \
+        for (fc_index j = 0; j < full_vectors; j++, ow += FCV_LANES)                             \
+            acc = fcv_add(acc, fcv_loadu((row) + ow));                                           \
+        if (ow < out_w)                                                                          \
+            acc = fcv_add(acc, fcv_load_mask((row) + ow, tail_mask));                            \
+    } while (0)
+    for (int kk = 0; kk < kb; kk++) {
+        fcv_vec acc[4];
+        #pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            acc[q] = fcv_set1((real)0);
+        for (fc_index n = 0; n < images; n++) {
+            const real *plane = dy_block + n * geo->dy_image + kk * geo->dy_plane;
+            fc_index oh = 0;
+            for (; oh + 4 <= rows; oh += 4)
+                #pragma GCC unroll 4
+                for (int q = 0; q < 4; q++)
+                    FC_WVGW_ADD_ROW(acc[q], plane + (oh + q) * out_w);
+            for (; oh < rows; oh++)
+                FC_WVGW_ADD_ROW(acc[0], plane + oh * out_w);
+        }
+        sums[kk] = fcv_reduce(fcv_add(fcv_add(acc[0], acc[1]), fcv_add(acc[2], acc[3])));
+    }
+#undef FC_WVGW_ADD_ROW
 }
 
 /* kb (1..FC_WVGW_MAX_KB) and S (1..FC_WVGW_MAX_S) as compile-time constants; only the pairs within this
