@@ -921,9 +921,9 @@ static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
         sh->out_channels * sh->out_h * sh->out_w, channels * kernel_h * kernel_w,
     };
     fc_range *row_range = malloc((size_t)kernel_h * sizeof(fc_range));
-    real *xr = calloc((size_t)(pass_images * x_image), sizeof(real));
+    real *xr = grad_w != NULL ? malloc((size_t)(pass_images * x_image) * sizeof(real)) : NULL;
     real *partial = malloc((size_t)(pass_chunks * sums_step) * sizeof(real));
-    if (row_range == NULL || xr == NULL || partial == NULL) {
+    if (row_range == NULL || (grad_w != NULL && xr == NULL) || partial == NULL) {
         free(row_range);
         free(xr);
         free(partial);
@@ -941,9 +941,13 @@ static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
         #pragma omp parallel num_threads(fc_direct_threads(ctx))
         {
             #pragma omp for schedule(static)
-            for (fc_index row = 0; row < (grad_w != NULL ? count * channels * sh->in_h : 0); row++)
-                memcpy(xr + row * row_step + sh->pad_w, x + (first * channels * sh->in_h + row) * sh->in_w,
+            for (fc_index row = 0; row < (grad_w != NULL ? count * channels * sh->in_h : 0); row++) {
+                real *xr_row = xr + row * row_step;   /* pad_w zeros, the row, zeros up to row_step */
+                memset(xr_row, 0, (size_t)sh->pad_w * sizeof(real));
+                memcpy(xr_row + sh->pad_w, x + (first * channels * sh->in_h + row) * sh->in_w,
                        (size_t)sh->in_w * sizeof(real));
+                memset(xr_row + sh->pad_w + sh->in_w, 0, (size_t)(row_step - sh->pad_w - sh->in_w) * sizeof(real));
+            }
             #pragma omp for schedule(static)
             for (fc_index unit = 0; unit < chunks * units; unit++) {
                 const fc_index at = unit / units, task = unit % units;
