@@ -201,8 +201,9 @@ typedef struct {
 /* Geometry of the wvec grad_w kernel (pass 3), vectorised over output columns for few output channels.
  * x is copied with pad_w zero columns on the left and zeros on the right up to row_step (at least the
  * columns a row's last vector reads), rows in the vertical padding are skipped, not copied. A task holds
- * kb x kernel_w accumulator vectors plus kb dy vectors and one x vector: kb * (kernel_w + 1) <=
- * FC_WVGW_REGS_* (16 AVX2 registers: 2 x 5 + 2 + 1 = 13 for LeNet's 5x5). Images are summed in chunks of
+ * kb x kernel_w accumulator vectors plus kb dy vectors and the x vectors: kb * (kernel_w + 1) <=
+ * FC_WVGW_REGS_* (16 AVX2 registers: 2 x 5 accumulators + 2 dy + 2 x loads + 2 shuffled for LeNet's
+ * 5x5). Images are summed in chunks of
  * FC_WVGW_CHUNK (fewer if one pass of the bounded x copy holds fewer), whose partial sums are added in
  * chunk order: the thread count never changes the order. */
 #define FC_WVGW_REGS_AVX2 15
@@ -610,16 +611,6 @@ static int FC_FN(wvec_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh
                <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
 }
 
-/* The forward with the rows kernel instead of wvec's channel blocks: where wvec applies, with stride 1
- * and one input channel. Measured (2 threads, AVX2, ms): LeNet's C1 (K 6, C 1) 0.226 with wvec, 0.15
- * with the rows kernel. */
-static int FC_FN(wrows_forward_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    return FC_FN(wvec_forward_applies)(ctx, sh) && sh->stride_h == 1 && sh->in_channels == 1
-        && FC_FN(wvec_image_elements)(sh->in_channels, sh->in_h + 2 * sh->pad_h, sh->in_w, sh->pad_w)
-               <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
-}
-
 /* grad_x as a wvec forward with the rows kernel: as wvec_grad_x_applies, but for the one or two input
  * channels too few for wvec's channel blocks. Measured (2 threads, AVX2, ms): LeNet's C1 (C 1) 0.265
  * with the gather, 0.15 with the rows kernel. */
@@ -686,17 +677,16 @@ static int FC_FN(forward_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
                                const real *bias, real *y)
 {
     const fc_index row_step = sh->in_w + 2 * sh->pad_w;
-    const int rows_kernel = FC_FN(wrows_forward_applies)(ctx, sh);
-    const fc_index padded_h = sh->in_h + (rows_kernel ? 2 * sh->pad_h : 0);
     const fc_wvec_geometry geo = {
         sh->in_channels, sh->kernel_h, sh->kernel_w, sh->out_channels, sh->out_h, sh->out_w,
-        sh->in_h, sh->pad_h, sh->stride_h, padded_h * row_step, row_step,
+        sh->in_h, sh->pad_h, sh->stride_h, sh->in_h * row_step, row_step,
     };
-    real *packed = FC_FN(pack_weights)(sh, weight, bias, 0, sh->out_channels, sh->in_channels,
-                                       rows_kernel ? 1 : FC_WVEC_KB);
+    /* (the rows kernel, tried here for LeNet's C1, took 0.140 ms against wvec's 0.136: 2 threads, AVX2,
+     * built with Python's flags) */
+    real *packed = FC_FN(pack_weights)(sh, weight, bias, 0, sh->out_channels, sh->in_channels, FC_WVEC_KB);
     if (packed == NULL)
         return FC_ENOMEM;
-    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, x, sh->in_w, sh->pad_w, packed, rows_kernel, y);
+    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, x, sh->in_w, sh->pad_w, packed, 0, y);
     free(packed);
     return status;
 }
