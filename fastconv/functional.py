@@ -316,10 +316,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
 
 def _use_direct_grad_x(algo, geometry, dtype, simd):
     """_use_direct, for grad_x, where "auto" also takes the direct kernel wherever the C kernel runs it
-    as a forward convolution of grad_out vectorised over input columns (stride 1, 3 to 12 input
-    channels, rows at least one vector wide: src_c/conv_direct.c, wvec_grad_x_applies, is the one rule).
+    as a forward convolution of grad_out vectorised over input columns (stride 1, 1 to 12 input
+    channels, rows at least one vector wide: src_c/conv_direct.c, wvec_grad_x_applies and, for 1 or 2
+    input channels, wrows_grad_x_applies; fc_conv2d_grad_x_direct_vectorised is the one rule).
     Measured with `python bench/conv_parts.py` (2 threads, float32, AVX2, ms, direct vs im2col):
-    lenet-c3 0.28 vs 0.56."""
+    lenet-c3 0.28 vs 0.56; lenet-c1 0.15 vs 0.45 (it was direct already: C*R*S 25)."""
     if algo == "auto" and _kernels.conv2d_direct_grad_x_vectorised(geometry, dtype == np.float32, simd):
         return True
     return _use_direct(algo, geometry)
@@ -327,10 +328,12 @@ def _use_direct_grad_x(algo, geometry, dtype, simd):
 
 def _use_direct_grad_w(algo, geometry, dtype, simd):
     """_use_direct, for grad_w, where "auto" also takes the direct kernel wherever the C kernel runs
-    it vectorised over output channels (at least one vector of them, kernel_w <= 7, any stride:
-    src_c/conv_direct.c, kvgw_applies, is the one rule). Measured with bench/conv_parts.py (2 threads,
-    float32, AVX-512, ms, direct vs im2col): lenet-c3 0.15 vs 1.04, seed000-c2 1.5 vs 2.9,
-    seed002-c4 2.2 vs 3.7, vgg-ish 18.7 vs 29.0, strided 2.0 vs 5.4."""
+    it vectorised: over output channels (at least one vector of them, kernel_w <= 7, any stride:
+    src_c/conv_direct.c, kvgw_applies) or, with fewer output channels, over output columns (stride_w 1,
+    kernel_w <= 7: wvgw_applies); fc_conv2d_grad_w_direct_vectorised is the one rule. Measured with
+    bench/conv_parts.py (2 threads, float32, AVX-512, ms, direct vs im2col): lenet-c3 0.15 vs 1.04,
+    seed000-c2 1.5 vs 2.9, seed002-c4 2.2 vs 3.7, vgg-ish 18.7 vs 29.0, strided 2.0 vs 5.4; and (AVX2)
+    lenet-c1 0.14 vs 1.3 (it was direct already: C*R*S 25)."""
     if algo == "auto" and _kernels.conv2d_direct_grad_w_vectorised(geometry, dtype == np.float32, simd):
         return True
     return _use_direct(algo, geometry)

@@ -169,10 +169,15 @@ typedef struct {
  * or below the image are skipped, not read. Weights packed [channel block][c][r][s][FC_WVEC_KB]. */
 #define FC_WVEC_KB 6          /* output channels per block: 6 x 2 vectors = 12 AVX2 accumulators */
 #define FC_WVEC_NV 2          /* vectors of output columns per block */
+/* The wvec rows kernel (pass 3), for one or two output channels: blocks of FC_WROWS_RB output rows x
+ * FC_WROWS_NV vectors of one channel (12 accumulators: enough independent FMA chains for AVX2's
+ * latency x throughput; + 3 weights + 1 input vector = 16 registers). */
+#define FC_WROWS_RB 3
+#define FC_WROWS_NV 4
 typedef struct {
     fc_index channels, kernel_h, kernel_w, out_channels, out_h, out_w;
     fc_index in_h, pad_h, stride_h;         /* input rows [0, in_h) are real; oh*stride_h - pad_h + r */
-    fc_index in_channel_step, in_row_step;  /* of the row-padded image */
+    fc_index in_channel_step, in_row_step;  /* of the row-padded image (the rows kernel: padded rows too) */
 } fc_wvec_geometry;
 
 /* Geometry of the kvec grad_w kernel (pass 3). Its tasks hold rows x kernel_w accumulator vectors:
@@ -192,6 +197,28 @@ typedef struct {
     fc_index dyt_image;         /* out_h * out_w * lanes: one image's pixels for one vector of channels */
     fc_index k_pad;             /* out_channels rounded up to a multiple of the lanes */
 } fc_kvgw_geometry;
+
+/* Geometry of the wvec grad_w kernel (pass 3), vectorised over output columns for few output channels.
+ * x is copied with pad_w zero columns on the left and zeros on the right up to row_step (at least the
+ * columns a row's last vector reads), rows in the vertical padding are skipped, not copied. A task holds
+ * kb x kernel_w accumulator vectors plus kb dy vectors and the x vectors: kb * (kernel_w + 1) <=
+ * FC_WVGW_REGS_* (16 AVX2 registers: 2 x 5 accumulators + 2 dy + 2 x loads + 2 shuffled for LeNet's
+ * 5x5). Images are summed in chunks of
+ * FC_WVGW_CHUNK (fewer if one pass of the bounded x copy holds fewer), whose partial sums are added in
+ * chunk order: the thread count never changes the order. */
+#define FC_WVGW_REGS_AVX2 15
+#define FC_WVGW_REGS_AVX512 31
+#define FC_WVGW_MAX_KB 4
+#define FC_WVGW_MAX_S 7
+#define FC_WVGW_CHUNK 8
+#define FC_WVGW_SCRATCH_BYTES ((fc_index)2 << 20)
+typedef struct {
+    fc_index out_w;
+    fc_index x_oh_step;         /* stride_h * row_step: the next output row's x row */
+    fc_index x_image;           /* elements between two images of the copied x */
+    fc_index dy_plane, dy_image;
+    fc_index sum_k_step;        /* elements of grad_w between two output channels (C*R*S) */
+} fc_wvgw_geometry;
 
 static int fc_direct_threads(const fc_ctx *ctx)
 {
@@ -584,18 +611,37 @@ static int FC_FN(wvec_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh
                <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
 }
 
+/* grad_x as a wvec forward with the rows kernel: as wvec_grad_x_applies, but for the one or two input
+ * channels too few for wvec's channel blocks. Measured (2 threads, AVX2, ms): LeNet's C1 (C 1) 0.265
+ * with the gather, 0.15 with the rows kernel. */
+static int FC_FN(wrows_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    return lanes > 0 && sh->stride_h == 1 && sh->stride_w == 1
+        && sh->pad_h <= sh->kernel_h - 1 && sh->pad_w <= sh->kernel_w - 1
+        && 2 * sh->in_channels < FC_WVEC_KB
+        && sh->in_w >= lanes && sh->batch >= 2
+        && FC_FN(wvec_image_elements)(sh->out_channels, sh->out_h + 2 * (sh->kernel_h - 1 - sh->pad_h), sh->out_w,
+                                      sh->kernel_w - 1 - sh->pad_w)
+               <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
+}
+
 /* Run wvec over a batch: `in` holds batch images of geo->channels x geo->in_h x in_w, `out` receives
  * batch images of geo->out_channels x out_h x out_w. Each thread copies its image into a zeroed
- * row-padded buffer (the borders and slack stay zero), then runs the kernel on it. `packed`: from
- * pack_weights with blocks of FC_WVEC_KB. */
+ * row-padded buffer (the borders and slack stay zero), then runs the kernel on it: wvec's (rows_kernel
+ * 0: packed from pack_weights with blocks of FC_WVEC_KB, no padding rows in the copy) or the rows kernel
+ * (rows_kernel 1: blocks of 1, and geo->pad_h zero rows above and below each channel, as
+ * geo->in_channel_step counts them, so that it reads every row it needs without a test). */
 static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_wvec_geometry *geo, fc_index batch, const real *in,
-                           fc_index in_w, fc_index pad_w, const real *packed, real *out)
+                           fc_index in_w, fc_index pad_w, const real *packed, int rows_kernel, real *out)
 {
     const fc_index in_image = geo->channels * geo->in_h * in_w;
     const fc_index out_image = geo->out_channels * geo->out_h * geo->out_w;
     const fc_index taps = geo->channels * geo->kernel_h * geo->kernel_w;
-    const real *bias = packed + (geo->out_channels + FC_WVEC_KB - 1) / FC_WVEC_KB * taps * FC_WVEC_KB;
-    const size_t buffer = (size_t)FC_FN(wvec_image_elements)(geo->channels, geo->in_h, in_w, pad_w);
+    const fc_index block_width = rows_kernel ? 1 : FC_WVEC_KB;
+    const real *bias = packed + (geo->out_channels + block_width - 1) / block_width * taps * block_width;
+    const fc_index pad_rows = rows_kernel ? geo->pad_h : 0;
+    const size_t buffer = (size_t)FC_FN(wvec_image_elements)(geo->channels, geo->in_h + 2 * pad_rows, in_w, pad_w);
     int status = FC_OK;
     #pragma omp parallel num_threads(fc_direct_threads(ctx))
     {
@@ -609,9 +655,15 @@ static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_wvec_geometry *geo, fc_in
             if (padded == NULL)
                 continue;
             const real *src = in + n * in_image;
-            for (fc_index row = 0; row < geo->channels * geo->in_h; row++)
-                memcpy(padded + row * geo->in_row_step + pad_w, src + row * in_w, (size_t)in_w * sizeof(real));
-            if (ctx->simd >= FC_SIMD_AVX512)
+            for (fc_index c = 0; c < geo->channels; c++)
+                for (fc_index h = 0; h < geo->in_h; h++)
+                    memcpy(padded + c * geo->in_channel_step + (pad_rows + h) * geo->in_row_step + pad_w,
+                           src + (c * geo->in_h + h) * in_w, (size_t)in_w * sizeof(real));
+            if (rows_kernel && ctx->simd >= FC_SIMD_AVX512)
+                FC_FN(wrows_image_avx512)(geo, padded, packed, bias, out + n * out_image);
+            else if (rows_kernel)
+                FC_FN(wrows_image_avx2)(geo, padded, packed, bias, out + n * out_image);
+            else if (ctx->simd >= FC_SIMD_AVX512)
                 FC_FN(wvec_image_avx512)(geo, padded, packed, bias, out + n * out_image);
             else
                 FC_FN(wvec_image_avx2)(geo, padded, packed, bias, out + n * out_image);
@@ -629,10 +681,12 @@ static int FC_FN(forward_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
         sh->in_channels, sh->kernel_h, sh->kernel_w, sh->out_channels, sh->out_h, sh->out_w,
         sh->in_h, sh->pad_h, sh->stride_h, sh->in_h * row_step, row_step,
     };
+    /* (the rows kernel, tried here for LeNet's C1, took 0.140 ms against wvec's 0.136: 2 threads, AVX2,
+     * built with Python's flags) */
     real *packed = FC_FN(pack_weights)(sh, weight, bias, 0, sh->out_channels, sh->in_channels, FC_WVEC_KB);
     if (packed == NULL)
         return FC_ENOMEM;
-    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, x, sh->in_w, sh->pad_w, packed, y);
+    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, x, sh->in_w, sh->pad_w, packed, 0, y);
     free(packed);
     return status;
 }
@@ -642,14 +696,18 @@ static int FC_FN(grad_x_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
 {
     const fc_index pad_h = sh->kernel_h - 1 - sh->pad_h, pad_w = sh->kernel_w - 1 - sh->pad_w;
     const fc_index row_step = sh->out_w + 2 * pad_w;
+    const int rows_kernel = FC_FN(wrows_grad_x_applies)(ctx, sh);
+    const fc_index padded_h = sh->out_h + (rows_kernel ? 2 * pad_h : 0);
     const fc_wvec_geometry geo = {
         sh->out_channels, sh->kernel_h, sh->kernel_w, sh->in_channels, sh->in_h, sh->in_w,
-        sh->out_h, pad_h, 1, sh->out_h * row_step, row_step,
+        sh->out_h, pad_h, 1, padded_h * row_step, row_step,
     };
-    real *packed = FC_FN(pack_weights)(sh, weight, NULL, 1, sh->in_channels, sh->out_channels, FC_WVEC_KB);
+    real *packed = FC_FN(pack_weights)(sh, weight, NULL, 1, sh->in_channels, sh->out_channels,
+                                       rows_kernel ? 1 : FC_WVEC_KB);
     if (packed == NULL)
         return FC_ENOMEM;
-    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, grad_y, sh->out_w, pad_w, packed, grad_x);
+    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, grad_y, sh->out_w, pad_w, packed, rows_kernel,
+                                       grad_x);
     free(packed);
     return status;
 }
@@ -795,6 +853,134 @@ static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
     free(gw_acc);
     return FC_OK;
 }
+
+/* ---- grad_w vectorised over output columns (wvec grad_w, pass 3) ------------------------------- */
+
+/* Row length of wvgw's x copy: the padded row, or more to hold what a row's last vector of output
+ * columns reads (pass 3's FCV_SHIFT_LOADS vectors from its first column), so it stays in its row. */
+static fc_index FC_FN(wvgw_row_step)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    const fc_index read = ((sh->out_w + lanes - 1) / lanes + (sh->kernel_w - 1) / lanes + 1) * lanes;
+    const fc_index padded_w = sh->in_w + 2 * sh->pad_w;
+    return padded_w > read ? padded_w : read;
+}
+
+/* Output channels per wvgw task: as many as the registers hold (FC_WVGW_REGS_*), at most FC_WVGW_MAX_KB. */
+static fc_index FC_FN(wvgw_channels_per_task)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index regs = ctx->simd >= FC_SIMD_AVX512 ? FC_WVGW_REGS_AVX512 : FC_WVGW_REGS_AVX2;
+    const fc_index kb = regs / (sh->kernel_w + 1);
+    return kb > FC_WVGW_MAX_KB ? FC_WVGW_MAX_KB : (kb < 1 ? 1 : kb);
+}
+
+/* Where kvec grad_w does not apply for lack of output channels (fewer than one vector), stride_w 1, rows
+ * at least one vector wide, kernel_w <= FC_WVGW_MAX_S and one image's x copy within the budget.
+ * Independent of the thread count. Measured (2 threads, AVX2, ms): LeNet's C1 (K 6) 0.29 with the
+ * gather's grad_w tasks, 0.14 with wvgw. */
+static int FC_FN(wvgw_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
+    return lanes > 0 && sh->out_channels < lanes && sh->stride_w == 1 && sh->out_w >= lanes
+        && sh->kernel_w <= FC_WVGW_MAX_S
+        && sh->in_channels * sh->in_h * FC_FN(wvgw_row_step)(ctx, sh) <= FC_WVGW_SCRATCH_BYTES / (fc_index)sizeof(real);
+}
+
+/* grad_w and/or grad_b (either may be NULL). grad_b comes from units of its own per chunk of images,
+ * run right after the chunk's grad_w units (same thread, dy still in its cache, not read once more from
+ * memory), and alone the same way: the same sums whether grad_w is computed or not. */
+static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y, const real *x,
+                              real *grad_w, real *grad_b)
+{
+    const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
+    const fc_index row_step = FC_FN(wvgw_row_step)(ctx, sh), x_image = channels * sh->in_h * row_step;
+    const fc_index kb_max = FC_FN(wvgw_channels_per_task)(ctx, sh);
+    const fc_index k_blocks = (sh->out_channels + kb_max - 1) / kb_max;
+    const fc_index taps = sh->out_channels * channels * kernel_h * kernel_w;
+    const fc_index tasks = grad_w != NULL ? channels * k_blocks * kernel_h : 0;
+    const fc_index units = tasks + (grad_b != NULL ? k_blocks : 0);   /* per chunk */
+    const fc_index sums_step = taps + sh->out_channels;                 /* partial sums per chunk */
+    fc_index pass_images = FC_WVGW_SCRATCH_BYTES / (fc_index)sizeof(real) / x_image;
+    const fc_index chunk = pass_images < FC_WVGW_CHUNK ? pass_images : FC_WVGW_CHUNK;
+    pass_images = pass_images / chunk * chunk;
+    if (pass_images > (sh->batch + chunk - 1) / chunk * chunk)
+        pass_images = (sh->batch + chunk - 1) / chunk * chunk;
+    const fc_index pass_chunks = pass_images / chunk;
+    const fc_wvgw_geometry geo = {
+        sh->out_w, sh->stride_h * row_step, x_image, sh->out_h * sh->out_w,
+        sh->out_channels * sh->out_h * sh->out_w, channels * kernel_h * kernel_w,
+    };
+    fc_range *row_range = malloc((size_t)kernel_h * sizeof(fc_range));
+    real *xr = grad_w != NULL ? malloc((size_t)(pass_images * x_image) * sizeof(real)) : NULL;
+    real *partial = malloc((size_t)(pass_chunks * sums_step) * sizeof(real));
+    if (row_range == NULL || (grad_w != NULL && xr == NULL) || partial == NULL) {
+        free(row_range);
+        free(xr);
+        free(partial);
+        return FC_ENOMEM;
+    }
+    for (fc_index r = 0; r < kernel_h; r++)
+        row_range[r] = fc_direct_valid_range(sh->out_h, sh->in_h, sh->stride_h, sh->pad_h, r);
+    if (grad_w != NULL)
+        memset(grad_w, 0, (size_t)taps * sizeof(real));
+    if (grad_b != NULL)
+        memset(grad_b, 0, (size_t)sh->out_channels * sizeof(real));
+    for (fc_index first = 0; first < sh->batch; first += pass_images) {
+        const fc_index count = sh->batch - first < pass_images ? sh->batch - first : pass_images;
+        const fc_index chunks = (count + chunk - 1) / chunk;
+        #pragma omp parallel num_threads(fc_direct_threads(ctx))
+        {
+            #pragma omp for schedule(static)
+            for (fc_index row = 0; row < (grad_w != NULL ? count * channels * sh->in_h : 0); row++) {
+                real *xr_row = xr + row * row_step;   /* pad_w zeros, the row, zeros up to row_step */
+                memset(xr_row, 0, (size_t)sh->pad_w * sizeof(real));
+                memcpy(xr_row + sh->pad_w, x + (first * channels * sh->in_h + row) * sh->in_w,
+                       (size_t)sh->in_w * sizeof(real));
+                memset(xr_row + sh->pad_w + sh->in_w, 0, (size_t)(row_step - sh->pad_w - sh->in_w) * sizeof(real));
+            }
+            #pragma omp for schedule(static)
+            for (fc_index unit = 0; unit < chunks * units; unit++) {
+                const fc_index at = unit / units, task = unit % units;
+                const fc_index n0 = at * chunk, images = count - n0 < chunk ? count - n0 : chunk;
+                if (task >= tasks) {   /* grad_b of a block of channels */
+                    const fc_index k0 = (task - tasks) * kb_max;
+                    const int kb = (int)(sh->out_channels - k0 < kb_max ? sh->out_channels - k0 : kb_max);
+                    const real *dy_block = grad_y + (first + n0) * geo.dy_image + k0 * geo.dy_plane;
+                    real *sums = partial + at * sums_step + taps + k0;
+                    if (ctx->simd >= FC_SIMD_AVX512)
+                        FC_FN(wvgw_bias_avx512)(&geo, dy_block, images, sh->out_h, sums, kb);
+                    else
+                        FC_FN(wvgw_bias_avx2)(&geo, dy_block, images, sh->out_h, sums, kb);
+                    continue;
+                }
+                const fc_index c = task / (k_blocks * kernel_h), k0 = task / kernel_h % k_blocks * kb_max;
+                const fc_index r = task % kernel_h;
+                const fc_range rows = row_range[r];
+                const fc_index ih = rows.lo * sh->stride_h - sh->pad_h + r;   /* x row of the first oh */
+                const int kb = (int)(sh->out_channels - k0 < kb_max ? sh->out_channels - k0 : kb_max);
+                const real *x_task = xr + (n0 * channels + c) * sh->in_h * row_step + ih * row_step;
+                const real *dy_task = grad_y + (first + n0) * geo.dy_image + k0 * geo.dy_plane + rows.lo * sh->out_w;
+                real *sums = partial + at * sums_step + ((k0 * channels + c) * kernel_h + r) * kernel_w;
+                if (ctx->simd >= FC_SIMD_AVX512)
+                    FC_FN(wvgw_task_avx512)(&geo, x_task, dy_task, images, rows.hi - rows.lo, sums, kb,
+                                            (int)kernel_w);
+                else
+                    FC_FN(wvgw_task_avx2)(&geo, x_task, dy_task, images, rows.hi - rows.lo, sums, kb,
+                                          (int)kernel_w);
+            }
+            #pragma omp for schedule(static)
+            for (fc_index t = 0; t < sums_step; t++) {
+                real *total = t < taps ? (grad_w != NULL ? grad_w + t : NULL) : (grad_b != NULL ? grad_b + t - taps : NULL);
+                for (fc_index at = 0; at < chunks && total != NULL; at++)
+                    *total += partial[at * sums_step + t];
+            }
+        }
+    }
+    free(row_range);
+    free(xr);
+    free(partial);
+    return FC_OK;
+}
 #endif
 
 int FC_FN(fc_conv2d_forward_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
@@ -812,7 +998,8 @@ int FC_FN(fc_conv2d_forward_direct_vectorised)(const fc_ctx *ctx, const fc_conv_
 int FC_FN(fc_conv2d_grad_x_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
 {
 #if FC_DIRECT_HAVE_X86
-    return fc_direct_shape_ok(ctx, shape) && FC_FN(wvec_grad_x_applies)(ctx, shape);
+    return fc_direct_shape_ok(ctx, shape)
+        && (FC_FN(wvec_grad_x_applies)(ctx, shape) || FC_FN(wrows_grad_x_applies)(ctx, shape));
 #else
     (void)ctx;
     (void)shape;
@@ -823,7 +1010,8 @@ int FC_FN(fc_conv2d_grad_x_direct_vectorised)(const fc_ctx *ctx, const fc_conv_s
 int FC_FN(fc_conv2d_grad_w_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
 {
 #if FC_DIRECT_HAVE_X86
-    return fc_direct_shape_ok(ctx, shape) && FC_FN(kvgw_applies)(ctx, shape);
+    return fc_direct_shape_ok(ctx, shape)
+        && (FC_FN(kvgw_applies)(ctx, shape) || FC_FN(wvgw_applies)(ctx, shape));
 #else
     (void)ctx;
     (void)shape;
@@ -864,7 +1052,7 @@ static int FC_FN(grad_x_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, cons
                                 const real *weight, real *grad_x)
 {
 #if FC_DIRECT_HAVE_X86
-    if (FC_FN(wvec_grad_x_applies)(ctx, sh))
+    if (FC_FN(wvec_grad_x_applies)(ctx, sh) || FC_FN(wrows_grad_x_applies)(ctx, sh))
         return FC_FN(grad_x_wvec)(ctx, sh, grad_y, weight, grad_x);
 #endif
     const int unit_stride = sh->stride_h == 1 && sh->stride_w == 1;
@@ -938,6 +1126,13 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
     int status = FC_OK;
     if (grad_x != NULL)
         status = FC_FN(grad_x_direct)(ctx, shape, grad_y, weight, grad_x);
+#if FC_DIRECT_HAVE_X86
+    if (FC_FN(wvgw_applies)(ctx, shape)) {   /* grad_w and grad_b together */
+        if (status == FC_OK && (grad_w != NULL || grad_b != NULL))
+            status = FC_FN(grad_w_wvgw)(ctx, shape, grad_y, x, grad_w, grad_b);
+        return status;
+    }
+#endif
     if (status == FC_OK && grad_w != NULL)
         status = FC_FN(grad_w_direct)(ctx, shape, grad_y, x, grad_w);
     if (status == FC_OK && grad_b != NULL) {
@@ -1042,6 +1237,49 @@ static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
 #endif
 #define fcv_reduce FCV_FN(hsum)
 #endif
+
+/* Store lanes 0 .. count - 1 of v (1 <= count <= FCV_LANES). On AVX2 without a masked store: AMD's
+ * vmaskmov stores are microcoded (tens of cycles each), plain narrower stores are not. */
+static inline __attribute__((always_inline)) FCV_TARGET void FCV_FN(store_first)(real *ptr, fcv_vec v, int count)
+{
+#if FC_DIRECT_SIMD_PASS == 2
+    fcv_store_mask(ptr, FCV_FN(lane_mask)(0, count), v);
+#elif FC_IS_F32
+    if (count == FCV_LANES) {
+        _mm256_storeu_ps(ptr, v);
+        return;
+    }
+    __m128 part = _mm256_castps256_ps128(v);
+    if (count >= 4) {
+        _mm_storeu_ps(ptr, part);
+        part = _mm256_extractf128_ps(v, 1);
+        ptr += 4;
+        count -= 4;
+    }
+    if (count >= 2) {
+        _mm_storel_pi((__m64 *)ptr, part);
+        part = _mm_movehl_ps(part, part);
+        ptr += 2;
+        count -= 2;
+    }
+    if (count >= 1)
+        _mm_store_ss(ptr, part);
+#else
+    if (count == FCV_LANES) {
+        _mm256_storeu_pd(ptr, v);
+        return;
+    }
+    __m128d part = _mm256_castpd256_pd128(v);
+    if (count >= 2) {
+        _mm_storeu_pd(ptr, part);
+        part = _mm256_extractf128_pd(v, 1);
+        ptr += 2;
+        count -= 2;
+    }
+    if (count >= 1)
+        _mm_store_sd(ptr, part);
+#endif
+}
 
 /* -- gather: a block of `rows` output rows x `vecs` vectors, accumulated in registers -------- */
 
@@ -1444,6 +1682,116 @@ static FCV_TARGET void FCV_FN(wvec_image)(const fc_wvec_geometry *geo, const rea
     }
 }
 
+/* -- wvec blocked over output rows (the "wvec rows" kernel) -------------------------------------
+ * wvec's convolution for one or two output channels (grad_x of LeNet's first layer: one), where wvec's
+ * blocks of FC_WVEC_KB channels would run mostly empty. A block is rb output rows x nv vectors of
+ * consecutive output columns of one channel (stride 1). Per input channel c and tap column s it walks
+ * the rb + R - 1 input rows the block touches: each input vector is loaded once and feeds every output
+ * row it reaches (up to rb), with that row's weight w[c][t - i][s] broadcast: 7 loads per 12 FMAs in the
+ * middle rows (rb 3, nv 4), against one load per FMA in the gather. The input image holds its vertical
+ * padding rows (zeros) too. Per output element the sum runs bias, then c, s, r. */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(wrows_step)(const real *row, const real *w_col, fc_index kernel_w, fc_index t, fcv_vec acc[][FC_WROWS_NV],
+                   const int i_lo, const int i_hi, const int nv)
+{
+    fcv_vec weight[FC_WROWS_RB];
+    #pragma GCC unroll 3
+    for (int i = i_lo; i < i_hi; i++)
+        weight[i] = fcv_set1(w_col[(t - i) * kernel_w]);
+    #pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) {
+        const fcv_vec x_vec = fcv_loadu(row + v * FCV_LANES);
+        #pragma GCC unroll 3
+        for (int i = i_lo; i < i_hi; i++)
+            acc[i][v] = fcv_fmadd(weight[i], x_vec, acc[i][v]);
+    }
+}
+
+/* rb <= kernel_h (the driver's choice), so the first rb - 1 and last rb - 1 input rows are the ramps
+ * where fewer output rows are reached, and every row between reaches all rb. */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(wrows_block)(const fc_wvec_geometry *geo, const real *in, const real *w, real bias,
+                    fc_index oh0, fc_index ow0, int last_lanes, real *out_plane, const int rb, const int nv)
+{
+    const fc_index kernel_h = geo->kernel_h, kernel_w = geo->kernel_w, row_step = geo->in_row_step;
+    fcv_vec acc[FC_WROWS_RB][FC_WROWS_NV];
+    #pragma GCC unroll 3
+    for (int i = 0; i < rb; i++)
+        #pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[i][v] = fcv_set1(bias);
+    for (fc_index c = 0; c < geo->channels; c++) {
+        /* padded row oh0 + t: the input row of output row oh0 + i at kernel row t - i */
+        const real *in_c = in + c * geo->in_channel_step + oh0 * row_step + ow0;
+        const real *w_c = w + c * kernel_h * kernel_w;
+        for (fc_index s = 0; s < kernel_w; s++) {
+            #pragma GCC unroll 2
+            for (int t = 0; t < rb - 1; t++)
+                FCV_FN(wrows_step)(in_c + t * row_step + s, w_c + s, kernel_w, t, acc, 0, t + 1, nv);
+            for (fc_index t = rb - 1; t < kernel_h; t++)
+                FCV_FN(wrows_step)(in_c + t * row_step + s, w_c + s, kernel_w, t, acc, 0, rb, nv);
+            #pragma GCC unroll 2
+            for (int i = 1; i < rb; i++)
+                FCV_FN(wrows_step)(in_c + (kernel_h - 1 + i) * row_step + s, w_c + s, kernel_w, kernel_h - 1 + i,
+                                   acc, i, rb, nv);
+        }
+    }
+    #pragma GCC unroll 3
+    for (int i = 0; i < rb; i++) {
+        real *out_row = out_plane + (oh0 + i) * geo->out_w + ow0;
+        #pragma GCC unroll 4
+        for (int v = 0; v < nv - 1; v++)
+            fcv_storeu(out_row + v * FCV_LANES, acc[i][v]);
+        FCV_FN(store_first)(out_row + (nv - 1) * FCV_LANES, acc[i][nv - 1], last_lanes);
+    }
+}
+
+static FCV_TARGET void FCV_FN(wrows_block_dispatch)(const fc_wvec_geometry *geo, const real *in, const real *w, real bias, fc_index oh0, fc_index ow0,
+                                                    int last_lanes, real *out_plane, int rb, int nv)
+{
+#define FC_WROWS_CASE(RB, NV)                                                                    \
+    case NV:                                                                                     \
+        FCV_FN(wrows_block)(geo, in, w, bias, oh0, ow0, last_lanes, out_plane, RB, NV);           \
+        break;
+#define FC_WROWS_RB_CASE(RB)                                                                     \
+    case RB:                                                                                     \
+        switch (nv) {                                                                            \
+        FC_WROWS_CASE(RB, 1) FC_WROWS_CASE(RB, 2) FC_WROWS_CASE(RB, 3) FC_WROWS_CASE(RB, 4)      \
+        }                                                                                        \
+        break;
+    switch (rb) {
+    FC_WROWS_RB_CASE(1) FC_WROWS_RB_CASE(2) FC_WROWS_RB_CASE(3)
+    }
+#undef FC_WROWS_RB_CASE
+#undef FC_WROWS_CASE
+}
+
+/* All output planes of one image: per channel, near-equal blocks of at most min(FC_WROWS_RB, kernel_h)
+ * rows (28 -> 3 x 8 + 2 x 2), columns in blocks of FC_WROWS_NV vectors (the last one shorter, its last
+ * vector stored in part). wp: pack_weights with blocks of 1, [k][c][r][s], then the biases. */
+static FCV_TARGET void FCV_FN(wrows_image)(const fc_wvec_geometry *geo, const real *in, const real *wp,
+                                           const real *bias, real *y_image)
+{
+    const fc_index out_h = geo->out_h, out_w = geo->out_w;
+    const fc_index taps = geo->channels * geo->kernel_h * geo->kernel_w;
+    const fc_index max_rows = geo->kernel_h < FC_WROWS_RB ? geo->kernel_h : FC_WROWS_RB;
+    const fc_index row_blocks = (out_h + max_rows - 1) / max_rows;
+    const fc_index block_w = FC_WROWS_NV * FCV_LANES;
+    for (fc_index k = 0; k < geo->out_channels; k++) {
+        real *out_plane = y_image + k * out_h * out_w;
+        for (fc_index ow0 = 0; ow0 < out_w; ow0 += block_w) {
+            const fc_index cols = out_w - ow0 < block_w ? out_w - ow0 : block_w;
+            const int nv = (int)((cols + FCV_LANES - 1) / FCV_LANES);
+            const int last_lanes = (int)(cols - (nv - 1) * FCV_LANES);
+            for (fc_index b = 0; b < row_blocks; b++) {
+                const fc_index oh0 = b * out_h / row_blocks, oh1 = (b + 1) * out_h / row_blocks;
+                FCV_FN(wrows_block_dispatch)(geo, in, wp + k * taps, bias[k], oh0, ow0, last_lanes,
+                                             out_plane, (int)(oh1 - oh0), nv);
+            }
+        }
+    }
+}
+
 /* -- grad_w vectorised over output channels (the "kvec grad_w" kernel) ------------------------
  *     grad_w[k][c][r][s] = sum over n, oh, ow of dy[n][k][oh][ow] * xp[n][c][oh*stride_h + r][ow*stride_w + s]
  * (xp: x with its zero border, copied by the driver when pad > 0). One task owns one vector of
@@ -1534,6 +1882,199 @@ static FCV_TARGET void FCV_FN(kvgw_task)(const fc_kvgw_geometry *geo, const real
 #undef FC_KVGW_ROWS
 #undef FC_KVGW_CASE
 }
+
+/* -- grad_w vectorised over output columns (the "wvec grad_w" kernel) ---------------------------
+ *     grad_w[k][c][r][s] = sum over n, oh, ow of dy[n][k][oh][ow] * xr[n][c][oh*stride_h - pad_h + r][ow + s]
+ * (xr: x with its horizontal zero border, copied by the driver; the driver passes the valid output
+ * rows of kernel row r, so rows in the vertical padding are never read). For fewer output channels
+ * than lanes (LeNet's first layer: 6), where kvec grad_w would leave lanes idle. One task owns kb output
+ * channels x kernel row r of one input channel, each of its kb x S taps one accumulator vector; per
+ * vector of output columns it loads kb vectors of dy and two of x, and shuffles the S shifted x vectors
+ * out of those (LeNet C1: 4 loads, 4 shuffles per 10 FMAs; S unaligned loads instead, half of them
+ * split over two cache lines, made the kernel load-bound: 0.18 -> 0.14 ms, 2 threads, AVX2). A row's
+ * last dy vector is loaded masked, so its lanes past out_w add 0 * x (so an inf in x can give NaN
+ * where the exact sum is inf or finite). Lane j of an accumulator sums its columns over
+ * n, oh, column vectors in increasing order; the lanes are then added in fcv_reduce's fixed order. */
+/* Lanes rem .. rem + FCV_LANES - 1 of the concatenation lo:hi (lane 0 of lo first), 0 <= rem < FCV_LANES:
+ * the vector an unaligned load `rem` elements past lo's address would give, made with in-register
+ * shuffles from two loads. rem must fold to a constant (it does in unrolled loops), so each case is one
+ * immediate shuffle. */
+#define FCV_SHIFT_CASES4(first, expr) FCV_SHIFT_CASE(first, expr) FCV_SHIFT_CASE(first + 1, expr) \
+    FCV_SHIFT_CASE(first + 2, expr) FCV_SHIFT_CASE(first + 3, expr)
+#define FCV_SHIFT_CASE(n, expr) case n: return expr(n);
+static inline __attribute__((always_inline)) FCV_TARGET fcv_vec FCV_FN(shifted)(fcv_vec lo, fcv_vec hi, const int rem)
+{
+#if FC_DIRECT_SIMD_PASS == 2 && FC_IS_F32
+#define FCV_ALIGNR(n) _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), n))
+    switch (rem) {
+    FCV_SHIFT_CASES4(1, FCV_ALIGNR) FCV_SHIFT_CASES4(5, FCV_ALIGNR) FCV_SHIFT_CASES4(9, FCV_ALIGNR)
+    FCV_SHIFT_CASE(13, FCV_ALIGNR) FCV_SHIFT_CASE(14, FCV_ALIGNR) FCV_SHIFT_CASE(15, FCV_ALIGNR)
+    default: return lo;
+    }
+#elif FC_DIRECT_SIMD_PASS == 2
+#define FCV_ALIGNR(n) _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(hi), _mm512_castpd_si512(lo), n))
+    switch (rem) {
+    FCV_SHIFT_CASES4(1, FCV_ALIGNR) FCV_SHIFT_CASE(5, FCV_ALIGNR) FCV_SHIFT_CASE(6, FCV_ALIGNR)
+    FCV_SHIFT_CASE(7, FCV_ALIGNR)
+    default: return lo;
+    }
+#elif FC_IS_F32
+    /* AVX2 shifts bytes within 128-bit halves only: mid = (upper half of lo, lower half of hi) first */
+    const __m256 mid = _mm256_permute2f128_ps(lo, hi, 0x21);
+#define FCV_ALIGNR(n) _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(mid), _mm256_castps_si256(lo), 4 * (n)))
+#define FCV_ALIGNR_HI(n) _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(hi), _mm256_castps_si256(mid), 4 * ((n) - 4)))
+    switch (rem) {
+    FCV_SHIFT_CASE(1, FCV_ALIGNR) FCV_SHIFT_CASE(2, FCV_ALIGNR) FCV_SHIFT_CASE(3, FCV_ALIGNR)
+    case 4: return mid;
+    FCV_SHIFT_CASE(5, FCV_ALIGNR_HI) FCV_SHIFT_CASE(6, FCV_ALIGNR_HI) FCV_SHIFT_CASE(7, FCV_ALIGNR_HI)
+    default: return lo;
+    }
+#undef FCV_ALIGNR_HI
+#else
+    const __m256d mid = _mm256_permute2f128_pd(lo, hi, 0x21);
+    switch (rem) {
+    case 1: return _mm256_shuffle_pd(lo, mid, 5);
+    case 2: return mid;
+    case 3: return _mm256_shuffle_pd(mid, hi, 5);
+    default: return lo;
+    }
+#endif
+#ifdef FCV_ALIGNR
+#undef FCV_ALIGNR
+#endif
+}
+#undef FCV_SHIFT_CASE
+#undef FCV_SHIFT_CASES4
+
+/* Vectors loaded per output column vector to build the shifted x vectors of taps 0 .. S - 1. */
+#define FCV_SHIFT_LOADS(taps_w) (((taps_w) - 1) / FCV_LANES + 2)
+
+#define FC_WVGW_REGS (FC_DIRECT_SIMD_PASS == 2 ? FC_WVGW_REGS_AVX512 : FC_WVGW_REGS_AVX2)
+
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(wvgw_task_taps)(const fc_wvgw_geometry *geo, const real *x_task, const real *dy_task, fc_index images,
+                       fc_index rows, real *sums, const int kb, const int taps_w)
+{
+    const fc_index out_w = geo->out_w, dy_plane = geo->dy_plane, x_oh_step = geo->x_oh_step;
+    const fc_index full_vectors = out_w / FCV_LANES;
+    const fcv_mask tail_mask = FCV_FN(lane_mask)(0, out_w % FCV_LANES);
+    fcv_vec acc[FC_WVGW_MAX_KB][FC_WVGW_MAX_S];
+    /* (the unroll pragmas make gcc unroll early enough to keep the accumulators in registers) */
+    #pragma GCC unroll 4
+    for (int kk = 0; kk < kb; kk++)
+        #pragma GCC unroll 7
+        for (int s = 0; s < taps_w; s++)
+            acc[kk][s] = fcv_set1((real)0);
+    for (fc_index n = 0; n < images; n++) {
+        const real *x_row = x_task + n * geo->x_image;
+        const real *dy_row = dy_task + n * geo->dy_image;
+        for (fc_index oh = 0; oh < rows; oh++, x_row += x_oh_step, dy_row += out_w) {
+            fc_index ow = 0;
+            for (fc_index j = 0; j < full_vectors; j++, ow += FCV_LANES) {
+                fcv_vec dy[FC_WVGW_MAX_KB];
+                #pragma GCC unroll 4
+                for (int kk = 0; kk < kb; kk++)
+                    dy[kk] = fcv_loadu(dy_row + kk * dy_plane + ow);
+                fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_S)];
+                #pragma GCC unroll 3
+                for (int i = 0; i < FCV_SHIFT_LOADS(taps_w); i++)
+                    x_part[i] = fcv_loadu(x_row + ow + i * FCV_LANES);
+                #pragma GCC unroll 7
+                for (int s = 0; s < taps_w; s++) {
+                    const fcv_vec x_vec = FCV_FN(shifted)(x_part[s / FCV_LANES], x_part[s / FCV_LANES + 1],
+                                                          s % FCV_LANES);
+                    #pragma GCC unroll 4
+                    for (int kk = 0; kk < kb; kk++)
+                        acc[kk][s] = fcv_fmadd(dy[kk], x_vec, acc[kk][s]);
+                }
+            }
+            if (ow < out_w) {
+                fcv_vec dy[FC_WVGW_MAX_KB];
+                #pragma GCC unroll 4
+                for (int kk = 0; kk < kb; kk++)
+                    dy[kk] = fcv_load_mask(dy_row + kk * dy_plane + ow, tail_mask);
+                fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_S)];
+                #pragma GCC unroll 3
+                for (int i = 0; i < FCV_SHIFT_LOADS(taps_w); i++)
+                    x_part[i] = fcv_loadu(x_row + ow + i * FCV_LANES);
+                #pragma GCC unroll 7
+                for (int s = 0; s < taps_w; s++) {
+                    const fcv_vec x_vec = FCV_FN(shifted)(x_part[s / FCV_LANES], x_part[s / FCV_LANES + 1],
+                                                          s % FCV_LANES);
+                    #pragma GCC unroll 4
+                    for (int kk = 0; kk < kb; kk++)
+                        acc[kk][s] = fcv_fmadd(dy[kk], x_vec, acc[kk][s]);
+                }
+            }
+        }
+    }
+    #pragma GCC unroll 4
+    for (int kk = 0; kk < kb; kk++)
+        #pragma GCC unroll 7
+        for (int s = 0; s < taps_w; s++)
+            sums[kk * geo->sum_k_step + s] = fcv_reduce(acc[kk][s]);
+}
+
+/* grad_b partial sums of kb channels over a chunk of images: each output row's vectors (the last one
+ * masked) summed into one of four accumulators (rows 4i + q into q; rows past a multiple of four into
+ * the first), which are then added pairwise and across lanes: a fixed order. */
+static FCV_TARGET void FCV_FN(wvgw_bias)(const fc_wvgw_geometry *geo, const real *dy_block, fc_index images,
+                                         fc_index rows, real *sums, int kb)
+{
+    const fc_index out_w = geo->out_w, full_vectors = out_w / FCV_LANES;
+    const fcv_mask tail_mask = FCV_FN(lane_mask)(0, out_w % FCV_LANES);
+#define FC_WVGW_ADD_ROW(acc, row)                                                                \
+    do {                                                                                         \
+        fc_index ow = 0;                                                                         \
+        for (fc_index j = 0; j < full_vectors; j++, ow += FCV_LANES)                             \
+            acc = fcv_add(acc, fcv_loadu((row) + ow));                                           \
+        if (ow < out_w)                                                                          \
+            acc = fcv_add(acc, fcv_load_mask((row) + ow, tail_mask));                            \
+    } while (0)
+    for (int kk = 0; kk < kb; kk++) {
+        fcv_vec acc[4];
+        #pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            acc[q] = fcv_set1((real)0);
+        for (fc_index n = 0; n < images; n++) {
+            const real *plane = dy_block + n * geo->dy_image + kk * geo->dy_plane;
+            fc_index oh = 0;
+            for (; oh + 4 <= rows; oh += 4)
+                #pragma GCC unroll 4
+                for (int q = 0; q < 4; q++)
+                    FC_WVGW_ADD_ROW(acc[q], plane + (oh + q) * out_w);
+            for (; oh < rows; oh++)
+                FC_WVGW_ADD_ROW(acc[0], plane + oh * out_w);
+        }
+        sums[kk] = fcv_reduce(fcv_add(fcv_add(acc[0], acc[1]), fcv_add(acc[2], acc[3])));
+    }
+#undef FC_WVGW_ADD_ROW
+}
+
+/* kb (1..FC_WVGW_MAX_KB) and S (1..FC_WVGW_MAX_S) as compile-time constants; only the pairs within this
+ * level's register budget (kb * (S + 1) <= FC_WVGW_REGS, the driver's wvgw_channels_per_task) exist. */
+static FCV_TARGET void FCV_FN(wvgw_task)(const fc_wvgw_geometry *geo, const real *x_task, const real *dy_task,
+                                         fc_index images, fc_index rows, real *sums, int kb, int taps_w)
+{
+#define FC_WVGW_CASE(KB, S)                                                                      \
+    case KB:                                                                                     \
+        if ((KB) * ((S) + 1) <= FC_WVGW_REGS)                                                    \
+            FCV_FN(wvgw_task_taps)(geo, x_task, dy_task, images, rows, sums, KB, S);             \
+        break;
+#define FC_WVGW_KB(S)                                                                            \
+    case S:                                                                                      \
+        switch (kb) {                                                                            \
+        FC_WVGW_CASE(1, S) FC_WVGW_CASE(2, S) FC_WVGW_CASE(3, S) FC_WVGW_CASE(4, S)              \
+        }                                                                                        \
+        break;
+    switch (taps_w) {
+    FC_WVGW_KB(1) FC_WVGW_KB(2) FC_WVGW_KB(3) FC_WVGW_KB(4) FC_WVGW_KB(5) FC_WVGW_KB(6) FC_WVGW_KB(7)
+    }
+#undef FC_WVGW_KB
+#undef FC_WVGW_CASE
+}
+#undef FC_WVGW_REGS
+#undef FCV_SHIFT_LOADS
 
 #undef fcv_loadu
 #undef fcv_storeu

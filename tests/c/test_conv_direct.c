@@ -372,9 +372,16 @@ int main(int argc, char **argv)
         make_shape(1, 1, 37, 70, 2, 4, 5, 1, 1, 2, 1),     /* odd sizes, row blocks */
         make_shape(2, 2, 17, 19, 3, 5, 5, 2, 1, 2, 2),     /* stride_h 2, stride_w 1 */
         make_shape(2, 2, 17, 19, 3, 5, 5, 1, 2, 2, 2),     /* stride_h 1, stride_w 2 */
-        make_shape(3, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2),     /* LeNet C1: wvec forward */
+        make_shape(3, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2),     /* LeNet C1: wvec forward, wvec rows grad_x */
         make_shape(2, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0),    /* LeNet C3: wvec grad_x */
         make_shape(2, 9, 10, 19, 7, 3, 5, 1, 1, 1, 2),     /* wvec grad_x: 2 channel blocks, 2nd partial */
+        make_shape(19, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2),    /* LeNet C1: wvgw, 3 image chunks, last partial */
+        make_shape(3, 2, 13, 21, 5, 3, 7, 2, 1, 1, 3),     /* wvgw: S 7 (1 channel a task), stride_h 2 */
+        make_shape(2, 2, 9, 17, 7, 2, 4, 1, 1, 1, 0),      /* wvgw: S 4, channel blocks 3 3 1 */
+        make_shape(2, 1, 6, 8, 3, 3, 1, 1, 1, 0, 0),       /* wvgw: S 1, rows exactly one vector */
+        make_shape(2, 1, 12, 45, 4, 2, 3, 1, 1, 1, 2),     /* wvec rows grad_x: R 2, 2 column blocks */
+        make_shape(3, 2, 9, 11, 5, 7, 1, 1, 1, 3, 0),      /* wvec rows grad_x: C 2, R 7 */
+        make_shape(2, 1, 10, 8, 3, 1, 1, 1, 1, 0, 0),      /* wvec rows: R 1 (one-row blocks) */
     };
     const int fixed_count = (int)(sizeof fixed / sizeof fixed[0]);
     for (int i = 0; i < fixed_count; i++)
