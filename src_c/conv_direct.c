@@ -1951,6 +1951,27 @@ static inline __attribute__((always_inline)) FCV_TARGET fcv_vec FCV_FN(shifted)(
 
 #define FC_WVGW_REGS (FC_DIRECT_SIMD_PASS == 2 ? FC_WVGW_REGS_AVX512 : FC_WVGW_REGS_AVX2)
 
+/* One vector of output columns: acc[kk][s] += dy[kk] * (x from column s of x_at on), for the kb
+ * output channels and taps_w taps of a task. */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(wvgw_vector)(const fcv_vec *dy, const int kb, const real *x_at, const int taps_w,
+                    fcv_vec acc[FC_WVGW_MAX_KB][FC_WVGW_MAX_S])
+{
+    fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_S)];
+    #pragma GCC unroll 3
+    for (int i = 0; i < FCV_SHIFT_LOADS(taps_w); i++)
+        x_part[i] = fcv_loadu(x_at + i * FCV_LANES);
+    #pragma GCC unroll 7
+    for (int s = 0; s < taps_w; s++) {
+        const fcv_vec x_vec = FCV_FN(shifted)(x_part[s / FCV_LANES], x_part[s / FCV_LANES + 1],
+                                              s % FCV_LANES);
+        #pragma GCC unroll 4
+        for (int kk = 0; kk < kb; kk++)
+            acc[kk][s] = fcv_fmadd(dy[kk], x_vec, acc[kk][s]);
+    }
+}
+
+
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(wvgw_task_taps)(const fc_wvgw_geometry *geo, const real *x_task, const real *dy_task, fc_index images,
                        fc_index rows, real *sums, const int kb, const int taps_w)
@@ -1975,36 +1996,14 @@ FCV_FN(wvgw_task_taps)(const fc_wvgw_geometry *geo, const real *x_task, const re
                 #pragma GCC unroll 4
                 for (int kk = 0; kk < kb; kk++)
                     dy[kk] = fcv_loadu(dy_row + kk * dy_plane + ow);
-                fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_S)];
-                #pragma GCC unroll 3
-                for (int i = 0; i < FCV_SHIFT_LOADS(taps_w); i++)
-                    x_part[i] = fcv_loadu(x_row + ow + i * FCV_LANES);
-                #pragma GCC unroll 7
-                for (int s = 0; s < taps_w; s++) {
-                    const fcv_vec x_vec = FCV_FN(shifted)(x_part[s / FCV_LANES], x_part[s / FCV_LANES + 1],
-                                                          s % FCV_LANES);
-                    #pragma GCC unroll 4
-                    for (int kk = 0; kk < kb; kk++)
-                        acc[kk][s] = fcv_fmadd(dy[kk], x_vec, acc[kk][s]);
-                }
+                FCV_FN(wvgw_vector)(dy, kb, x_row + ow, taps_w, acc);
             }
-            if (ow < out_w) {
+            if (ow < out_w) {   /* the tail: dy masked to zero past out_w */
                 fcv_vec dy[FC_WVGW_MAX_KB];
                 #pragma GCC unroll 4
                 for (int kk = 0; kk < kb; kk++)
                     dy[kk] = fcv_load_mask(dy_row + kk * dy_plane + ow, tail_mask);
-                fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_S)];
-                #pragma GCC unroll 3
-                for (int i = 0; i < FCV_SHIFT_LOADS(taps_w); i++)
-                    x_part[i] = fcv_loadu(x_row + ow + i * FCV_LANES);
-                #pragma GCC unroll 7
-                for (int s = 0; s < taps_w; s++) {
-                    const fcv_vec x_vec = FCV_FN(shifted)(x_part[s / FCV_LANES], x_part[s / FCV_LANES + 1],
-                                                          s % FCV_LANES);
-                    #pragma GCC unroll 4
-                    for (int kk = 0; kk < kb; kk++)
-                        acc[kk][s] = fcv_fmadd(dy[kk], x_vec, acc[kk][s]);
-                }
+                FCV_FN(wvgw_vector)(dy, kb, x_row + ow, taps_w, acc);
             }
         }
     }
