@@ -566,65 +566,24 @@ FULL = Settings(budget_s=1.5, max_rounds=100, baseline_max_rounds=5)
 KEEP_FIRST_CALL_S = 0.25
 
 
-class _Timer:
-    """The samples of one Bench: seconds per call, each the mean of a round of `number` calls."""
-
-    def __init__(self, bench, budget_s, max_rounds, min_round_s):
-        self.bench, self.budget_s, self.max_rounds = bench, budget_s, max_rounds
-        self.samples, self.spent_s = [], 0.0
-        self.number = self._warm_up(min_round_s)
-
-    def _warm_up(self, min_round_s):
-        """Run the warm-up; returns how many calls make a round of at least min_round_s."""
-        bench = self.bench
-        if bench.warmup is not None:
-            bench.warmup()
-            cost = _timed(bench.fn, 1)
-            self.samples.append(cost)
-        else:
-            cost = _timed(bench.fn, 1)  # the warm-up call
-            if cost >= KEEP_FIRST_CALL_S:
-                self.samples.append(cost)
-            else:  # the first call paid one-time costs; a second one tells how many calls fill a round
-                cost = min(cost, _timed(bench.fn, 1))
-        return max(1, min(100_000, math.ceil(min_round_s / max(cost, 1e-9))))
-
-    def progress(self):
-        """How far along this timer is, 0 to >= 1: the larger of its rounds and its time budget."""
-        if not self.samples:
-            return 0.0
-        return max(len(self.samples) / self.max_rounds, self.spent_s / max(self.budget_s, 1e-12))
-
-    def take_round(self):
-        start = time.perf_counter()
-        self.samples.append(_timed(self.bench.fn, self.number))
-        self.spent_s += time.perf_counter() - start
-
-    def result(self):
-        samples = self.samples
-        return {"median_s": statistics.median(samples), "min_s": min(samples), "rounds": len(samples)}
-
-
-def measure_together(benches, budget_s, min_round_s=2e-3):
-    """Time several Benches side by side: {key: {"median_s", "min_s", "rounds"}}.
-
-    benches maps a key to (Bench, max_rounds). The rounds are interleaved -- the next round always
-    goes to the timer least far along -- so a slow drift in the machine's speed (a shared host) hits
-    every implementation alike, and their ratio, which is what the suite reports, stays honest. A
-    baseline with few rounds has them spread over the whole window, not bunched at its start."""
-    timers = {key: _Timer(bench, budget_s, max_rounds, min_round_s)
-              for key, (bench, max_rounds) in benches.items()}
-    while True:
-        key, timer = min(timers.items(), key=lambda item: item[1].progress())
-        if timer.progress() >= 1.0:
-            break
-        timer.take_round()
-    return {key: timer.result() for key, timer in timers.items()}
-
-
 def measure(bench, budget_s, max_rounds, min_round_s=2e-3):
-    """Time one `bench.fn`: {"median_s", "min_s", "rounds"}, seconds per call, after a warm-up."""
-    return measure_together({"bench": (bench, max_rounds)}, budget_s, min_round_s)["bench"]
+    """Time `bench.fn`: {"median_s", "min_s", "rounds"}, seconds per call, after a warm-up."""
+    samples = []
+    if bench.warmup is not None:
+        bench.warmup()
+        cost = _timed(bench.fn, 1)
+        samples.append(cost)
+    else:
+        cost = _timed(bench.fn, 1)  # the warm-up call
+        if cost >= KEEP_FIRST_CALL_S:
+            samples.append(cost)
+        else:  # the first call paid one-time costs; a second one tells how many calls fill a round
+            cost = min(cost, _timed(bench.fn, 1))
+    number = max(1, min(100_000, math.ceil(min_round_s / max(cost, 1e-9))))
+    start = time.perf_counter()
+    while len(samples) < max_rounds and (not samples or time.perf_counter() - start < budget_s):
+        samples.append(_timed(bench.fn, number))
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "rounds": len(samples)}
 
 
 def _timed(fn, number):
@@ -648,7 +607,7 @@ def run_case(case, settings, torch_available, peak_gflops):
     main_impl, baseline_impl, torch_impl = case.roles
     row = {"name": case.name, "kind": case.kind, "shape": case.shape_name, "dims": case.describe(),
            "fastconv_impl": main_impl, "baseline": baseline_impl}
-    benches = {}
+    times = {}
     for role, impl in (("fastconv", main_impl), ("reference", baseline_impl), ("torch", torch_impl)):
         if impl is None or (impl == "torch" and not torch_available):
             continue
@@ -658,10 +617,8 @@ def run_case(case, settings, torch_available, peak_gflops):
             row[f"{role}_unavailable"] = str(exc)
             continue
         rounds = settings.baseline_max_rounds if impl in BASELINES else settings.max_rounds
-        benches[role] = (bench, rounds)
-    timings = measure_together(benches, settings.budget_s, settings.min_round_s)
-    times = {role: timing["median_s"] for role, timing in timings.items()}
-    for role, timing in timings.items():
+        timing = measure(bench, settings.budget_s, rounds, settings.min_round_s)
+        times[role] = timing["median_s"]
         row[f"{role}_rounds"] = timing["rounds"]
     return _fill_row(row, times, case.flops(), peak_gflops)
 

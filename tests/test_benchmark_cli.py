@@ -171,21 +171,6 @@ def test_measure_counts_rounds_and_warms_up():
     assert 0 < timing["min_s"] <= timing["median_s"]
 
 
-def test_measure_together_interleaves_and_spreads_the_baseline():
-    calls = []
-    benches = {"fast": (fcb.Bench(lambda: calls.append("fast")), 20),
-               "slow": (fcb.Bench(lambda: calls.append("slow")), 4)}
-    timings = fcb.measure_together(benches, budget_s=60.0, min_round_s=1e-12)
-    assert timings["fast"]["rounds"] == 20 and timings["slow"]["rounds"] == 4
-    rounds = calls[4:]  # after two warm-up calls each
-    assert rounds.count("fast") == 20 and rounds.count("slow") == 4
-    # The baseline's four rounds are spread over the window: its last one comes after at least half
-    # of the fast rounds, not bunched at the start (where a burst of host load would hit it alone).
-    last_slow = len(rounds) - 1 - rounds[::-1].index("slow")
-    assert rounds[:last_slow].count("fast") >= 10
-    assert rounds[:2] == ["fast", "slow"]
-
-
 def check_row(row, case, peak):
     assert row["name"] == case.name and row["kind"] == case.kind and row["dims"] == case.describe()
     assert row["fastconv_s"] > 0 and row["reference_s"] > 0
