@@ -545,18 +545,27 @@ def _torch_lenet(x, y, batch):
 
 # ---- timing ---------------------------------------------------------------------------------------
 
+# NumPy's OpenBLAS threads keep spinning for a while after a call, and on a 2-core machine they take
+# the cores from the next OpenMP kernel: measured (strided conv, 2 threads), fastconv ran at 8-13 ms
+# per call right after a numpy.matmul, 2.8 ms after a 0.3 s pause. So each case's implementations are
+# timed one after the other, the baselines last, with this pause after them.
+SETTLE_AFTER_BASELINE_S = 0.3
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """How long to time each (case, implementation).
 
     budget_s: time spent repeating after the warm-up; max_rounds caps the repeats, baseline_max_rounds
     caps them for the reference / numpy (slow on big shapes); a round of a fast call repeats it until
-    the round lasts min_round_s (timer resolution; the per-call time is the round's mean)."""
+    the round lasts min_round_s (timer resolution; the per-call time is the round's mean); settle_s
+    is the pause after a baseline's rounds (SETTLE_AFTER_BASELINE_S)."""
     budget_s: float
     max_rounds: int
     baseline_max_rounds: int
     min_round_s: float = 2e-3
     peak_size: int = PEAK_GEMM_SIZE
+    settle_s: float = SETTLE_AFTER_BASELINE_S
 
 
 QUICK = Settings(budget_s=0.2, max_rounds=15, baseline_max_rounds=2)
@@ -599,6 +608,7 @@ def measure_peak(settings):
     size = settings.peak_size
     case = Case("gemm", f"{size}^3", GemmShape(size, size, size))
     timing = measure(prepare(case, "numpy"), settings.budget_s, settings.max_rounds, settings.min_round_s)
+    time.sleep(settings.settle_s)
     return case.flops() / timing["median_s"] / 1e9
 
 
@@ -608,7 +618,7 @@ def run_case(case, settings, torch_available, peak_gflops):
     row = {"name": case.name, "kind": case.kind, "shape": case.shape_name, "dims": case.describe(),
            "fastconv_impl": main_impl, "baseline": baseline_impl}
     times = {}
-    for role, impl in (("fastconv", main_impl), ("reference", baseline_impl), ("torch", torch_impl)):
+    for role, impl in (("fastconv", main_impl), ("torch", torch_impl), ("reference", baseline_impl)):
         if impl is None or (impl == "torch" and not torch_available):
             continue
         try:
@@ -620,6 +630,8 @@ def run_case(case, settings, torch_available, peak_gflops):
         timing = measure(bench, settings.budget_s, rounds, settings.min_round_s)
         times[role] = timing["median_s"]
         row[f"{role}_rounds"] = timing["rounds"]
+        if impl in BASELINES:
+            time.sleep(settings.settle_s)
     return _fill_row(row, times, case.flops(), peak_gflops)
 
 

@@ -14,7 +14,8 @@ import fastconv
 from fastconv import benchmark as fcb
 from fastconv import cli, reference
 
-TINY = fcb.Settings(budget_s=0.0, max_rounds=2, baseline_max_rounds=1, min_round_s=1e-4, peak_size=32)
+TINY = fcb.Settings(budget_s=0.0, max_rounds=2, baseline_max_rounds=1, min_round_s=1e-4, peak_size=32,
+                    settle_s=0.0)
 CONV = fcb.ConvShape(2, 3, 7, 6, 4, 3, 2, 1)
 POOL = fcb.PoolShape(2, 3, 6, 8, 2, 2)
 
