@@ -1147,7 +1147,8 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
 /* ============================== pass 3: one SIMD instruction set ============================== */
 /* The vocabulary: fcv_vec (a vector of real), fcv_mask (which lanes), FCV_LANES, and
  * fcv_set1 / fcv_fmadd / fcv_add / fcv_load_mask (masked-off lanes read as 0 and are not touched in
- * memory) / fcv_store_mask / fcv_reduce (horizontal sum in a fixed order) / lane_mask(lo, hi). */
+ * memory) / fcv_store_mask / fcv_keep_mask (the other lanes zeroed) / fcv_reduce (horizontal sum in
+ * a fixed order) / lane_mask(lo, hi). */
 #if FC_DIRECT_SIMD_PASS == 2
 #define FCV_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
 #define FCV_FN(name) FC_FN(FC_CAT(name, avx512))
@@ -1160,6 +1161,7 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
 #define fcv_add _mm512_add_ps
 #define fcv_load_mask(ptr, mask) _mm512_maskz_loadu_ps((mask), (ptr))
 #define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_ps((ptr), (mask), (v))
+#define fcv_keep_mask(v, mask) _mm512_maskz_mov_ps((mask), (v))
 #define fcv_reduce _mm512_reduce_add_ps
 #else
 #define fcv_vec __m512d
@@ -1170,6 +1172,7 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
 #define fcv_add _mm512_add_pd
 #define fcv_load_mask(ptr, mask) _mm512_maskz_loadu_pd((mask), (ptr))
 #define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_pd((ptr), (mask), (v))
+#define fcv_keep_mask(v, mask) _mm512_maskz_mov_pd((mask), (v))
 #define fcv_reduce _mm512_reduce_add_pd
 #endif
 
@@ -1193,6 +1196,7 @@ static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
 #define fcv_add _mm256_add_ps
 #define fcv_load_mask(ptr, mask) _mm256_maskload_ps((ptr), (mask))
 #define fcv_store_mask(ptr, mask, v) _mm256_maskstore_ps((ptr), (mask), (v))
+#define fcv_keep_mask(v, mask) _mm256_and_ps((v), _mm256_castsi256_ps(mask))
 
 static inline FCV_TARGET float FCV_FN(hsum)(__m256 v)
 {
@@ -1218,6 +1222,7 @@ static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
 #define fcv_add _mm256_add_pd
 #define fcv_load_mask(ptr, mask) _mm256_maskload_pd((ptr), (mask))
 #define fcv_store_mask(ptr, mask, v) _mm256_maskstore_pd((ptr), (mask), (v))
+#define fcv_keep_mask(v, mask) _mm256_and_pd((v), _mm256_castsi256_pd(mask))
 
 static inline FCV_TARGET double FCV_FN(hsum)(__m256d v)
 {
@@ -1891,9 +1896,9 @@ static FCV_TARGET void FCV_FN(kvgw_task)(const fc_kvgw_geometry *geo, const real
  * channels x kernel row r of one input channel, each of its kb x S taps one accumulator vector; per
  * vector of output columns it loads kb vectors of dy and two of x, and shuffles the S shifted x vectors
  * out of those (LeNet C1: 4 loads, 4 shuffles per 10 FMAs; S unaligned loads instead, half of them
- * split over two cache lines, made the kernel load-bound: 0.18 -> 0.14 ms, 2 threads, AVX2). A row's
- * last dy vector is loaded masked, so its lanes past out_w add 0 * x (so an inf in x can give NaN
- * where the exact sum is inf or finite). Lane j of an accumulator sums its columns over
+ * split over two cache lines, made the kernel load-bound: 0.18 -> 0.14 ms, 2 threads, AVX2). In a row's
+ * last vector, the lanes past out_w have dy and x both zeroed (masks), so they add exactly 0 even
+ * where x holds an inf or NaN that the exact sum never multiplies. Lane j of an accumulator sums its columns over
  * n, oh, column vectors in increasing order; the lanes are then added in fcv_reduce's fixed order. */
 /* Lanes rem .. rem + FCV_LANES - 1 of the concatenation lo:hi (lane 0 of lo first), 0 <= rem < FCV_LANES:
  * the vector an unaligned load `rem` elements past lo's address would give, made with in-register
@@ -1952,10 +1957,10 @@ static inline __attribute__((always_inline)) FCV_TARGET fcv_vec FCV_FN(shifted)(
 #define FC_WVGW_REGS (FC_DIRECT_SIMD_PASS == 2 ? FC_WVGW_REGS_AVX512 : FC_WVGW_REGS_AVX2)
 
 /* One vector of output columns: acc[kk][s] += dy[kk] * (x from column s of x_at on), for the kb
- * output channels and taps_w taps of a task. */
+ * output channels and taps_w taps of a task; `keep` (NULL: all) zeroes x in the lanes past the row. */
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(wvgw_vector)(const fcv_vec *dy, const int kb, const real *x_at, const int taps_w,
-                    fcv_vec acc[FC_WVGW_MAX_KB][FC_WVGW_MAX_S])
+                    const fcv_mask *keep, fcv_vec acc[FC_WVGW_MAX_KB][FC_WVGW_MAX_S])
 {
     fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_S)];
     #pragma GCC unroll 3
@@ -1963,8 +1968,10 @@ FCV_FN(wvgw_vector)(const fcv_vec *dy, const int kb, const real *x_at, const int
         x_part[i] = fcv_loadu(x_at + i * FCV_LANES);
     #pragma GCC unroll 7
     for (int s = 0; s < taps_w; s++) {
-        const fcv_vec x_vec = FCV_FN(shifted)(x_part[s / FCV_LANES], x_part[s / FCV_LANES + 1],
-                                              s % FCV_LANES);
+        fcv_vec x_vec = FCV_FN(shifted)(x_part[s / FCV_LANES], x_part[s / FCV_LANES + 1],
+                                        s % FCV_LANES);
+        if (keep != NULL)
+            x_vec = fcv_keep_mask(x_vec, *keep);
         #pragma GCC unroll 4
         for (int kk = 0; kk < kb; kk++)
             acc[kk][s] = fcv_fmadd(dy[kk], x_vec, acc[kk][s]);
@@ -1996,14 +2003,14 @@ FCV_FN(wvgw_task_taps)(const fc_wvgw_geometry *geo, const real *x_task, const re
                 #pragma GCC unroll 4
                 for (int kk = 0; kk < kb; kk++)
                     dy[kk] = fcv_loadu(dy_row + kk * dy_plane + ow);
-                FCV_FN(wvgw_vector)(dy, kb, x_row + ow, taps_w, acc);
+                FCV_FN(wvgw_vector)(dy, kb, x_row + ow, taps_w, NULL, acc);
             }
-            if (ow < out_w) {   /* the tail: dy masked to zero past out_w */
+            if (ow < out_w) {   /* the tail: dy and x masked to zero past out_w */
                 fcv_vec dy[FC_WVGW_MAX_KB];
                 #pragma GCC unroll 4
                 for (int kk = 0; kk < kb; kk++)
                     dy[kk] = fcv_load_mask(dy_row + kk * dy_plane + ow, tail_mask);
-                FCV_FN(wvgw_vector)(dy, kb, x_row + ow, taps_w, acc);
+                FCV_FN(wvgw_vector)(dy, kb, x_row + ow, taps_w, &tail_mask, acc);
             }
         }
     }
@@ -2091,5 +2098,6 @@ static FCV_TARGET void FCV_FN(wvgw_task)(const fc_wvgw_geometry *geo, const real
 #undef fcv_add
 #undef fcv_load_mask
 #undef fcv_store_mask
+#undef fcv_keep_mask
 #undef fcv_reduce
 #endif

@@ -193,6 +193,35 @@ def test_inputs_are_not_modified():
         np.testing.assert_array_equal(original, copy)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, w_shape, padding", [
+    ((3, 1, 28, 28), (6, 1, 5, 5), 2),     # LeNet C1: a row of 28 ends inside a vector (wvgw's tail)
+    ((2, 3, 13, 11), (4, 3, 3, 3), 1),
+])
+def test_inf_in_x_gives_the_references_inf_not_nan(x_shape, w_shape, padding, dtype, numerics):
+    """An inf in x enters exactly the weight gradients whose sums multiply it: the same signed infs
+    as the reference, and finite values elsewhere (no 0 * inf from lanes past the end of a row)."""
+    x, weight, _ = random_args(x_shape, w_shape, with_bias=False, seed=3)
+    x, weight = x.astype(dtype), weight.astype(dtype)
+    x[0, 0, 0, -1] = np.inf      # the last column: read past the row's end by a vector's tail lanes
+    x[-1, 0, -1, 0] = -np.inf
+    out_shape = ref.conv2d(x, weight, None, 1, padding).shape
+    grad_out = np.random.default_rng(4).standard_normal(out_shape).astype(dtype)
+    with np.errstate(invalid="ignore"):   # the reference's grad_x meets inf * 0 too
+        _, want, _ = ref.conv2d_backward(grad_out.astype(np.float64), x.astype(np.float64),
+                                         weight.astype(np.float64), 1, padding)
+    assert np.isinf(want).any() and np.isfinite(want).any()
+    for algo in ALGOS:
+        for level in SIMD_LEVELS:
+            with numerics.simd_env(level):
+                _, got, _ = fc.conv2d_backward(grad_out, x, weight, 1, padding, algo=algo)
+            label = describe(x, weight, 1, padding, algo, level, dtype)
+            np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want), err_msg=label)
+            np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want), err_msg=label)
+            finite = np.isfinite(want)
+            numerics.assert_close(got[finite], want[finite], dtype, label)
+
+
 # ---- gradients by finite differences (fastconv itself, float64) ----------------------------------
 
 @pytest.mark.parametrize("algo", ALGOS)
