@@ -99,14 +99,13 @@ typedef struct {
 
 /* ---- Packing ------------------------------------------------------------------------------------ */
 
-/* A[0:m, 0:k] (m <= mr, general strides) -> a_pack, column p at a_pack[p*mr], rows >= m zero. */
 #if defined(FC_GEMM_HAVE_SSE2) && FC_IS_F32
 /* Six contiguous rows of A (float) -> a 6-tall panel, four columns at a time: a 4x4 transpose of rows
  * 0-3 and the interleave of rows 4-5 give the four columns' 24 values in 8 stores instead of 24. With
  * a row-major A the scalar loop was a gather down the columns. Measured on 128x64x576 (1 thread,
  * AVX2, `tests/c/test_gemm.c` built as its header says, `bench 128 64 576 1`, best of 6): 60.7 GFLOP/s,
- * 76.6 with this. */
-static void FC_FN(pack_a_rows6)(const real *A, fc_index rs_a, fc_index k, real *restrict a_pack)
+ * 76.6 with this. Returns the columns packed, k rounded down to a multiple of 4. */
+static fc_index FC_FN(pack_a_rows6)(const real *A, fc_index rs_a, fc_index k, real *restrict a_pack)
 {
     const real *r0 = A, *r1 = A + rs_a, *r2 = A + 2 * rs_a, *r3 = A + 3 * rs_a, *r4 = A + 4 * rs_a,
                *r5 = A + 5 * rs_a;
@@ -127,22 +126,20 @@ static void FC_FN(pack_a_rows6)(const real *A, fc_index rs_a, fc_index k, real *
         _mm_storeu_ps(dst + 18, c3);
         _mm_storeh_pi((__m64 *)(dst + 22), hi45);
     }
-    for (; p < k; p++)
-        for (int i = 0; i < 6; i++)
-            a_pack[p * 6 + i] = A[i * rs_a + p];
+    return p;
 }
 #endif
 
+/* A[0:m, 0:k] (m <= mr, general strides) -> a_pack, column p at a_pack[p*mr], rows >= m zero. */
 static void FC_FN(pack_a_panel)(const real *A, fc_index rs_a, fc_index cs_a, fc_index m,
                                 fc_index k, int mr, real *restrict a_pack)
 {
+    fc_index p = 0;
 #if defined(FC_GEMM_HAVE_SSE2) && FC_IS_F32
-    if (cs_a == 1 && m == 6 && mr == 6) {
-        FC_FN(pack_a_rows6)(A, rs_a, k, a_pack);
-        return;
-    }
+    if (cs_a == 1 && m == 6 && mr == 6)
+        p = FC_FN(pack_a_rows6)(A, rs_a, k, a_pack);   /* the last k % 4 columns below */
 #endif
-    for (fc_index p = 0; p < k; p++) {
+    for (; p < k; p++) {
         const real *a_col = A + p * cs_a;
         real *dst = a_pack + p * mr;
         for (fc_index i = 0; i < m; i++)
