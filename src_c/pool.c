@@ -456,8 +456,9 @@ static inline __attribute__((always_inline)) void FC_FN(avg_unpool_rows_2x2)(
     }
 }
 
-/* Per SIMD level like max_plane_2x2, identical results (one exact multiply per value); float on
- * AVX2 and up with the hand-written block writer. */
+/* Portable, and AVX2 (also taken at AVX-512: the work is copies, which the AVX2 block writer
+ * already does a vector at a time); identical results, one exact multiply per value. Float on x86
+ * uses the hand-written block writer. */
 #if FC_IS_F32 && (defined(__x86_64__) || defined(__i386__))
 #define FC_UNPOOL_BLOCK_X86 fc_unpool_block_2x2_avx2_f32
 #else
@@ -481,15 +482,6 @@ static void FC_FN(avg_unpool_rows_2x2_avx2)(
     FC_FN(avg_unpool_rows_2x2)(shape, first_row, end_row, grad_y, g_count, grad_x, x_stop,
                                FC_UNPOOL_BLOCK_X86);
 }
-
-__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
-static void FC_FN(avg_unpool_rows_2x2_avx512)(
-    const fc_pool_shape *shape, fc_index first_row, fc_index end_row, const real *grad_y,
-    fc_index g_count, real *grad_x, fc_index x_stop)
-{
-    FC_FN(avg_unpool_rows_2x2)(shape, first_row, end_row, grad_y, g_count, grad_x, x_stop,
-                               FC_UNPOOL_BLOCK_X86);
-}
 #endif
 #undef FC_UNPOOL_BLOCK_X86
 
@@ -505,11 +497,7 @@ static void FC_FN(avg_unpool_part_2x2)(const fc_pool_shape *shape, fc_simd_level
     const fc_index g_count = rows * shape->out_w;
     const fc_index x_stop = fc_unpool_row_start_2x2(shape, end);
 #if defined(__x86_64__) || defined(__i386__)
-    if (simd >= FC_SIMD_AVX512) {
-        FC_FN(avg_unpool_rows_2x2_avx512)(shape, first, end, grad_y, g_count, grad_x, x_stop);
-        return;
-    }
-    if (simd == FC_SIMD_AVX2) {
+    if (simd >= FC_SIMD_AVX2) {
         FC_FN(avg_unpool_rows_2x2_avx2)(shape, first, end, grad_y, g_count, grad_x, x_stop);
         return;
     }
