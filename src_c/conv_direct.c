@@ -595,35 +595,36 @@ static int FC_FN(wvec_forward_applies)(const fc_ctx *ctx, const fc_conv_shape *s
                <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
 }
 
-/* grad_x of a stride-1 convolution as a wvec forward: conv(dY, W flipped and transposed, padding
- * kernel - 1 - pad), whose output channels are the layer's input channels: half a block to two blocks
- * of them, input rows at least one vector wide, a batch of two or more, a bounded dY copy. Measured
- * (2 threads, AVX2, ms): LeNet's C3 (C 6) 0.28, against 0.56 with im2col and 0.92 with the gather;
- * its C1 (C 1) 0.56 against the gather's 0.25, hence the lower bound. */
-static int FC_FN(wvec_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
+/* What grad_x needs to run as a forward convolution (wvec or the rows kernel): stride 1, padding at
+ * most kernel - 1 (conv(dY, W flipped and transposed, padding kernel - 1 - pad)), input rows at least
+ * one vector wide, a batch of two or more, and a bounded copy of one dY image with `padded_h` rows per
+ * channel. */
+static int FC_FN(grad_x_as_forward_ok)(const fc_ctx *ctx, const fc_conv_shape *sh, fc_index padded_h)
 {
     const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
     return lanes > 0 && sh->stride_h == 1 && sh->stride_w == 1
         && sh->pad_h <= sh->kernel_h - 1 && sh->pad_w <= sh->kernel_w - 1
-        && sh->in_channels <= 2 * FC_WVEC_KB && 2 * sh->in_channels >= FC_WVEC_KB
         && sh->in_w >= lanes && sh->batch >= 2
-        && FC_FN(wvec_image_elements)(sh->out_channels, sh->out_h, sh->out_w, sh->kernel_w - 1 - sh->pad_w)
+        && FC_FN(wvec_image_elements)(sh->out_channels, padded_h, sh->out_w, sh->kernel_w - 1 - sh->pad_w)
                <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
 }
 
-/* grad_x as a wvec forward with the rows kernel: as wvec_grad_x_applies, but for the one or two input
- * channels too few for wvec's channel blocks. Measured (2 threads, AVX2, ms): LeNet's C1 (C 1) 0.265
- * with the gather, 0.15 with the rows kernel. */
+/* grad_x as a wvec forward, whose output channels are the layer's input channels: half a block to two
+ * blocks of them. Measured (2 threads, AVX2, ms): LeNet's C3 (C 6) 0.28, against 0.56 with im2col and
+ * 0.92 with the gather; its C1 (C 1) 0.56 against the gather's 0.25, hence the lower bound. */
+static int FC_FN(wvec_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
+{
+    return sh->in_channels <= 2 * FC_WVEC_KB && 2 * sh->in_channels >= FC_WVEC_KB
+        && FC_FN(grad_x_as_forward_ok)(ctx, sh, sh->out_h);
+}
+
+/* grad_x as a forward with the rows kernel: for the one or two input channels too few for wvec's
+ * channel blocks (its dY copy holds the vertical padding rows too). Measured (2 threads, AVX2, ms):
+ * LeNet's C1 (C 1) 0.265 with the gather, 0.15 with the rows kernel. */
 static int FC_FN(wrows_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
 {
-    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    return lanes > 0 && sh->stride_h == 1 && sh->stride_w == 1
-        && sh->pad_h <= sh->kernel_h - 1 && sh->pad_w <= sh->kernel_w - 1
-        && 2 * sh->in_channels < FC_WVEC_KB
-        && sh->in_w >= lanes && sh->batch >= 2
-        && FC_FN(wvec_image_elements)(sh->out_channels, sh->out_h + 2 * (sh->kernel_h - 1 - sh->pad_h), sh->out_w,
-                                      sh->kernel_w - 1 - sh->pad_w)
-               <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
+    return 2 * sh->in_channels < FC_WVEC_KB
+        && FC_FN(grad_x_as_forward_ok)(ctx, sh, sh->out_h + 2 * (sh->kernel_h - 1 - sh->pad_h));
 }
 
 /* Run wvec over a batch: `in` holds batch images of geo->channels x geo->in_h x in_w, `out` receives
