@@ -282,7 +282,7 @@ def _use_direct_forward(algo, geometry, dtype, simd):
     """_use_direct, for the forward pass, where "auto" also takes the direct kernel wherever the C
     kernel runs it vectorised over output channels (batch >= 2, out_channels >= one vector, padded
     image small enough to copy: src_c/conv_direct.c, kvec_applies, is the one rule) -- on AVX2 only up
-    to KVEC_AUTO_MAX_VECTORS_AVX2 vectors of output channels. Measured with bench/ (2 threads,
+    to the KVEC_AUTO_* bounds above (measurements there). Measured with bench/ (2 threads,
     float32, AVX-512), that form beats im2col + GEMM (the chunked one, before the fused forward) on
     every such shape of the benchmark list, e.g. LeNet's C3 0.115 vs 0.68 ms, seed002-c4 3.5 vs 5.1 ms, vgg-ish 40 vs 44 ms,
     strided 1.7 vs 2.3 ms."""
