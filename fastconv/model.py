@@ -17,6 +17,7 @@ import numpy as np
 from . import layers as layers_module
 from . import losses, optim
 from ._io import ProgressBar, atomic_write
+from .callbacks import CallbackList
 
 __all__ = ["Sequential"]
 
@@ -55,6 +56,7 @@ class Sequential:
         self.loss = losses.get(loss)
         self.optimizer = None
         self.built = False
+        self.stop_training = False
         for layer in layers or ():
             self.add(layer)
 
@@ -216,13 +218,16 @@ class Sequential:
         return x, y.astype(np.int64, copy=False)
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None, shuffle=True,
-            seed=None, verbose=1, lr_schedule=None):
+            seed=None, verbose=1, lr_schedule=None, callbacks=None):
         """Train for `epochs` passes over (x, y) in mini-batches; returns the history dict.
 
         optimizer: an optim.Optimizer (default: the last one used, else SGD(lr=0.01)).
         seed: shuffling and dropout (default: the model's seed). lr_schedule: optional
         callable(epoch index) -> learning rate, applied at the start of each epoch.
         verbose: 0 silent; otherwise a progress bar per epoch on a terminal, one line per epoch if not.
+        callbacks: fastconv.callbacks.Callback objects whose hooks run at the start and end of training,
+        of each epoch and of each batch; one of them setting ``model.stop_training`` ends training after
+        the current batch (the history then holds the epochs that finished).
         History keys: loss, accuracy, seconds (training time of the epoch, without validation),
         images_per_second, lr, and val_loss / val_accuracy with validation_data.
         """
@@ -238,23 +243,34 @@ class Sequential:
         self.optimizer = optimizer or self.optimizer or optim.SGD(lr=0.01)
         rng = np.random.default_rng(self.seed if seed is None else seed)
         self._seed_stochastic_layers(rng)
+        callbacks = CallbackList(callbacks, self)
         history = {"loss": [], "accuracy": [], "seconds": [], "images_per_second": [], "lr": []}
         if validation_data is not None:
             history.update(val_loss=[], val_accuracy=[])
+        self.stop_training = False
+        callbacks.call("on_train_begin", {})
         for epoch in range(int(epochs)):
             if lr_schedule is not None:
                 self.optimizer.lr = float(lr_schedule(epoch))
+            callbacks.call("on_epoch_begin", epoch, {})
             progress = _ProgressBar(epoch, int(epochs), x.shape[0], verbose)
-            loss, accuracy, seconds = self._train_epoch(x, y, int(batch_size), rng if shuffle else None, progress)
+            loss, accuracy, seconds, seen = self._train_epoch(x, y, int(batch_size), rng if shuffle else None,
+                                                              progress, callbacks)
+            if seen == 0:
+                break  # stopped before the epoch's first batch finished
             record = {"loss": loss, "accuracy": accuracy, "seconds": seconds,
-                      "images_per_second": x.shape[0] / seconds if seconds > 0 else float("inf"),
+                      "images_per_second": seen / seconds if seconds > 0 else float("inf"),
                       "lr": self.optimizer.lr}
             if validation_data is not None:
                 record["val_loss"], record["val_accuracy"] = self.evaluate(val_x, val_y)
             for key, value in record.items():
                 history[key].append(value)
             progress.finish(record)
+            callbacks.call("on_epoch_end", epoch, dict(record))
+            if self.stop_training:
+                break
         self.clear_caches()
+        callbacks.call("on_train_end", {})
         return history
 
     def _seed_stochastic_layers(self, rng):
@@ -262,26 +278,37 @@ class Sequential:
             if isinstance(layer, layers_module.Dropout) and layer.seed is None:
                 layer.rng = np.random.default_rng(rng.integers(2**63))
 
-    def _train_epoch(self, x, y, batch_size, rng, progress):
-        """One pass over the data: (mean loss, accuracy, seconds)."""
+    def _train_epoch(self, x, y, batch_size, rng, progress, callbacks):
+        """One pass over the data, or up to a stop request: (mean loss, accuracy, seconds, images seen)
+        of the batches that ran."""
         count = x.shape[0]
         order = rng.permutation(count) if rng is not None else None
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, seen = 0.0, 0, 0
         start = time.perf_counter()
-        for begin in range(0, count, batch_size):
+        for step, begin in enumerate(range(0, count, batch_size)):
             if order is None:
                 batch_x, batch_y = x[begin:begin + batch_size], y[begin:begin + batch_size]
             else:
                 index = order[begin:begin + batch_size]
                 batch_x, batch_y = x[index], y[index]
+            if callbacks:
+                callbacks.call("on_train_batch_begin", step, {"size": len(batch_y)})
             loss, logits = self.loss_and_gradients(batch_x, batch_y)
             self.optimizer.step(self.parameters(), self.gradients())
+            batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
             loss_sum += loss * len(batch_y)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
+            correct += batch_correct
             seen = begin + len(batch_y)
             progress.update(seen, loss_sum / seen, correct / seen, time.perf_counter() - start)
+            if callbacks:
+                callbacks.call("on_train_batch_end", step, {"loss": float(loss), "size": len(batch_y),
+                                                            "accuracy": batch_correct / len(batch_y)})
+                if self.stop_training:
+                    break
         seconds = time.perf_counter() - start
-        return loss_sum / count, correct / count, seconds
+        if seen == 0:
+            return None, None, seconds, 0
+        return loss_sum / seen, correct / seen, seconds, seen
 
     def evaluate(self, x, y, batch_size=256, verbose=0):
         """(mean loss, accuracy) over (x, y), in batches, without keeping gradient buffers."""
