@@ -49,16 +49,17 @@ def _first_call_seconds(bench):
 
 @pytest.fixture
 def run_case(benchmark):
-    """run_case(case, impl): benchmark one implementation of a fastconv.benchmarks case."""
+    """run_case(case, impl, group=None): benchmark one implementation of a fastconv.benchmarks case
+    (in the pytest-benchmark group named after the case unless `group` is given)."""
 
-    def run(case, impl):
+    def run(case, impl, group=None):
         if impl == "torch":
             pytest.importorskip("torch")
         try:
             bench = impls.prepare(case, impl)  # sets torch to fastconv's thread count
         except impls.Unavailable as exc:
             pytest.skip(str(exc))
-        benchmark.group = case.group
+        benchmark.group = group or case.group
         benchmark.extra_info.update(case=case.name, impl=impl, dims=case.describe(),
                                     threads=fastconv.get_num_threads())
         if case.flops():

@@ -42,6 +42,8 @@ def _add_bench(subparsers):
     p.add_argument("--json", default=None, help="write the results as JSON here")
     p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP threads (default: all cores)")
     p.add_argument("--plot", default=None, help="draw the table as a bar chart PNG (needs matplotlib)")
+    p.add_argument("--contention", action="store_true",
+                   help="only LeNet-5 fit images/s idle vs beside one busy process it starts (and PyTorch's idle rate)")
     p.add_argument("--markdown", default=None, metavar="PATH",
                    help="write the run into this Markdown page (e.g. docs/performance.md), between its markers")
 

@@ -6,7 +6,9 @@ thing (so the suite compares like with like); the runner's rows, table, JSON and
 import argparse
 import dataclasses
 import json
+import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ import pytest
 import fastconv
 from fastconv import cli, models, optim, reference
 from fastconv.benchmarks import cases as catalogue
-from fastconv.benchmarks import command, impls, report, timing
+from fastconv.benchmarks import command, contention, impls, machine, report, timing
 
 TINY = timing.Settings(budget_s=0.0, max_rounds=2, baseline_max_rounds=1, min_round_s=1e-4, peak_size=32,
                     settle_s=0.0)
@@ -41,7 +43,7 @@ def as_arrays(result):
 
 
 def namespace(**overrides):
-    values = dict(quick=True, json=None, threads=None, plot=None, markdown=None)
+    values = dict(quick=True, json=None, threads=None, plot=None, markdown=None, contention=False)
     values.update(overrides)
     return argparse.Namespace(**values)
 
@@ -302,3 +304,91 @@ def test_markdown_page_keeps_the_hand_written_text(tmp_path, no_torch):
     new_page = tmp_path / "new.md"
     assert command.run_bench(namespace(markdown=str(new_page)), cases=chosen, settings=TINY) == 0
     assert new_page.read_text().startswith("# Performance\n\n" + report.MARKDOWN_BEGIN)
+
+
+# ---- the numpy baseline's BLAS kernel -------------------------------------------------------------
+
+def test_blas_overrides_are_warned_about():
+    blas = [{"internal_api": "openblas", "version": "0.3", "architecture": "Haswell", "threading_layer": "pthreads",
+             "num_threads": 2}]
+    warnings = machine.blas_warnings({"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576",
+                                      "HOME": "/root"}, blas)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("OPENBLAS_CORETYPE=Haswell") and "openblas Haswell" in warnings[0]
+    assert warnings[1].startswith("OPENBLAS_L2_SIZE=1048576") and "unset it" in warnings[1]
+    assert machine.blas_warnings({"OPENBLAS_CORETYPE": ""}, blas) == []
+    assert machine.describe_blas(blas) == "numpy BLAS: openblas 0.3 (Haswell kernels, pthreads, 2 threads)"
+
+
+def test_missing_threadpoolctl_is_said(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import threadpoolctl -> ImportError
+    assert machine.blas_info() is None
+    assert "fastconv[bench]" in machine.describe_blas(None)
+
+
+def test_preamble_and_json_carry_the_blas_kernel_and_warnings(tmp_path, capsys, monkeypatch, no_torch):
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # read by the report only: numpy is already loaded
+    path = tmp_path / "bench.json"
+    assert command.run_bench(namespace(json=str(path)), cases=tiny_cases()[:1], settings=TINY) == 0
+    out = capsys.readouterr().out
+    data = json.loads(path.read_text())["machine"]
+    assert "numpy BLAS: " in out and "WARNING: OPENBLAS_CORETYPE=Haswell" in out
+    assert data["blas"] == machine.blas_info() and data["blas_warnings"][0].startswith("OPENBLAS_CORETYPE=Haswell")
+
+
+# ---- contention -----------------------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    """User + system CPU time of a live process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_busy_neighbour_burns_cpu_and_is_stopped():
+    with contention.busy_neighbour() as process:
+        assert process.poll() is None
+        if os.path.exists(f"/proc/{process.pid}/stat"):
+            before = cpu_seconds(process.pid)
+            time.sleep(0.5)
+            assert cpu_seconds(process.pid) - before > 0.05  # it computes (at least a tenth of a core here)
+    assert process.poll() is not None
+
+
+def test_contention_measures_alternating_rounds(monkeypatch):
+    starts = []
+    real = contention.busy_neighbour
+    monkeypatch.setattr(contention, "busy_neighbour", lambda: starts.append(1) or real())
+    result = contention.measure(rounds=2, run=catalogue.LeNetRun(16, 8), with_torch=False)
+    assert len(starts) == 2 and len(result["idle_s"]) == len(result["loaded_s"]) == 2
+    assert result["idle_images_per_s"] == pytest.approx(16 / np.median(result["idle_s"]))
+    assert result["loaded_over_idle"] == pytest.approx(result["loaded_images_per_s"] / result["idle_images_per_s"])
+    assert "torch_idle_images_per_s" not in result
+    lines = contention.format_result(result)
+    assert "loaded / idle" in lines[2] and "not measured" in lines[3]
+
+
+def test_cli_contention_writes_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(contention, "RUN", catalogue.LeNetRun(16, 8))
+    monkeypatch.setattr(contention, "ROUNDS", {"quick": 1, "full": 1})
+    path = tmp_path / "contention.json"
+    assert cli.main(["bench", "--contention", "--quick", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["contention"]["rounds"] == 1 and data["contention"]["loaded_images_per_s"] > 0
+    assert "beside 1 busy process" in capsys.readouterr().out
+    if impls.load_torch() is not None:
+        assert data["contention"]["idle_over_torch"] == pytest.approx(
+            data["contention"]["idle_images_per_s"] / data["contention"]["torch_idle_images_per_s"])
+
+
+def test_contention_report_warns_when_idle_was_not_idle():
+    result = {"dims": "16 images, batch 8", "rounds": 3, "idle_images_per_s": 1000.0, "loaded_images_per_s": 600.0,
+              "loaded_over_idle": 0.6, "torch_idle_images_per_s": 400.0, "idle_over_torch": 2.5,
+              "loadavg_1min_before": 3.0, "cores": 2}
+    lines = contention.format_result(result)
+    assert "0.60 (meets the target >= 0.55)" in lines[2] and "2.50x (meets the target >= 2.0x)" in lines[3]
+    assert lines[-1].startswith("WARNING: the machine was already busy")
+    result.update(loaded_over_idle=0.3, loadavg_1min_before=0.2)
+    lines = contention.format_result(result)
+    assert "MISSES" in lines[2] and not lines[-1].startswith("WARNING")

@@ -5,11 +5,12 @@ import sys
 
 from .. import _io
 from . import cases as catalogue
-from . import impls, machine, report, timing
+from . import contention, impls, machine, report, timing
 
 
 def run_bench(args, cases=None, settings=None):
-    """Run `fastconv bench` with argparse's `args` (quick, json, plot, markdown; threads already applied).
+    """Run `fastconv bench` with argparse's `args` (quick, json, plot, markdown, contention; threads
+    already applied). With args.contention only the contention case runs (fastconv.benchmarks.contention).
 
     `cases` / `settings` default to the whole catalogue and QUICK or FULL (tests pass tiny ones)."""
     plt = None
@@ -18,6 +19,8 @@ def run_bench(args, cases=None, settings=None):
         if plt is None:  # refuse before a minute of timing, not after
             print("fastconv bench: --plot needs matplotlib: pip install 'fastconv[plot]'", file=sys.stderr)
             return 2
+    if getattr(args, "contention", False):
+        return _run_contention(args)
     cases = catalogue.default_cases() if cases is None else cases
     settings = settings or (timing.QUICK if args.quick else timing.FULL)
     torch = impls.load_torch()
@@ -37,6 +40,18 @@ def run_bench(args, cases=None, settings=None):
     if plt is not None:
         report.plot(rows, args.plot, plt)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _run_contention(args):
+    torch = impls.load_torch()
+    info = machine.machine_info(None, torch)
+    print(report.machine_line(info), flush=True)
+    result = contention.measure(contention.ROUNDS["quick" if args.quick else "full"])
+    print("\n".join(contention.format_result(result)), flush=True)
+    if args.json:
+        _io.write_json(args.json, {"machine": info, "contention": result})
+        print(f"wrote {args.json}")
     return 0
 
 

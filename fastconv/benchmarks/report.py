@@ -3,6 +3,7 @@ Markdown page (docs/performance.md) that `fastconv bench --markdown` writes."""
 import dataclasses
 
 from .. import functional
+from . import machine as machine_module
 from .._io import atomic_write
 
 
@@ -101,15 +102,22 @@ def plot(rows, path, plt):
     plt.close(fig)
 
 
-def preamble(machine, cases):
-    """The lines above the table: what was measured on, what the short shape names and columns mean."""
+def machine_line(machine):
+    """fastconv's build, the CPU, threads and cores, numpy's and torch's versions, in one line."""
     info = machine["fastconv"]
     torch_text = f"torch {machine['torch']}" if machine["torch"] else "torch not installed (no torch columns)"
+    return (f"fastconv {info.get('version')} ({info.get('simd')}, openmp={info.get('openmp')}) on {machine['cpu']}, "
+            f"{machine['threads']} of {machine['cores']} cores; numpy {machine['numpy']}; {torch_text}")
+
+
+def preamble(machine, cases):
+    """The lines above the table: what was measured on, what the short shape names and columns mean."""
     return [
-        f"fastconv {info.get('version')} ({info.get('simd')}, openmp={info.get('openmp')}) on {machine['cpu']}, "
-        f"{machine['threads']} of {machine['cores']} cores; numpy {machine['numpy']}; {torch_text}",
+        machine_line(machine),
         f"float32, median per call; % peak is of {machine['gemm_peak_basis']}: "
         f"{machine['gemm_peak_gflops']:.1f} GFLOP/s",
+        machine_module.describe_blas(machine["blas"]),
+        *(f"WARNING: {text}" for text in machine["blas_warnings"]),
         "shapes (conv: N x C x H x W * K x C x R x S; gemm: M x K @ K x N):",
         shapes_legend(cases),
         "baseline: fastconv.reference (NumPy), numpy.matmul for gemm, 1 thread for conv2d-threads;",
