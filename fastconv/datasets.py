@@ -25,7 +25,7 @@ from ._io import ProgressBar, atomic_write
 __all__ = ["load_mnist", "load_mnist_sample", "read_idx", "download_mnist", "cache_dir", "DownloadError",
            "MNIST_FILES", "MIRRORS", "SAMPLE_DIR"]
 
-# name -> (size in bytes, SHA-256) of the official gzipped files (see /work/shared/data/README.md).
+# name -> (size in bytes, SHA-256) of the official gzipped files, as the mirrors serve them.
 MNIST_FILES = {
     "train-images-idx3-ubyte.gz": (9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
     "train-labels-idx1-ubyte.gz": (28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),

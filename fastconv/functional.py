@@ -1,4 +1,4 @@
-"""Stateless kernels: fastconv's public functional API (see API.md).
+"""Stateless kernels: fastconv's public functional API (reference: docs/api.md).
 
 Each function validates and normalises its arguments here, in Python (ndim, dtype, contiguity, sizes,
 64-bit overflow), then hands C-contiguous arrays of one float dtype to the compiled binding
