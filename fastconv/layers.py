@@ -199,6 +199,7 @@ class Layer:
         return self
 
     def count_params(self):
+        """The number of trainable parameters."""
         return sum(int(p.size) for p in self.params.values())
 
     def parameters(self):
@@ -215,9 +216,11 @@ class Layer:
 
     # -- computation (subclasses) --
     def forward(self, x, training=False):
+        """The layer's output for the batch x; training=True keeps what backward needs."""
         raise NotImplementedError
 
     def backward(self, grad):
+        """dL/d(input) from grad = dL/d(output) of the last training forward; fills self.grads."""
         raise NotImplementedError
 
     def backward_params(self, grad):
@@ -243,6 +246,7 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
+        """The layer get_config() describes (new parameters: load a checkpoint to restore weights)."""
         return cls(**config)
 
     def __repr__(self):
@@ -696,6 +700,7 @@ def register(cls):
 
 
 def serialize(layer):
+    """{"class_name": ..., "config": layer.get_config()}: a layer's record in a checkpoint."""
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 

@@ -135,6 +135,7 @@ class Sequential:
 
     @property
     def output_shape(self):
+        """The per-sample output shape (the last layer's), or None before build."""
         return self.layers[-1].output_shape if self.built else None
 
     def astype(self, dtype):
@@ -159,6 +160,7 @@ class Sequential:
         return [(f"{layer.name}.{key}", value) for layer in self.layers for key, value in layer.params.items()]
 
     def count_params(self):
+        """The number of trainable parameters of every layer together."""
         return sum(layer.count_params() for layer in self.layers)
 
     # ---- computation ---------------------------------------------------------------------------
@@ -198,6 +200,7 @@ class Sequential:
         return loss, logits
 
     def clear_caches(self):
+        """Drop what the last training forward kept for backward, in every layer."""
         for layer in self.layers:
             layer.clear_cache()
 
@@ -336,6 +339,7 @@ class Sequential:
         return np.concatenate(outputs)
 
     def predict_classes(self, x, batch_size=256):
+        """The most probable class of each sample (N,), from predict."""
         return self.predict(x, batch_size).argmax(axis=1)
 
     # ---- summary -------------------------------------------------------------------------------
@@ -366,6 +370,7 @@ class Sequential:
     # ---- checkpoints ---------------------------------------------------------------------------
 
     def get_config(self):
+        """The architecture as a JSON-able dict (what save writes beside the weights)."""
         return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "name": self.name,
                 "input_shape": list(self.input_shape), "dtype": self.dtype.name, "seed": self.seed,
                 "loss": self.loss.name, "layers": [layers_module.serialize(layer) for layer in self.layers]}
