@@ -392,3 +392,32 @@ def test_contention_report_warns_when_idle_was_not_idle():
     result.update(loaded_over_idle=0.3, loadavg_1min_before=0.2)
     lines = contention.format_result(result)
     assert "MISSES" in lines[2] and not lines[-1].startswith("WARNING")
+
+
+# ---- the kernels auto runs (fastconv.conv2d_plan) -------------------------------------------------
+
+def fake_plan(x_shape, w_shape, stride, padding, dtype):
+    assert dtype == "float32" and x_shape[1] == w_shape[1]
+    return {"forward": f"fwd-k{w_shape[0]}", "grad_x": "gx", "grad_w": f"gw-s{stride}"}
+
+
+def test_conv_rows_name_their_kernels(tmp_path, capsys, monkeypatch, no_torch):
+    monkeypatch.setattr(fastconv.functional, "conv2d_plan", fake_plan, raising=False)
+    path = tmp_path / "bench.json"
+    chosen = tiny_cases()[:4]  # conv2d-fwd, conv2d-bwd, then two pooling cases
+    assert command.run_bench(namespace(json=str(path)), cases=chosen, settings=TINY) == 0
+    rows = json.loads(path.read_text())["results"]
+    plan = {"forward": "fwd-k4", "grad_x": "gx", "grad_w": "gw-s2"}
+    assert rows[0]["plan"] == rows[1]["plan"] == plan and "plan" not in rows[2]
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("case"))
+    assert "kernels (auto)" in lines[header]
+    assert lines[header + 1].rstrip().endswith("fwd-k4") and lines[header + 2].rstrip().endswith("gx / gw-s2")
+    assert lines[header + 3].rstrip().endswith("-")
+    assert len({len(line) for line in lines[header:header + 5]}) == 1, "columns must line up"
+
+
+def test_no_kernel_column_without_conv2d_plan(monkeypatch):
+    monkeypatch.delattr(fastconv.functional, "conv2d_plan", raising=False)
+    assert impls.conv_plan(CONV) is None
+    assert all(column[0] != "kernels (auto)" for column in report.table_columns(True, impls.have_plan()))

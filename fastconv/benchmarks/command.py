@@ -27,7 +27,7 @@ def run_bench(args, cases=None, settings=None):
     peak = timing.measure_peak(settings)
     info = machine.machine_info(peak, torch, settings.peak_size)
     print("\n".join(report.preamble(info, cases)) + "\n", flush=True)
-    columns = report.table_columns(torch is not None)
+    columns = report.table_columns(torch is not None, with_plan=impls.have_plan())
     print(report.format_header(columns), flush=True)
     rows = timing.run_cases(cases, settings, torch is not None, peak,
                             on_row=lambda row: print(report.format_row(row, columns), flush=True))

@@ -49,6 +49,25 @@ def _normal(rng, shape):
     return rng.standard_normal(shape, dtype=DTYPE)
 
 
+PLAN_PARTS = ("forward", "grad_x", "grad_w")
+
+
+def have_plan():
+    """True when this fastconv can name the kernels algo="auto" runs (fastconv.conv2d_plan)."""
+    return hasattr(functional, "conv2d_plan")
+
+
+def conv_plan(shape):
+    """{"forward", "grad_x", "grad_w"} -> the name of the kernel algo="auto" runs on the ConvShape,
+    from fastconv.conv2d_plan; None in a fastconv without it."""
+    if not have_plan():
+        return None
+    plan = functional.conv2d_plan((shape.n, shape.c, shape.h, shape.w), (shape.k, shape.c, shape.kernel, shape.kernel),
+                                  shape.stride, shape.pad, np.dtype(DTYPE).name)
+    part_of = plan.get if isinstance(plan, dict) else lambda part: getattr(plan, part)
+    return {part: str(part_of(part)) for part in PLAN_PARTS}
+
+
 def prepare(case, impl):
     """A Bench for `impl` (one of case.implementations) on `case`; Unavailable if it cannot run here."""
     if impl not in case.implementations:

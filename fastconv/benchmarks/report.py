@@ -37,26 +37,40 @@ COLUMNS = [
 _TORCH_COLUMNS = ("torch ms", "fc/torch")
 
 
-def table_columns(with_torch):
-    return [c for c in COLUMNS if with_torch or c[0] not in _TORCH_COLUMNS]
+def _kernels(row):
+    """The kernels auto ran on a conv row: the forward's, or grad_x's / grad_w's."""
+    plan = row.get("plan")
+    if not plan:
+        return "-"
+    return plan["forward"] if row["kind"] == "conv2d-fwd" else f"{plan['grad_x']} / {plan['grad_w']}"
+
+
+PLAN_COLUMN = ("kernels (auto)", 36, _kernels)
+_LEFT_ALIGNED = ("shape", "baseline", PLAN_COLUMN[0])
+
+
+def table_columns(with_torch, with_plan=False):
+    """The table's columns: without PyTorch no torch columns; the kernel names when conv2d_plan exists."""
+    columns = [c for c in COLUMNS if with_torch or c[0] not in _TORCH_COLUMNS]
+    return columns + [PLAN_COLUMN] if with_plan else columns
 
 
 def format_row(row, columns):
     first, *rest = columns
     return f"{first[2](row):<{first[1]}} " + " ".join(
-        f"{fn(row):<{width}}" if header in ("shape", "baseline") else f"{fn(row):>{width}}"
+        f"{fn(row):<{width}}" if header in _LEFT_ALIGNED else f"{fn(row):>{width}}"
         for header, width, fn in rest)
 
 
 def format_header(columns):
     first, *rest = columns
     return f"{first[0]:<{first[1]}} " + " ".join(
-        f"{h:<{w}}" if h in ("shape", "baseline") else f"{h:>{w}}" for h, w, _ in rest)
+        f"{h:<{w}}" if h in _LEFT_ALIGNED else f"{h:>{w}}" for h, w, _ in rest)
 
 
 def format_table(rows, with_torch):
     """The whole table as text (the command prints it row by row as they are measured)."""
-    columns = table_columns(with_torch)
+    columns = table_columns(with_torch, with_plan=any("plan" in row for row in rows))
     return "\n".join([format_header(columns)] + [format_row(r, columns) for r in rows])
 
 

@@ -81,6 +81,8 @@ def run_case(case, settings, torch_available, peak_gflops):
     main_impl, baseline_impl, torch_impl = case.roles
     row = {"name": case.name, "kind": case.kind, "shape": case.shape_name, "dims": case.describe(),
            "fastconv_impl": main_impl, "baseline": baseline_impl}
+    if case.family == "conv" and impls.have_plan():
+        row["plan"] = impls.conv_plan(case.shape)
     times = {}
     for role, impl in (("fastconv", main_impl), ("torch", torch_impl), ("reference", baseline_impl)):
         if impl is None or (impl == "torch" and not torch_available):
