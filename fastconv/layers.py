@@ -584,10 +584,8 @@ class Dense(Layer):
 
     gemm: "fastconv" (default: the package's own C GEMM, the one im2col uses) or "numpy" (NumPy's BLAS).
     Why not NumPy's by default: after each call OpenBLAS's worker threads keep spinning on the cores
-    that the next conv kernel's OpenMP threads need, and every kernel of the step then waits for them.
-    Measured on the 2-core machine (LeNet-5, one epoch of 2,560 images, 2 threads): 0.98 s with
-    "numpy", 0.18 s with OPENBLAS_NUM_THREADS=1, and the same with "fastconv" (one thread pool).
-    Initializers as in Conv2D (fan_in = in, fan_out = units).
+    that the next conv kernel's OpenMP threads need, and every kernel of the step then waits for them
+    (docs/performance.md has the measurement). Initializers as in Conv2D (fan_in = in, fan_out = units).
     """
 
     def __init__(self, units, use_bias=True, kernel_initializer="pytorch", bias_initializer="pytorch",
