@@ -12,7 +12,6 @@ NumPy reference / numpy.matmul, which take seconds on the big shapes. PyTorch an
 are optional: their benchmarks are skipped, not failed, when they cannot run.
 """
 import os
-import time
 
 import pytest
 
@@ -33,20 +32,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["torch"] = torch.__version__ if torch is not None else None
 
 
-def _first_call_seconds(bench):
-    """Warm up, and return an estimate of one call's time (a second call when the first was short)."""
-    if bench.warmup is not None:
-        bench.warmup()
-    start = time.perf_counter()
-    bench.fn()
-    cost = time.perf_counter() - start
-    if cost < timing.KEEP_FIRST_CALL_S:  # the first call may have paid one-time costs
-        start = time.perf_counter()
-        bench.fn()
-        cost = min(cost, time.perf_counter() - start)
-    return cost
-
-
 @pytest.fixture
 def run_case(benchmark):
     """run_case(case, impl, group=None): benchmark one implementation of a fastconv.benchmarks case
@@ -64,7 +49,7 @@ def run_case(benchmark):
                                     threads=fastconv.get_num_threads())
         if case.flops():
             benchmark.extra_info["flops"] = case.flops()
-        cost = _first_call_seconds(bench)
+        cost, _ = timing.warm_up(bench)
         if cost < AUTO_CALIBRATE_BELOW_S:
             return benchmark(bench.fn)
         max_rounds = BASELINE_MAX_ROUNDS if impl in cases.BASELINES else MAX_ROUNDS

@@ -44,7 +44,7 @@ def busy_neighbour():
 
 def _epoch_seconds(bench, loaded):
     with busy_neighbour() if loaded else contextlib.nullcontext():
-        return timing._timed(bench.fn, 1)
+        return timing.time_calls(bench.fn, 1)
 
 
 def measure(rounds, run=None, with_torch=True):
@@ -70,7 +70,7 @@ def measure(rounds, run=None, with_torch=True):
     if with_torch and impls.load_torch() is not None:
         torch_bench = impls.prepare(case, "torch")
         torch_bench.warmup()
-        torch_s = statistics.median(timing._timed(torch_bench.fn, 1) for _ in range(rounds))
+        torch_s = statistics.median(timing.time_calls(torch_bench.fn, 1) for _ in range(rounds))
         result.update(torch_idle_images_per_s=run.images / torch_s,
                       idle_over_torch=rate["idle"] * torch_s / run.images,
                       idle_over_torch_target=IDLE_OVER_TORCH_TARGET)

@@ -42,27 +42,29 @@ FULL = Settings(budget_s=1.5, max_rounds=100, baseline_max_rounds=5)
 KEEP_FIRST_CALL_S = 0.25
 
 
-def measure(bench, budget_s, max_rounds, min_round_s=2e-3):
-    """Time `bench.fn`: {"median_s", "min_s", "rounds"}, seconds per call, after a warm-up."""
-    samples = []
+def warm_up(bench):
+    """Warm `bench` up: (seconds of one call, whether that call may count as a timed round)."""
     if bench.warmup is not None:
         bench.warmup()
-        cost = _timed(bench.fn, 1)
-        samples.append(cost)
-    else:
-        cost = _timed(bench.fn, 1)  # the warm-up call
-        if cost >= KEEP_FIRST_CALL_S:
-            samples.append(cost)
-        else:  # the first call paid one-time costs; a second one tells how many calls fill a round
-            cost = min(cost, _timed(bench.fn, 1))
+        return time_calls(bench.fn, 1), True
+    cost = time_calls(bench.fn, 1)
+    if cost >= KEEP_FIRST_CALL_S:
+        return cost, True
+    return min(cost, time_calls(bench.fn, 1)), False  # the first call paid one-time costs
+
+
+def measure(bench, budget_s, max_rounds, min_round_s=2e-3):
+    """Time `bench.fn`: {"median_s", "min_s", "rounds"}, seconds per call, after a warm-up."""
+    cost, counts = warm_up(bench)
+    samples = [cost] if counts else []
     number = max(1, min(100_000, math.ceil(min_round_s / max(cost, 1e-9))))
     start = time.perf_counter()
     while len(samples) < max_rounds and (not samples or time.perf_counter() - start < budget_s):
-        samples.append(_timed(bench.fn, number))
+        samples.append(time_calls(bench.fn, number))
     return {"median_s": statistics.median(samples), "min_s": min(samples), "rounds": len(samples)}
 
 
-def _timed(fn, number):
+def time_calls(fn, number):
     """Mean seconds per call over `number` back-to-back calls."""
     return timeit.Timer(fn).timeit(number) / number
 
