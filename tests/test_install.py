@@ -8,9 +8,11 @@
 The checks that need the checkout are skipped when the tests run from elsewhere (e.g. an sdist).
 """
 import glob
+import importlib.machinery
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -73,6 +75,27 @@ def test_import_from_the_unbuilt_source_tree_says_what_to_do(tmp_path):
     message = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path).stdout
     assert "are not built" in message and "pip install ." in message and "pip install -e ." in message
     assert "circular" not in message
+
+
+@needs_checkout
+def test_python_m_pytest_in_a_source_tree_uses_the_installed_package(tmp_path):
+    """`python -m pytest tests` from an unbuilt source tree imports the installed fastconv (conftest.py)."""
+    outside = [entry for entry in sys.path if os.path.realpath(entry or os.getcwd()) != os.path.realpath(REPO)]
+    if importlib.machinery.PathFinder.find_spec("fastconv", outside) is None:
+        pytest.skip("fastconv is installed in place (pip install -e .): there the source tree is the package")
+    tree = tmp_path / "tree"
+    (tree / "fastconv").mkdir(parents=True)
+    (tree / "tests").mkdir()
+    for name in ("conftest.py", "pyproject.toml"):
+        shutil.copy(os.path.join(REPO, name), tree / name)
+    for path in glob.glob(os.path.join(REPO, "fastconv", "*.py")):  # the sources, no compiled extension
+        shutil.copy(path, tree / "fastconv")
+    (tree / "tests" / "test_where.py").write_text(
+        "import fastconv\n\n\ndef test_installed():\n"
+        f"    assert not fastconv.__file__.startswith({str(tree)!r})\n"
+        "    assert fastconv.conv2d([[[[1.0]]]], [[[[2.0]]]]).item() == 2.0\n")
+    output = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=tree)
+    assert "1 passed" in output
 
 
 # Files outside the repository that its text must not send a reader to.
