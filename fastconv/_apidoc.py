@@ -64,7 +64,7 @@ def _value(value):
     if isinstance(value, str) and os.path.isabs(value):
         return "a path inside the installed package"
     text = repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."
+    return f"`{text}`" if len(text) <= 200 else f"`{text[:197]}...`"
 
 
 def _own_methods(cls):
@@ -116,7 +116,7 @@ def module_section(module_name, title, summary):
         elif callable(obj):
             lines += [f"### `{name}{_signature(obj)}`", "", _doc(obj), ""]
         else:
-            lines += [f"### `{name}`", "", f"Constant: `{_value(obj)}`.", ""]
+            lines += [f"### `{name}`", "", f"Constant: {_value(obj)}.", ""]
     return lines
 
 
