@@ -319,10 +319,13 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
 
 # ---- activation and matrix product (the layers' other kernels) ----------------------------------
 
-def relu(x):
-    """max(x, 0) elementwise, any shape; a NaN stays NaN."""
+def relu(x, out=None):
+    """max(x, 0) elementwise, any shape; a NaN stays NaN. out: optional array of x's shape and dtype
+    to write to (x itself: in place)."""
     x = _float_array(x, "x", np.ndim(x))
-    return np.maximum(x, x.dtype.type(0))  # maximum propagates NaN
+    if out is not None and (not isinstance(out, np.ndarray) or out.shape != x.shape or out.dtype != x.dtype):
+        raise ValueError(f"out must be an array of shape {x.shape} and dtype {x.dtype}")
+    return np.maximum(x, x.dtype.type(0), out=out)  # maximum propagates NaN
 
 
 def relu_backward(grad_out, y):
