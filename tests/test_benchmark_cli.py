@@ -124,11 +124,11 @@ def lenet_steps(model, x, y, steps, lr=0.05):
     return losses
 
 
-@pytest.mark.parametrize("algo", ["direct", "im2col"])
-def test_reference_backend_takes_the_same_steps_as_fastconv(algo):
+@pytest.mark.parametrize("name, algo", [("lenet5", "direct"), ("lenet5", "im2col"), ("lenet5_classic", "auto")])
+def test_reference_backend_takes_the_same_steps_as_fastconv(name, algo):
     """The reference row times the very same model and work as the fastconv rows, on NumPy kernels."""
     x, y = impls.lenet_data(8)
-    fast, slow = models.lenet5(seed=1, algo=algo), models.lenet5(seed=1)
+    fast, slow = models.get(name, seed=1, algo=algo), models.get(name, seed=1)
     slow.backend = "reference"
     assert all(layer.kernels is reference for layer in slow.layers)
     assert lenet_steps(fast, x, y, 3) == pytest.approx(lenet_steps(slow, x, y, 3), rel=1e-4)
