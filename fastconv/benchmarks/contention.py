@@ -23,6 +23,8 @@ LOADED_OVER_IDLE_TARGET = 0.55
 IDLE_OVER_TORCH_TARGET = 2.0
 # Time for the neighbour's interpreter to start and reach its loop before an epoch is timed.
 NEIGHBOUR_START_S = 0.2
+# Pause after stopping it, longer than the 250 ms the adaptive thread count looks back over.
+NEIGHBOUR_STOP_S = 0.3
 # A 1-minute load average above this many runnable processes per core means "idle" was not idle.
 BUSY_LOAD_PER_CORE = 0.5
 _SPIN = "while True:\n    pass\n"
@@ -40,6 +42,7 @@ def busy_neighbour():
     finally:
         process.kill()
         process.wait()
+        time.sleep(NEIGHBOUR_STOP_S)
 
 
 def _epoch_seconds(bench, loaded):
