@@ -293,17 +293,18 @@ def test_plot_writes_png(tmp_path, no_torch):
 def test_markdown_page_keeps_the_hand_written_text(tmp_path, no_torch):
     """`--markdown PAGE` writes the run between the page's markers and leaves the rest as it was."""
     page = tmp_path / "performance.md"
-    page.write_text(f"# Performance\n\nintro\n\n{report.MARKDOWN_BEGIN}\nold run\n{report.MARKDOWN_END}\n\nnotes\n")
+    begin, end = report.markers("table")
+    page.write_text(f"# Performance\n\nintro\n\n{begin}\nold run\n{end}\n\nnotes\n")
     chosen = tiny_cases()[:2]
     assert command.run_bench(namespace(markdown=str(page)), cases=chosen, settings=TINY) == 0
     text = page.read_text()
     assert text.startswith("# Performance\n\nintro\n\n") and text.endswith("\nnotes\n")
-    assert "old run" not in text and text.count(report.MARKDOWN_BEGIN) == 1
+    assert "old run" not in text and text.count(begin) == 1
     for case in chosen:
         assert case.kind in text
     new_page = tmp_path / "new.md"
     assert command.run_bench(namespace(markdown=str(new_page)), cases=chosen, settings=TINY) == 0
-    assert new_page.read_text().startswith("# Performance\n\n" + report.MARKDOWN_BEGIN)
+    assert new_page.read_text().startswith("# Performance\n\n" + begin)
 
 
 # ---- the numpy baseline's BLAS kernel -------------------------------------------------------------
@@ -369,11 +370,15 @@ def test_contention_measures_alternating_rounds(monkeypatch):
     assert "loaded / idle" in lines[2] and "not measured" in lines[3]
 
 
-def test_cli_contention_writes_json(tmp_path, monkeypatch, capsys):
+def test_cli_contention_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(contention, "RUN", catalogue.LeNetRun(16, 8))
     monkeypatch.setattr(contention, "ROUNDS", {"quick": 1, "full": 1})
-    path = tmp_path / "contention.json"
-    assert cli.main(["bench", "--contention", "--quick", "--json", str(path)]) == 0
+    path, page = tmp_path / "contention.json", tmp_path / "performance.md"
+    table_begin, table_end = report.markers("table")
+    page.write_text(f"# Performance\n\n{table_begin}\nthe table\n{table_end}\n")
+    assert cli.main(["bench", "--contention", "--quick", "--json", str(path), "--markdown", str(page)]) == 0
+    text = page.read_text()
+    assert "the table" in text and "beside 1 busy process" in text.split(report.markers("contention")[0])[1]
     data = json.loads(path.read_text())
     assert data["contention"]["rounds"] == 1 and data["contention"]["loaded_images_per_s"] > 0
     assert "beside 1 busy process" in capsys.readouterr().out

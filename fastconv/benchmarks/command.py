@@ -34,8 +34,9 @@ def run_bench(args, cases=None, settings=None):
     if args.json:
         _io.write_json(args.json, report.report(info, settings, rows))
         print(f"wrote {args.json}")
-    if getattr(args, "markdown", None):
-        report.write_markdown(args.markdown, report.markdown_section(info, cases, rows, _command_line()))
+    if args.markdown:
+        section = report.markdown_section("table", info, report.table_body(info, cases, rows), _command_line())
+        report.write_markdown(args.markdown, "table", section)
         print(f"wrote {args.markdown}")
     if plt is not None:
         report.plot(rows, args.plot, plt)
@@ -48,10 +49,16 @@ def _run_contention(args):
     info = machine.machine_info(None, torch)
     print(report.machine_line(info), flush=True)
     result = contention.measure(contention.ROUNDS["quick" if args.quick else "full"])
-    print("\n".join(contention.format_result(result)), flush=True)
+    lines = contention.format_result(result)
+    print("\n".join(lines), flush=True)
     if args.json:
         _io.write_json(args.json, {"machine": info, "contention": result})
         print(f"wrote {args.json}")
+    if args.markdown:
+        body = [report.machine_line(info), *lines]
+        report.write_markdown(args.markdown, "contention",
+                              report.markdown_section("contention", info, body, _command_line()))
+        print(f"wrote {args.markdown}")
     return 0
 
 

@@ -139,32 +139,41 @@ def preamble(machine, cases):
     ]
 
 
-# The run's section of docs/performance.md sits between these markers; the rest of the page is kept.
-MARKDOWN_BEGIN = "<!-- fastconv bench --markdown: begin (this part is rewritten by every run) -->"
-MARKDOWN_END = "<!-- fastconv bench --markdown: end -->"
+# Each kind of run has its section of docs/performance.md between two markers; the rest of the page is kept.
+def markers(kind):
+    """The (begin, end) markers of a kind of run ("table" or "contention") in the Markdown page."""
+    return (f"<!-- fastconv bench --markdown: {kind} begin (rewritten by every such run) -->",
+            f"<!-- fastconv bench --markdown: {kind} end -->")
+
+
 MARKDOWN_TITLE = "# Performance\n\n"
 
 
-def markdown_section(machine, cases, rows, command):
-    """The run as Markdown: when, where, the command, then the preamble and table in a code block."""
-    with_torch = any("torch_s" in row for row in rows)
-    lines = [MARKDOWN_BEGIN, f"Run of {machine['date']} (UTC), 1-minute load average {machine['loadavg_1min']}:",
-             f"`{command}`", "", "```"]
-    lines += preamble(machine, cases) + ["", format_table(rows, with_torch), "```", MARKDOWN_END]
+def markdown_section(kind, machine, body_lines, command):
+    """A run as Markdown: its markers, when and where, the command, then `body_lines` in a code block."""
+    begin, end = markers(kind)
+    lines = [begin, f"Run of {machine['date']} (UTC), 1-minute load average {machine['loadavg_1min']}:",
+             f"`{command}`", "", "```", *body_lines, "```", end]
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(path, section):
-    """Put `section` into the Markdown page at `path`: between the markers if the page has them, else
-    appended (a new page gets a title)."""
+def table_body(machine, cases, rows):
+    """The lines `fastconv bench` prints: preamble, blank line, table."""
+    return preamble(machine, cases) + ["", format_table(rows, any("torch_s" in row for row in rows))]
+
+
+def write_markdown(path, kind, section):
+    """Put `section` into the Markdown page at `path`: between the page's markers of `kind` if it has
+    them, else appended (a new page gets a title)."""
+    begin, end = markers(kind)
     try:
         with open(path, encoding="utf-8") as handle:
             page = handle.read()
     except FileNotFoundError:
         page = MARKDOWN_TITLE
-    if MARKDOWN_BEGIN in page and MARKDOWN_END in page:
-        before, rest = page.split(MARKDOWN_BEGIN, 1)
-        after = rest.split(MARKDOWN_END, 1)[1].lstrip("\n")
+    if begin in page and end in page:
+        before, rest = page.split(begin, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
         page = before + section + ("\n" + after if after else "")
     else:
         page = page.rstrip("\n") + "\n\n" + section
