@@ -58,6 +58,9 @@ MAX_ELEMENTS = 20_000
 MAX_MACS = 400_000
 # Values sprinkled into the arrays, with a subnormal of each dtype.
 SPECIALS = (np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, 5e-324)
+# The reference's convolutions (np.tensordot: BLAS) can drop NaN * 0 (e.g. a NaN in x under a zero
+# weight gives 0), so the operands of products hold no zeros, nor what a cast to float32 makes zero.
+NONZERO_SPECIALS = (np.nan, np.inf, -np.inf, 1e-45)
 # Operand dtypes besides float32/float64: floats are cast to the call's dtype, the rest are refused.
 OTHER_DTYPES = (np.float16, np.longdouble, np.int32, np.int64, np.uint8, np.bool_, np.complex64,
                 np.complex128, object)
@@ -90,6 +93,7 @@ class Draw:
         self.fdp = atheris.FuzzedDataProvider(data)
         self.rng = np.random.default_rng(self.int(0, 2**32 - 1))
         self.defects = []
+        self.zeros = True
 
     def int(self, low, high):
         return self.fdp.ConsumeIntInRange(low, high)
@@ -129,9 +133,9 @@ class Draw:
     def dtype(self, call_dtype=None):
         """The dtype of an array: for the call's first array (call_dtype None) float32 or float64; for
         the others call_dtype, or another float (cast to it); rarely anything else (a defect)."""
-        choice = self.int(0, 31)
-        if choice < 28:
-            return call_dtype if call_dtype is not None and choice < 24 else (np.float32, np.float64)[choice % 2]
+        choice = self.int(0, 63)
+        if choice < 60:
+            return call_dtype if call_dtype is not None and choice < 48 else (np.float32, np.float64)[choice % 2]
         return OTHER_DTYPES[self.int(0, len(OTHER_DTYPES) - 1)]
 
     def array(self, name, shape, dtype, first=False, specials=True):
@@ -144,17 +148,22 @@ class Draw:
         return value
 
     def values(self, shape, dtype, specials):
-        """Normal values, or small integers (ties, exact zeros) for a quarter of the arrays."""
+        """Normal values, or small integers (ties, exact zeros) for a quarter of the arrays; without
+        zeros where self.zeros is false."""
         if self.int(0, 3) == 3:
             values = self.rng.integers(-2, 3, shape).astype(np.float64)
         else:
             values = self.rng.standard_normal(shape)
         if specials and values.size:
+            choices = SPECIALS if self.zeros else NONZERO_SPECIALS
             for _ in range(self.pick((0, 0, 1, 2, 3, 8))):
-                values.flat[self.int(0, values.size - 1)] = self.pick(SPECIALS)
+                values.flat[self.int(0, values.size - 1)] = self.pick(choices)
         if np.dtype(dtype).kind in "iub":
             return np.nan_to_num(values, posinf=2, neginf=-2).astype(dtype)
-        return values.astype(dtype)
+        values = values.astype(dtype)
+        if not self.zeros:
+            values[values == 0] = 1   # also the values the cast rounded to zero
+        return values
 
     def layout(self, values):
         """values as a C, Fortran, reversed, strided, transposed, unaligned or read-only array, or a list."""
@@ -236,8 +245,9 @@ def conv_shapes(d, kernel, stride, pad):
 
 
 def conv_arguments(d, forward):
-    """(x, weight, stride, padding), the conv's output shape (None if invalid), and whether values
-    that meet the padding may hold specials."""
+    """(x, weight, stride, padding) of a convolution (for its `forward` pass or not), its output shape
+    (None if invalid), and whether values that meet the padding may hold specials."""
+    d.zeros = False
     stride_arg, stride = d.size_arg("stride", STRIDES)
     padding_arg, pad = d.size_arg("padding", (0, 1, 2, 0, 3))
     kernel = (d.int(1, 7), d.int(1, 7))
@@ -361,6 +371,7 @@ def call_max_pool2d_backward(d):
 
 
 def call_gemm(d):
+    d.zeros = False
     rows, depth, cols = d.int(0, 64), d.int(0, 64), d.int(0, 64)
     rows, depth, cols = shrink((rows, depth, cols), (0, 0, 0), lambda s: s[0] * s[1] * s[2], MAX_MACS // 4)
     b_rows = depth
@@ -441,26 +452,60 @@ def route(op, args, kwargs, simd_name, threads):
 
 # ---- checks --------------------------------------------------------------------------------------
 
-def assert_same_values(got, want, label):
-    """got == want: same dtype and shape, the same NaNs and signed infs, and finite values within the
-    dtype's tolerance (the absolute one scaled by the largest finite |want|); integers exactly."""
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.dtype == want.dtype, f"{label}: dtype {got.dtype}, reference {want.dtype}"
-    assert got.shape == want.shape, f"{label}: shape {got.shape}, reference {want.shape}"
-    if want.dtype.kind in "iu":
-        np.testing.assert_array_equal(got, want, err_msg=label)
-        return
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{label}: NaN positions")
-    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want), err_msg=f"{label}: +inf positions")
-    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want), err_msg=f"{label}: -inf positions")
-    finite = np.isfinite(want)
-    rtol = RTOL[want.dtype]
-    scale = float(np.max(np.abs(want[finite]))) if finite.any() else 0.0
-    np.testing.assert_allclose(got[finite], want[finite], rtol=rtol, atol=rtol * scale, err_msg=label)
+class Call:
+    """One decoded input: the op, its arguments, the SIMD level and thread counts it runs with."""
+
+    def __init__(self, data):
+        d = Draw(data)
+        self.op = d.pick(OPS)
+        self.simd_name = d.pick(SIMD_LEVELS)
+        # Few inputs on 2 threads: on a busy machine a parallel region can wait milliseconds for a core.
+        self.threads = 2 if MAX_THREADS == 2 and d.rare(4) else 1
+        self.compare_threads = MAX_THREADS == 2 and d.rare(8)
+        make_call, self.fastconv, self.reference = CALLS[self.op]
+        self.args, self.kwargs = make_call(d)
+        self.defects = d.defects
+
+    def run(self, threads):
+        os.environ["FASTCONV_SIMD"] = self.simd_name
+        fc.set_num_threads(threads)
+        return as_tuple(self.fastconv(*self.args, **self.kwargs))
+
+    def __str__(self):
+        shown = [f"{type(a).__name__}{np.shape(a)}:{np.asarray(a).dtype}" if isinstance(a, (np.ndarray, list))
+                 else repr(a) for a in self.args]
+        return (f"{self.op}({', '.join(shown)}, {self.kwargs}) simd={self.simd_name} threads={self.threads} "
+                f"defects={self.defects}")
 
 
 def as_tuple(result):
     return result if isinstance(result, tuple) else (result,)
+
+
+def mismatches(got, want):
+    """Mask of the positions where got differs from want: integers unequal; where want is NaN or an
+    inf, anything else than the same; elsewhere a value off by more than the dtype's tolerance (the
+    absolute one scaled by the largest finite |want|), or not finite."""
+    if want.dtype.kind in "iu":
+        return got != want
+    finite = np.isfinite(want)
+    special_differs = ~finite & ~((got == want) | (np.isnan(got) & np.isnan(want)))
+    rtol = RTOL[want.dtype]
+    scale = np.max(np.abs(want), where=finite, initial=0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        far = finite & ~(np.abs(got - want) <= rtol * (scale + np.abs(want)))
+    return special_differs | far
+
+
+def assert_same_values(got, want, label):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype, f"{label}: dtype {got.dtype}, reference {want.dtype}"
+    assert got.shape == want.shape, f"{label}: shape {got.shape}, reference {want.shape}"
+    bad = mismatches(got, want)
+    if bad.any():
+        first = np.unravel_index(np.argmax(bad), bad.shape)
+        raise AssertionError(f"{label}: {bad.sum()} of {bad.size} values differ from the reference, the "
+                             f"first at {first}: {got[first]!r}, reference {want[first]!r}")
 
 
 def snapshot(args):
@@ -475,62 +520,42 @@ def assert_unchanged(args, copies, label):
                 f"{label}: argument {position} was modified"
 
 
-def assert_refused(op, exc, expected, defects, label):
+def assert_refused(call, exc, expected):
     """fastconv's error for a call the reference refused: the same class when the call has one defect
     (with several, each module may report a different one first), a message naming an argument."""
-    if len(set(defects)) <= 1:
+    if len(set(call.defects)) <= 1:
         assert type(exc) is type(expected), \
-            f"{label}: fastconv raised {type(exc).__name__}({exc}), the reference {type(expected).__name__}({expected})"
-    names = "|".join(ARGUMENT_NAMES[op])
-    assert re.search(rf"\b({names})\b", str(exc)), f"{label}: the message names no argument: {exc}"
-
-
-def run_fastconv(call, args, kwargs, simd_name, threads):
-    os.environ["FASTCONV_SIMD"] = simd_name
-    fc.set_num_threads(threads)
-    return as_tuple(call(*args, **kwargs))
-
-
-def describe(op, args, kwargs, simd_name, threads, defects):
-    shapes = [f"{type(a).__name__}{np.shape(a)}:{np.asarray(a).dtype}" if isinstance(a, (np.ndarray, list))
-              else repr(a) for a in args]
-    return f"{op}({', '.join(shapes)}, {kwargs}) simd={simd_name} threads={threads} defects={defects}"
+            f"{call}: fastconv raised {type(exc).__name__}({exc}), the reference {type(expected).__name__}({expected})"
+    names = "|".join(ARGUMENT_NAMES[call.op])
+    assert re.search(rf"\b({names})\b", str(exc)), f"{call}: the message names no argument: {exc}"
 
 
 def TestOneInput(data):
-    d = Draw(data)
-    op = d.pick(OPS)
-    simd_name = d.pick(SIMD_LEVELS)
-    # Few inputs on 2 threads: on a busy machine a parallel region can wait milliseconds for a core.
-    threads = 2 if MAX_THREADS == 2 and d.rare(4) else 1
-    other_threads = MAX_THREADS == 2 and d.rare(8)
-    make_call, fastconv_call, reference_call = CALLS[op]
-    args, kwargs = make_call(d)
-    label = describe(op, args, kwargs, simd_name, threads, d.defects)
+    call = Call(data)
     try:
         with np.errstate(all="ignore"):   # the reference meets inf - inf and 0 * inf too
-            expected = as_tuple(reference_call(*args, **kwargs))
+            expected = as_tuple(call.reference(*call.args, **call.kwargs))
     except (ValueError, TypeError) as refusal:
-        mark_route((op, "refused", type(refusal).__name__))
+        mark_route((call.op, "refused", type(refusal).__name__))
         try:
-            run_fastconv(fastconv_call, args, kwargs, simd_name, threads)
+            call.run(call.threads)
         except (ValueError, TypeError) as exc:
-            assert_refused(op, exc, refusal, d.defects, label)
+            assert_refused(call, exc, refusal)
             return
-        raise AssertionError(f"{label}: the reference raised {type(refusal).__name__}({refusal}), fastconv "
-                             "returned a result")
-    assert not d.defects, f"{label}: the reference accepted a call the harness made invalid"
-    mark_route(route(op, args, kwargs, simd_name, threads))
-    copies = snapshot(args)
-    got = run_fastconv(fastconv_call, args, kwargs, simd_name, threads)
-    assert_unchanged(args, copies, label)
-    assert len(got) == len(expected), label
+        raise AssertionError(f"{call}: the reference raised {type(refusal).__name__}({refusal}), fastconv "
+                             "returned a result") from None
+    assert not call.defects, f"{call}: the reference accepted a call the harness made invalid"
+    mark_route(route(call.op, call.args, call.kwargs, call.simd_name, call.threads))
+    copies = snapshot(call.args)
+    got = call.run(call.threads)
+    assert_unchanged(call.args, copies, call)
+    assert len(got) == len(expected), call
     for position, (value, want) in enumerate(zip(got, expected)):
-        assert_same_values(value, want, f"{label} result {position}")
-    if other_threads:
-        again = run_fastconv(fastconv_call, args, kwargs, simd_name, 3 - threads)
-        for position, (value, first) in enumerate(zip(again, got)):
-            assert value.tobytes() == first.tobytes(), f"{label} result {position}: differs on {3 - threads} threads"
+        assert_same_values(value, want, f"{call} result {position}")
+    if call.compare_threads:
+        other = 3 - call.threads
+        for position, (value, first) in enumerate(zip(call.run(other), got)):
+            assert value.tobytes() == first.tobytes(), f"{call} result {position}: other bytes on {other} threads"
 
 
 def main():
