@@ -16,17 +16,19 @@ from .functional import (  # noqa: E402
     conv2d,
     conv2d_backward,
     gemm,
+    get_adaptive_threads,
     get_num_threads,
     max_pool2d,
     max_pool2d_backward,
+    set_adaptive_threads,
     set_num_threads,
 )
 from . import functional, reference  # noqa: E402
 
 __all__ = [
     "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-    "avg_pool2d_backward", "set_num_threads", "get_num_threads", "build_info", "gemm",
-    "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis", "viz", "Sequential",
+    "avg_pool2d_backward", "set_num_threads", "get_num_threads", "set_adaptive_threads", "get_adaptive_threads",
+    "build_info", "gemm", "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis", "viz", "callbacks", "Sequential",
 ]
 
 
@@ -34,7 +36,7 @@ def __getattr__(name):
     # The training API is imported on first use, so `import fastconv` for the kernels stays light.
     import importlib
 
-    if name in ("layers", "optim", "losses", "models", "datasets", "viz", "analysis", "compare"):
+    if name in ("layers", "optim", "losses", "models", "datasets", "viz", "analysis", "compare", "callbacks"):
         return importlib.import_module(f".{name}", __name__)
     if name == "Sequential":
         from .model import Sequential
