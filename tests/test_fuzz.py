@@ -1,6 +1,6 @@
 """A bounded run of the atheris fuzz target of the functional API (tests/fuzz/fuzz_functional.py).
 
-A few thousand inputs from an empty corpus with a fixed seed (so a failure reproduces), in a
+Ten thousand inputs from an empty corpus with a fixed seed (so a failure reproduces), in a
 subprocess: libFuzzer ends the process at the first finding and saves the input, whose path the
 failure message gives. Its docstring says how to run a long campaign by hand.
 """
@@ -13,7 +13,7 @@ import sys
 import pytest
 
 FUZZ_TARGET = pathlib.Path(__file__).parent / "fuzz" / "fuzz_functional.py"
-RUNS = 4000
+RUNS = 10000
 SEED = 1
 HANG_SECONDS = 600   # the run takes about a minute
 
