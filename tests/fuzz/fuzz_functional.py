@@ -11,8 +11,11 @@ The same call goes to ``fastconv.reference`` (to ``numpy.matmul`` in float64 for
   when the call has a single defect, with a message naming an argument of the call;
 - otherwise fastconv's results must have the reference's dtype and shape, the same NaN positions and
   signed infs, values within a dtype tolerance elsewhere (max_pool2d's indices equal), leave the
-  inputs unchanged, and, for a quarter of the inputs, equal bit for bit the same call on the other
-  thread count.
+  inputs unchanged, and, for an eighth of the inputs (when 2 threads are allowed), equal bit for bit
+  the same call on the other thread count.
+
+NaN and inf go only where every kernel must treat them alike: never times a padding zero (which a
+direct kernel skips and the reference multiplies) nor times a zero operand (see NONZERO_SPECIALS).
 
 Anything else (another exception, a wrong result, a crash, a hang past -timeout) stops the run with
 the input saved as ``crash-<sha1>`` / ``timeout-<sha1>`` (``-artifact_prefix=DIR/`` puts it in DIR).
