@@ -480,8 +480,8 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     if grad_out.shape[:2] != input_shape[:2]:
         raise ValueError(f"input_shape {input_shape} must have grad_out's batch and channels "
                          f"{grad_out.shape[:2]}")
-    if min(grad_out.shape[2:]) < 1:
-        raise ValueError(f"grad_out must have H, W >= 1, got shape {grad_out.shape}")
+    if grad_out.size == 0:   # no gradient to route (as the reference: zeros, whatever H and W)
+        return np.zeros(input_shape, dtype=grad_out.dtype)
     grad_x = np.empty(input_shape, dtype=grad_out.dtype)
     if grad_x.size:
         # Kernel size and stride do not matter for the scatter; the C kernel checks every index.
