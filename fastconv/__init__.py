@@ -1,7 +1,7 @@
 """fastconv: fast CPU convolutional networks for Python.
 
 Stateless kernels (C, OpenMP) in the top-level namespace, as in API.md:
-    conv2d, conv2d_backward, max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward,
+    conv2d, conv2d_backward, conv2d_plan, max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward,
     set_num_threads, get_num_threads, build_info
 A NumPy oracle of the same kernels in `fastconv.reference`; a Keras-like training API in
 `fastconv.layers`, `fastconv.Sequential`, `fastconv.optim`, `fastconv.losses`, `fastconv.models`,
@@ -15,6 +15,7 @@ from .functional import (  # noqa: E402
     build_info,
     conv2d,
     conv2d_backward,
+    conv2d_plan,
     gemm,
     get_num_threads,
     max_pool2d,
@@ -24,7 +25,7 @@ from .functional import (  # noqa: E402
 from . import functional, reference  # noqa: E402
 
 __all__ = [
-    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "conv2d", "conv2d_backward", "conv2d_plan", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
     "avg_pool2d_backward", "set_num_threads", "get_num_threads", "build_info", "gemm",
     "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis", "viz", "Sequential",
 ]
