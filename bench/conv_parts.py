@@ -1,5 +1,6 @@
-"""The forward and each convolution gradient alone, per algorithm: the measurements behind functional.py's
-"auto" rules (grad_x and grad_w are separate kernels, and the faster algorithm differs between them).
+"""The forward and each convolution gradient alone, per algorithm: the measurements behind the "auto"
+rules of src_c/conv_plan.h (grad_x and grad_w are separate kernels, and the faster algorithm differs
+between them).
 
     python bench/conv_parts.py [shape ...] [--threads N]
 
@@ -32,16 +33,17 @@ def main():
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         weight = rng.standard_normal((k, c, r, r)).astype(np.float32)
         geometry = functional._conv_geometry(x.shape, weight.shape, stride, pad)
-        grad_y = rng.standard_normal((n, k, geometry[11], geometry[12])).astype(np.float32)
+        grad_y = rng.standard_normal(geometry.out_shape).astype(np.float32)
         outputs = {"gx": (np.empty_like(x), None, None), "gw": (None, np.empty_like(weight), None),
                    "gb": (None, None, np.empty(k, np.float32))}
         y = np.empty_like(grad_y)
         row = [f"{name:11s}"]
         for direct in (True, False):
-            forward = lambda: _kernels.conv2d_forward(direct, geometry, x, weight, None, y, threads, simd)  # noqa
+            algo = _kernels.ALGOS["direct" if direct else "im2col"]
+            forward = lambda: _kernels.conv2d_forward(algo, geometry, x, weight, None, y, threads, simd)  # noqa
             row.append(f"{'D' if direct else 'I'}fw {min(timeit.repeat(forward, number=3, repeat=7)) / 3 * 1e3:7.3f}")
             for label, grads in outputs.items():
-                call = lambda: _kernels.conv2d_backward(direct, geometry, grad_y, x, weight, *grads,  # noqa
+                call = lambda: _kernels.conv2d_backward(algo, geometry, grad_y, x, weight, *grads,  # noqa
                                                         threads, simd)
                 seconds = min(timeit.repeat(call, number=3, repeat=7)) / 3
                 row.append(f"{'D' if direct else 'I'}{label} {seconds * 1e3:7.3f}")

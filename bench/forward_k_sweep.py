@@ -1,6 +1,6 @@
 """The forward's "auto" crossover on this machine: the direct kernel (kvec / wvec) against the fused
 im2col + GEMM forward, over the number of output channels K, on a few layer shapes. The measurements
-behind functional.KVEC_AUTO_MAX_VECTORS_AVX2 and its small-reduction variant.
+behind src_c/conv_plan.h's FC_PLAN_AUTO_MAX_VECTORS_AVX2 and its small-reduction variant.
 
     python bench/forward_k_sweep.py [--threads N]
 

@@ -1,7 +1,7 @@
 """fastconv: fast CPU convolutional networks for Python.
 
 Stateless kernels (C, OpenMP) in the top-level namespace (reference: docs/api.md):
-    conv2d, conv2d_backward, max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward,
+    conv2d, conv2d_backward, conv2d_plan, max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward,
     set_num_threads, get_num_threads, build_info
 A NumPy oracle of the same kernels in `fastconv.reference`; a Keras-like training API in
 `fastconv.layers`, `fastconv.Sequential`, `fastconv.optim`, `fastconv.losses`, `fastconv.models`,
@@ -34,6 +34,7 @@ from .functional import (  # noqa: E402
     build_info,
     conv2d,
     conv2d_backward,
+    conv2d_plan,
     gemm,
     get_adaptive_threads,
     get_num_threads,
@@ -45,9 +46,10 @@ from .functional import (  # noqa: E402
 from . import functional, reference  # noqa: E402
 
 __all__ = [
-    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "conv2d", "conv2d_backward", "conv2d_plan", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
     "avg_pool2d_backward", "set_num_threads", "get_num_threads", "set_adaptive_threads", "get_adaptive_threads",
-    "build_info", "gemm", "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis", "viz", "callbacks", "Sequential",
+    "build_info", "gemm", "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis",
+    "viz", "callbacks", "Sequential",
 ]
 
 

@@ -2,8 +2,8 @@
 #
 # Everything here assumes fastconv.functional has already validated and normalised the arguments:
 # arrays are C-contiguous, of one float dtype (float32 or float64), shapes agree, and the geometry
-# tuple is consistent. This module only unpacks, drops the GIL, calls C and maps status codes to
-# Python exceptions.
+# (a ConvGeometry, or the pooling tuple) is consistent. This module only unpacks, drops the GIL, calls C
+# and maps status codes to Python exceptions.
 cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libc.stdlib cimport getenv
@@ -30,6 +30,17 @@ cdef extern from "fastconv.h" nogil:
         fc_index out_h, out_w
     enum:
         FC_OK, FC_ENOMEM, FC_EINDEX, FC_EINVAL
+    ctypedef enum fc_conv_algo:
+        FC_ALGO_AUTO
+        FC_ALGO_DIRECT
+        FC_ALGO_IM2COL
+    ctypedef enum fc_dtype:
+        FC_DTYPE_F32
+        FC_DTYPE_F64
+    ctypedef enum fc_conv_kernel:
+        FC_KERNEL_IM2COL_FUSED
+    ctypedef struct fc_conv_plan:
+        fc_conv_kernel kernel
 
     fc_simd_level fc_simd_best()
     int fc_simd_resolve(const char *request)
@@ -41,6 +52,11 @@ cdef extern from "fastconv.h" nogil:
     int fc_threads_adaptive()
     int fc_threads_free_cores(int cpus, double others_busy)
 
+    fc_conv_plan fc_conv_plan_forward(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, fc_dtype)
+    fc_conv_plan fc_conv_plan_grad_x(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, fc_dtype)
+    fc_conv_plan fc_conv_plan_grad_w(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, fc_dtype)
+    const char *fc_conv_kernel_name(fc_conv_kernel kernel)
+
     int fc_gemm_f32(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, float alpha,
                     const float *A, fc_index rs_a, fc_index cs_a, const float *B, fc_index rs_b,
                     fc_index cs_b, float beta, float *C, fc_index ldc)
@@ -48,24 +64,18 @@ cdef extern from "fastconv.h" nogil:
                     const double *A, fc_index rs_a, fc_index cs_a, const double *B, fc_index rs_b,
                     fc_index cs_b, double beta, double *C, fc_index ldc)
 
-    int fc_conv2d_forward_im2col_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *)
-    int fc_conv2d_forward_im2col_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *)
-    int fc_conv2d_forward_direct_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *)
-    int fc_conv2d_forward_direct_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *)
-    int fc_conv2d_forward_direct_vectorised_f32(const fc_ctx *, const fc_conv_shape *)
-    int fc_conv2d_forward_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
-    int fc_conv2d_grad_w_direct_vectorised_f32(const fc_ctx *, const fc_conv_shape *)
-    int fc_conv2d_grad_w_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
-    int fc_conv2d_grad_x_direct_vectorised_f32(const fc_ctx *, const fc_conv_shape *)
-    int fc_conv2d_grad_x_direct_vectorised_f64(const fc_ctx *, const fc_conv_shape *)
+    int fc_conv2d_forward_f32(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, const float *, const float *,
+                              const float *, float *)
+    int fc_conv2d_forward_f64(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, const double *, const double *,
+                              const double *, double *)
     int fc_relu_forward_f32(const fc_ctx *, fc_index, const float *, float *)
     int fc_relu_forward_f64(const fc_ctx *, fc_index, const double *, double *)
     int fc_relu_backward_f32(const fc_ctx *, fc_index, const float *, const float *, float *)
     int fc_relu_backward_f64(const fc_ctx *, fc_index, const double *, const double *, double *)
-    int fc_conv2d_backward_im2col_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
-    int fc_conv2d_backward_im2col_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *, double *, double *)
-    int fc_conv2d_backward_direct_f32(const fc_ctx *, const fc_conv_shape *, const float *, const float *, const float *, float *, float *, float *)
-    int fc_conv2d_backward_direct_f64(const fc_ctx *, const fc_conv_shape *, const double *, const double *, const double *, double *, double *, double *)
+    int fc_conv2d_backward_f32(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, const float *, const float *,
+                               const float *, float *, float *, float *)
+    int fc_conv2d_backward_f64(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, const double *, const double *,
+                               const double *, double *, double *, double *)
 
     int fc_max_pool2d_forward_f32(const fc_ctx *, const fc_pool_shape *, const float *, float *, int64_t *)
     int fc_max_pool2d_forward_f64(const fc_ctx *, const fc_pool_shape *, const double *, double *, int64_t *)
@@ -95,6 +105,8 @@ cdef extern from *:
     const char *FC_COMPILER_VERSION
 
 SIMD_NAMES = ("scalar", "avx2", "avx512")
+# fastconv.conv2d's algo argument -> fc_conv_algo
+ALGOS = {"auto": FC_ALGO_AUTO, "direct": FC_ALGO_DIRECT, "im2col": FC_ALGO_IM2COL}
 
 
 # ---- build and machine facts ---------------------------------------------------------------------
@@ -147,12 +159,13 @@ cdef inline fc_ctx make_ctx(int num_threads, int simd):
     ctx.simd = <fc_simd_level>simd
     return ctx
 
-cdef inline fc_conv_shape make_conv_shape(tuple g):
-    """g = (batch, in_channels, in_h, in_w, out_channels, kernel_h, kernel_w,
-            stride_h, stride_w, pad_h, pad_w, out_h, out_w)"""
+cdef inline fc_conv_shape make_conv_shape(object g):
+    """g: functional.ConvGeometry, whose fields are named as fc_conv_shape's."""
     cdef fc_conv_shape s
-    (s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w,
-     s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.out_h, s.out_w) = g
+    s.batch, s.in_channels, s.in_h, s.in_w = g.batch, g.in_channels, g.in_h, g.in_w
+    s.out_channels, s.kernel_h, s.kernel_w = g.out_channels, g.kernel_h, g.kernel_w
+    s.stride_h, s.stride_w, s.pad_h, s.pad_w = g.stride_h, g.stride_w, g.pad_h, g.pad_w
+    s.out_h, s.out_w = g.out_h, g.out_w
     return s
 
 cdef inline fc_pool_shape make_pool_shape(tuple g):
@@ -197,40 +210,24 @@ def gemm(cnp.ndarray A, cnp.ndarray B, cnp.ndarray C, double alpha, double beta,
     check_status(status, "gemm")
 
 
-def conv2d_direct_forward_vectorised(tuple geometry, bint is_f32, int simd):
-    """True if the direct forward runs vectorised over output channels for this geometry, dtype and
-    SIMD level (the C kernel's own rule; the thread count does not enter it)."""
+def conv2d_plan(object geometry, bint is_f32, int simd, int algo):
+    """(forward, grad_x, grad_w): the names of the kernels `algo` runs for this geometry, dtype and SIMD
+    level (src_c/conv_plan.c decides; the thread count does not enter it)."""
     cdef fc_ctx ctx = make_ctx(1, simd)
     cdef fc_conv_shape shape = make_conv_shape(geometry)
-    if is_f32:
-        return fc_conv2d_forward_direct_vectorised_f32(&ctx, &shape) != 0
-    return fc_conv2d_forward_direct_vectorised_f64(&ctx, &shape) != 0
+    cdef fc_dtype dtype = FC_DTYPE_F32 if is_f32 else FC_DTYPE_F64
+    cdef fc_conv_algo conv_algo = <fc_conv_algo>algo
+    return (fc_conv_kernel_name(fc_conv_plan_forward(&ctx, &shape, conv_algo, dtype).kernel).decode(),
+            fc_conv_kernel_name(fc_conv_plan_grad_x(&ctx, &shape, conv_algo, dtype).kernel).decode(),
+            fc_conv_kernel_name(fc_conv_plan_grad_w(&ctx, &shape, conv_algo, dtype).kernel).decode())
 
 
-def conv2d_direct_grad_w_vectorised(tuple geometry, bint is_f32, int simd):
-    """True if the direct backward computes grad_w vectorised over output channels for this geometry,
-    dtype and SIMD level (the C kernel's own rule; the thread count does not enter it)."""
-    cdef fc_ctx ctx = make_ctx(1, simd)
-    cdef fc_conv_shape shape = make_conv_shape(geometry)
-    if is_f32:
-        return fc_conv2d_grad_w_direct_vectorised_f32(&ctx, &shape) != 0
-    return fc_conv2d_grad_w_direct_vectorised_f64(&ctx, &shape) != 0
-
-
-def conv2d_direct_grad_x_vectorised(tuple geometry, bint is_f32, int simd):
-    """True if the direct backward computes grad_x vectorised over input columns (the wvec kernel) for
-    this geometry, dtype and SIMD level (the C kernel's own rule; the thread count does not enter it)."""
-    cdef fc_ctx ctx = make_ctx(1, simd)
-    cdef fc_conv_shape shape = make_conv_shape(geometry)
-    if is_f32:
-        return fc_conv2d_grad_x_direct_vectorised_f32(&ctx, &shape) != 0
-    return fc_conv2d_grad_x_direct_vectorised_f64(&ctx, &shape) != 0
-
-
-def conv2d_forward(bint direct, tuple geometry, cnp.ndarray x, cnp.ndarray weight, object bias,
+def conv2d_forward(int algo, object geometry, cnp.ndarray x, cnp.ndarray weight, object bias,
                    cnp.ndarray y, int num_threads, int simd):
+    """y = conv2d(x, weight, bias) with the kernel conv_plan.c picks for `algo` (an ALGOS value)."""
     cdef fc_ctx ctx = make_ctx(num_threads, simd)
     cdef fc_conv_shape shape = make_conv_shape(geometry)
+    cdef fc_conv_algo conv_algo = <fc_conv_algo>algo
     cdef void *px = data(x)
     cdef void *pw = data(weight)
     cdef void *pb = data_or_null(bias)
@@ -238,22 +235,21 @@ def conv2d_forward(bint direct, tuple geometry, cnp.ndarray x, cnp.ndarray weigh
     cdef bint is_f32 = x.dtype.num == cnp.NPY_FLOAT32
     cdef int status
     with nogil:
-        if is_f32 and direct:
-            status = fc_conv2d_forward_direct_f32(&ctx, &shape, <float*>px, <float*>pw, <float*>pb, <float*>py)
-        elif is_f32:
-            status = fc_conv2d_forward_im2col_f32(&ctx, &shape, <float*>px, <float*>pw, <float*>pb, <float*>py)
-        elif direct:
-            status = fc_conv2d_forward_direct_f64(&ctx, &shape, <double*>px, <double*>pw, <double*>pb, <double*>py)
+        if is_f32:
+            status = fc_conv2d_forward_f32(&ctx, &shape, conv_algo, <float*>px, <float*>pw, <float*>pb, <float*>py)
         else:
-            status = fc_conv2d_forward_im2col_f64(&ctx, &shape, <double*>px, <double*>pw, <double*>pb, <double*>py)
+            status = fc_conv2d_forward_f64(&ctx, &shape, conv_algo, <double*>px, <double*>pw, <double*>pb,
+                                           <double*>py)
     check_status(status, "conv2d")
 
 
-def conv2d_backward(bint direct, tuple geometry, cnp.ndarray grad_y, cnp.ndarray x, cnp.ndarray weight,
+def conv2d_backward(int algo, object geometry, cnp.ndarray grad_y, cnp.ndarray x, cnp.ndarray weight,
                     object grad_x, object grad_w, object grad_b, int num_threads, int simd):
-    """Any of grad_x, grad_w, grad_b may be None (that gradient is not computed)."""
+    """The gradients with the kernels conv_plan.c picks for `algo`; any of grad_x, grad_w, grad_b may be
+    None (that gradient is not computed)."""
     cdef fc_ctx ctx = make_ctx(num_threads, simd)
     cdef fc_conv_shape shape = make_conv_shape(geometry)
+    cdef fc_conv_algo conv_algo = <fc_conv_algo>algo
     cdef void *pgy = data(grad_y)
     cdef void *px = data(x)
     cdef void *pw = data(weight)
@@ -263,18 +259,12 @@ def conv2d_backward(bint direct, tuple geometry, cnp.ndarray grad_y, cnp.ndarray
     cdef bint is_f32 = x.dtype.num == cnp.NPY_FLOAT32
     cdef int status
     with nogil:
-        if is_f32 and direct:
-            status = fc_conv2d_backward_direct_f32(&ctx, &shape, <float*>pgy, <float*>px, <float*>pw,
-                                                   <float*>pgx, <float*>pgw, <float*>pgb)
-        elif is_f32:
-            status = fc_conv2d_backward_im2col_f32(&ctx, &shape, <float*>pgy, <float*>px, <float*>pw,
-                                                   <float*>pgx, <float*>pgw, <float*>pgb)
-        elif direct:
-            status = fc_conv2d_backward_direct_f64(&ctx, &shape, <double*>pgy, <double*>px, <double*>pw,
-                                                   <double*>pgx, <double*>pgw, <double*>pgb)
+        if is_f32:
+            status = fc_conv2d_backward_f32(&ctx, &shape, conv_algo, <float*>pgy, <float*>px, <float*>pw,
+                                            <float*>pgx, <float*>pgw, <float*>pgb)
         else:
-            status = fc_conv2d_backward_im2col_f64(&ctx, &shape, <double*>pgy, <double*>px, <double*>pw,
-                                                   <double*>pgx, <double*>pgw, <double*>pgb)
+            status = fc_conv2d_backward_f64(&ctx, &shape, conv_algo, <double*>pgy, <double*>px, <double*>pw,
+                                            <double*>pgx, <double*>pgw, <double*>pgb)
     check_status(status, "conv2d_backward")
 
 

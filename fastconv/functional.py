@@ -16,13 +16,14 @@ import math
 import operator
 import os
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _kernels
 
 __all__ = [
-    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "conv2d", "conv2d_backward", "conv2d_plan", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
     "avg_pool2d_backward", "set_num_threads", "get_num_threads", "set_adaptive_threads", "get_adaptive_threads",
     "build_info", "gemm",
 ]
@@ -257,8 +258,30 @@ def _spatial_sizes(in_hw, kernel, stride, pad, kernel_name):
 
 # ---- convolution ---------------------------------------------------------------------------------
 
+class ConvGeometry(NamedTuple):
+    """A checked convolution geometry, the binding's fc_conv_shape (src_c/fastconv.h) field by field."""
+    batch: int
+    in_channels: int
+    in_h: int
+    in_w: int
+    out_channels: int
+    kernel_h: int
+    kernel_w: int
+    stride_h: int
+    stride_w: int
+    pad_h: int
+    pad_w: int
+    out_h: int
+    out_w: int
+
+    @property
+    def out_shape(self):
+        """(N, K, out_h, out_w): the shape of the convolution's output."""
+        return (self.batch, self.out_channels, self.out_h, self.out_w)
+
+
 def _conv_geometry(x_shape, w_shape, stride, padding):
-    """The 13-tuple the binding turns into an fc_conv_shape, after checking x and weight agree."""
+    """The ConvGeometry of x_shape and w_shape, after checking that they agree."""
     batch, channels, in_h, in_w = x_shape
     out_channels, w_channels, kernel_h, kernel_w = w_shape
     if w_channels != channels:
@@ -271,65 +294,74 @@ def _conv_geometry(x_shape, w_shape, stride, padding):
     _check_elements("output", (batch, out_channels, out_h, out_w))
     # im2col's column buffer for one image must stay addressable too.
     _check_elements("im2col column", (channels * kernel_h * kernel_w, out_h, out_w))
-    return (batch, channels, in_h, in_w, out_channels, kernel_h, kernel_w,
-            stride[0], stride[1], pad[0], pad[1], out_h, out_w)
+    return ConvGeometry(batch, channels, in_h, in_w, out_channels, kernel_h, kernel_w,
+                        stride[0], stride[1], pad[0], pad[1], out_h, out_w)
 
 
-# Measured: see _use_direct. LeNet-5's first layer (C*R*S = 25) runs direct, forward and grad_x.
-DIRECT_MAX_REDUCTION = 64
+def _algo(algo):
+    """The binding's code for algo: "auto" (the kernels src_c/conv_plan.c picks), "direct" or "im2col"."""
+    try:
+        return _kernels.ALGOS[algo]
+    except (KeyError, TypeError):   # TypeError: an unhashable algo
+        raise ValueError(f"algo must be one of {_ALGOS}, got {algo!r}") from None
 
 
-def _use_direct(algo, geometry, max_reduction=DIRECT_MAX_REDUCTION):
-    """True for the direct kernel, False for im2col + GEMM.
+class ConvPlan(NamedTuple):
+    """The kernels a convolution runs, by name: see conv2d_plan."""
+    forward: str
+    grad_x: str
+    grad_w: str
 
-    "auto" rule: direct when the reduction per output element, C*R*S, is small. im2col + GEMM pays
-    for building the column buffer (C*R*S x out_h*out_w per image) and wins once the GEMM's K
-    dimension is long enough for the packed micro-kernel to run at full speed; below that, the
-    direct kernel's register-blocked loops win. The threshold was measured with `fastconv bench`
-    (2 threads, float32, this repository's CPU): see DIRECT_MAX_REDUCTION.
+
+def _shape_arg(name, value):
+    """A 4-D shape argument as a tuple of ints."""
+    if not isinstance(value, (tuple, list, np.ndarray)) or len(value) != 4:
+        raise ValueError(f"{name} must be a sequence of 4 ints, got {value!r}")
+    return tuple(_index(name, v) for v in value)
+
+
+def conv2d_plan(x_shape, w_shape, stride=1, padding=0, dtype="float32", *, algo="auto"):
+    """Which kernels conv2d and conv2d_backward run for these shapes: a ConvPlan(forward, grad_x, grad_w).
+
+    x_shape is (N, C, H, W), w_shape (K, C, R, S); stride, padding and algo as in conv2d; dtype float32
+    or float64 (a name, a numpy type or dtype). The answer is the one src_c/conv_plan.c gives the kernels
+    themselves, at the SIMD level in use now (FASTCONV_SIMD respected); it never depends on the thread
+    count. grad_b is computed alongside grad_w, by that kernel. The names, stable from release to release:
+
+    im2col + GEMM (the convolution as a matrix product over the im2col matrix):
+      "im2col.fused"      forward; each block of im2col written straight into the GEMM's packed panels
+      "im2col.by_image"   grad_x; W^T dY and col2im one image at a time, while the columns are in cache
+      "im2col.chunked"    grad_x, grad_w; one GEMM per chunk of images laid side by side
+    direct (straight from the input, no im2col matrix):
+      "direct.gather"     forward, grad_x at stride 1; one output plane per task, portable C
+      "direct.gather_simd" the same with explicit AVX2 / AVX-512 vectors over output columns (stride_w 1)
+      "direct.scatter"    grad_x at stride > 1; each grad_out element spread back over its inputs
+      "direct.kvec"       forward vectorised over output channels (enough of them to fill a vector)
+      "direct.wvec"       forward (3-6 output channels) or grad_x (3-12 input channels, stride 1),
+                          vectorised over output columns, in blocks of 6 channels
+      "direct.wrows"      grad_x for 1-2 input channels (stride 1), vectorised over output columns, in
+                          blocks of output rows
+      "direct.dot"        grad_w; one task per (k, c, kernel row), dot products, portable C
+      "direct.dot_simd"   the same with explicit vectors over output columns (stride_w 1, kernel_w <= 8)
+      "direct.kvgw"       grad_w vectorised over output channels (at least one vector of them)
+      "direct.wvgw"       grad_w (and grad_b) vectorised over output columns, for fewer output channels
+
+    >>> fastconv.conv2d_plan((64, 1, 28, 28), (6, 1, 5, 5), padding=2)   # LeNet-5's first layer, AVX2
+    ConvPlan(forward='direct.wvec', grad_x='direct.wrows', grad_w='direct.wvgw')
     """
-    if algo == "direct":
-        return True
-    if algo == "im2col":
-        return False
-    if algo != "auto":
-        raise ValueError(f"algo must be one of {_ALGOS}, got {algo!r}")
-    channels, kernel_h, kernel_w = geometry[1], geometry[5], geometry[6]
-    return channels * kernel_h * kernel_w <= max_reduction
-
-
-# "auto" forward on AVX2: the kvec kernel up to KVEC_AUTO_MAX_VECTORS_AVX2 vectors of output channels
-# (8 floats or 4 doubles each), or up to KVEC_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2 when the reduction
-# per output, C*R*S, is at most KVEC_AUTO_SMALL_REDUCTION; im2col + GEMM above. Measured with
-# `python bench/forward_k_sweep.py` (AVX2 EPYC, float32, ms, direct / im2col, 1 and 2 threads) after the
-# fused im2col forward got its stride-2 packer and single-step depth: at K 32 direct wins on every
-# layer (0.64-0.94); at K 48 and 64 im2col wins on the 3x3 layers with C >= 32 (1.01-1.37: N64 C32
-# 16x16, N64 C64 10x10, the strided shape, vgg-ish) while direct keeps LeNet-C3-like N64 C6 14x14 5x5
-# (0.75-0.90) and seed000-c2 (N100 C25 13x13 K 50: 4.9 vs 5.3 ms at 1 thread, 2.5 vs 2.75 at 2). The
-# rule's one miss: N64 C16 14x14 3x3 at K 64, where im2col is 12-16% faster.
-KVEC_AUTO_MAX_VECTORS_AVX2 = 4
-KVEC_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2 = 8
-KVEC_AUTO_SMALL_REDUCTION = 225
-_SIMD_AVX2 = _kernels.SIMD_NAMES.index("avx2")
-
-
-def _use_direct_forward(algo, geometry, dtype, simd):
-    """_use_direct, for the forward pass, where "auto" also takes the direct kernel wherever the C
-    kernel runs it vectorised over output channels (batch >= 2, out_channels >= one vector, padded
-    image small enough to copy: src_c/conv_direct.c, kvec_applies, is the one rule) -- on AVX2 only up
-    to the KVEC_AUTO_* bounds above (measurements there). Measured with bench/ (2 threads,
-    float32, AVX-512), that form beats im2col + GEMM (the chunked one, before the fused forward) on
-    every such shape of the benchmark list, e.g. LeNet's C3 0.115 vs 0.68 ms, seed002-c4 3.5 vs 5.1 ms, vgg-ish 40 vs 44 ms,
-    strided 1.7 vs 2.3 ms."""
-    if algo == "auto" and _kernels.conv2d_direct_forward_vectorised(geometry, dtype == np.float32, simd):
-        if simd != _SIMD_AVX2:
-            return True
-        vectors = -(-geometry[4] // (8 if dtype == np.float32 else 4))
-        reduction = geometry[1] * geometry[5] * geometry[6]
-        if vectors <= KVEC_AUTO_MAX_VECTORS_AVX2 or (
-                reduction <= KVEC_AUTO_SMALL_REDUCTION and vectors <= KVEC_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2):
-            return True
-    return _use_direct(algo, geometry)
+    x_shape, w_shape = _shape_arg("x_shape", x_shape), _shape_arg("w_shape", w_shape)
+    if x_shape[0] < 0:
+        raise ValueError(f"x_shape must have N >= 0, got {x_shape}")
+    try:
+        if dtype is None:   # np.dtype(None) would be float64
+            raise TypeError
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    geometry = _conv_geometry(x_shape, w_shape, stride, padding)
+    return ConvPlan(*_kernels.conv2d_plan(geometry, dtype == np.float32, _simd_level(), _algo(algo)))
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
@@ -346,37 +378,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
         bias = _operand("bias", bias, x.dtype, 1)
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"bias must have {weight.shape[0]} entries (weight.shape[0]), got {bias.shape[0]}")
-    simd = _simd_level()
-    direct = _use_direct_forward(algo, geometry, x.dtype, simd)
-    y = np.empty((geometry[0], geometry[4], geometry[11], geometry[12]), dtype=x.dtype)
+    code, simd = _algo(algo), _simd_level()
+    y = np.empty(geometry.out_shape, dtype=x.dtype)
     if y.size:
-        _kernels.conv2d_forward(direct, geometry, x, weight, bias, y, _num_threads, simd)
+        _kernels.conv2d_forward(code, geometry, x, weight, bias, y, _num_threads, simd)
     return y
-
-
-def _use_direct_grad_x(algo, geometry, dtype, simd):
-    """_use_direct, for grad_x, where "auto" also takes the direct kernel wherever the C kernel runs it
-    as a forward convolution of grad_out vectorised over input columns (stride 1, 1 to 12 input
-    channels, rows at least one vector wide: src_c/conv_direct.c, wvec_grad_x_applies and, for 1 or 2
-    input channels, wrows_grad_x_applies; fc_conv2d_grad_x_direct_vectorised is the one rule).
-    Measured with `python bench/conv_parts.py` (2 threads, float32, AVX2, ms, direct vs im2col):
-    lenet-c3 0.28 vs 0.56; lenet-c1 0.15 vs 0.45 (it was direct already: C*R*S 25)."""
-    if algo == "auto" and _kernels.conv2d_direct_grad_x_vectorised(geometry, dtype == np.float32, simd):
-        return True
-    return _use_direct(algo, geometry)
-
-
-def _use_direct_grad_w(algo, geometry, dtype, simd):
-    """_use_direct, for grad_w, where "auto" also takes the direct kernel wherever the C kernel runs
-    it vectorised: over output channels (at least one vector of them, kernel_w <= 7, any stride:
-    src_c/conv_direct.c, kvgw_applies) or, with fewer output channels, over output columns (stride_w 1,
-    kernel_w <= 7: wvgw_applies); fc_conv2d_grad_w_direct_vectorised is the one rule. Measured with
-    bench/conv_parts.py (2 threads, float32, AVX-512, ms, direct vs im2col): lenet-c3 0.15 vs 1.04,
-    seed000-c2 1.5 vs 2.9, seed002-c4 2.2 vs 3.7, vgg-ish 18.7 vs 29.0, strided 2.0 vs 5.4; and (AVX2)
-    lenet-c1 0.14 vs 1.3 (it was direct already: C*R*S 25)."""
-    if algo == "auto" and _kernels.conv2d_direct_grad_w_vectorised(geometry, dtype == np.float32, simd):
-        return True
-    return _use_direct(algo, geometry)
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, *, algo="auto"):
@@ -392,19 +398,15 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, *, algo="auto"):
 def _conv2d_backward(grad_out, x, weight, stride, padding, algo, need_grad_x):
     """conv2d_backward; grad_x is None when need_grad_x is false (a network's first layer).
 
-    "auto" picks per gradient: grad_x and grad_w are separate kernels, and which algorithm is faster
-    differs between them and between shapes (see _use_direct_grad_x and _use_direct_grad_w). The bias
-    gradient comes with grad_w's call."""
+    "auto" picks per gradient (conv2d_plan's grad_x and grad_w): they are separate kernels, and which
+    algorithm is faster differs between them and between shapes. The bias gradient comes with grad_w's."""
     x = _input("x", x)
     weight = _operand("weight", weight, x.dtype, 4)
     geometry = _conv_geometry(x.shape, weight.shape, stride, padding)
     grad_out = _operand("grad_out", grad_out, x.dtype, 4)
-    expected = (geometry[0], geometry[4], geometry[11], geometry[12])
-    if grad_out.shape != expected:
-        raise ValueError(f"grad_out must have the conv output's shape {expected}, got {grad_out.shape}")
-    simd = _simd_level()
-    direct_x = _use_direct_grad_x(algo, geometry, x.dtype, simd)
-    direct_w = _use_direct_grad_w(algo, geometry, x.dtype, simd)
+    if grad_out.shape != geometry.out_shape:
+        raise ValueError(f"grad_out must have the conv output's shape {geometry.out_shape}, got {grad_out.shape}")
+    code, simd = _algo(algo), _simd_level()
     grad_x = np.empty(x.shape, dtype=x.dtype) if need_grad_x else None
     if x.shape[0] == 0:
         if grad_x is not None:
@@ -412,14 +414,7 @@ def _conv2d_backward(grad_out, x, weight, stride, padding, algo, need_grad_x):
         return grad_x, np.zeros(weight.shape, x.dtype), np.zeros(weight.shape[0], x.dtype)
     grad_w = np.empty(weight.shape, dtype=x.dtype)
     grad_b = np.empty(weight.shape[0], dtype=x.dtype)
-    if direct_x == direct_w or grad_x is None:
-        _kernels.conv2d_backward(direct_w, geometry, grad_out, x, weight, grad_x, grad_w, grad_b,
-                                 _num_threads, simd)
-    else:
-        _kernels.conv2d_backward(direct_w, geometry, grad_out, x, weight, None, grad_w, grad_b,
-                                 _num_threads, simd)
-        _kernels.conv2d_backward(direct_x, geometry, grad_out, x, weight, grad_x, None, None,
-                                 _num_threads, simd)
+    _kernels.conv2d_backward(code, geometry, grad_out, x, weight, grad_x, grad_w, grad_b, _num_threads, simd)
     return grad_x, grad_w, grad_b
 
 

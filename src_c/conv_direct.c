@@ -34,7 +34,7 @@
 /* ============================== pass 1: type-independent ====================================== */
 #include <stdlib.h>
 #include <string.h>
-#include "fastconv.h"
+#include "conv_plan.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -47,11 +47,6 @@
 #define FC_DIRECT_ROWS_NARROW 8   /* output rows per block when one vector covers the row */
 #define FC_DIRECT_ROWS_WIDE 4     /* output rows per block when two vectors cover (part of) a row */
 #define FC_DIRECT_MAX_VECS 2
-/* Widest kernel the SIMD kernels handle (their per-column masks live on the stack); wider kernels
- * take the portable path. */
-#define FC_DIRECT_SIMD_MAX_KW 32
-/* Widest kernel whose grad_w taps are all kept in registers; wider: portable path. */
-#define FC_DIRECT_GRADW_MAX_KW 8
 /* Independent partial sums of the portable reductions (lets the compiler vectorise them). */
 #define FC_DIRECT_LANES 8
 
@@ -95,66 +90,63 @@ typedef struct {
     fc_index in_channel_step;               /* elements between two input channels */
     fc_index w_channel_step, w_row_step, w_col_step;   /* tap (ch, r, s) at w[ch*. + r*. + s*.] */
     const fc_range *col_range;              /* [kernel_w]: output columns valid for tap s */
-} fc_gather_plan;
+} fc_gather_geometry;
 
-static void fc_direct_fill_col_range(const fc_gather_plan *plan, fc_range *col_range)
+static void fc_direct_fill_col_range(const fc_gather_geometry *gather, fc_range *col_range)
 {
-    for (fc_index s = 0; s < plan->kernel_w; s++)
-        col_range[s] = fc_direct_valid_range(plan->out_w, plan->in_w, plan->stride_w, plan->pad_w, s);
+    for (fc_index s = 0; s < gather->kernel_w; s++)
+        col_range[s] = fc_direct_valid_range(gather->out_w, gather->in_w, gather->stride_w, gather->pad_w, s);
 }
 
 /* Forward: plane (n, k) of y = sum over c of x[n] planes with weight[k]. */
-static fc_gather_plan fc_direct_forward_plan(const fc_conv_shape *sh)
+static fc_gather_geometry fc_direct_forward_gather(const fc_conv_shape *sh)
 {
-    fc_gather_plan plan;
-    plan.channels = sh->in_channels;
-    plan.in_h = sh->in_h;
-    plan.in_w = sh->in_w;
-    plan.out_h = sh->out_h;
-    plan.out_w = sh->out_w;
-    plan.kernel_h = sh->kernel_h;
-    plan.kernel_w = sh->kernel_w;
-    plan.stride_h = sh->stride_h;
-    plan.stride_w = sh->stride_w;
-    plan.pad_h = sh->pad_h;
-    plan.pad_w = sh->pad_w;
-    plan.in_channel_step = sh->in_h * sh->in_w;
-    plan.w_channel_step = sh->kernel_h * sh->kernel_w;
-    plan.w_row_step = sh->kernel_w;
-    plan.w_col_step = 1;
-    plan.col_range = NULL;
-    return plan;
+    fc_gather_geometry gather;
+    gather.channels = sh->in_channels;
+    gather.in_h = sh->in_h;
+    gather.in_w = sh->in_w;
+    gather.out_h = sh->out_h;
+    gather.out_w = sh->out_w;
+    gather.kernel_h = sh->kernel_h;
+    gather.kernel_w = sh->kernel_w;
+    gather.stride_h = sh->stride_h;
+    gather.stride_w = sh->stride_w;
+    gather.pad_h = sh->pad_h;
+    gather.pad_w = sh->pad_w;
+    gather.in_channel_step = sh->in_h * sh->in_w;
+    gather.w_channel_step = sh->kernel_h * sh->kernel_w;
+    gather.w_row_step = sh->kernel_w;
+    gather.w_col_step = 1;
+    gather.col_range = NULL;
+    return gather;
 }
 
 /* grad_x for stride 1: plane (n, c) of grad_x = sum over k of grad_y[n] planes correlated with
  * weight[:, c] flipped in r and s (the caller points w at weight[0][c][R-1][S-1]). */
-static fc_gather_plan fc_direct_grad_x_plan(const fc_conv_shape *sh)
+static fc_gather_geometry fc_direct_grad_x_gather(const fc_conv_shape *sh)
 {
-    fc_gather_plan plan;
-    plan.channels = sh->out_channels;
-    plan.in_h = sh->out_h;
-    plan.in_w = sh->out_w;
-    plan.out_h = sh->in_h;
-    plan.out_w = sh->in_w;
-    plan.kernel_h = sh->kernel_h;
-    plan.kernel_w = sh->kernel_w;
-    plan.stride_h = 1;
-    plan.stride_w = 1;
-    plan.pad_h = sh->kernel_h - 1 - sh->pad_h;
-    plan.pad_w = sh->kernel_w - 1 - sh->pad_w;
-    plan.in_channel_step = sh->out_h * sh->out_w;
-    plan.w_channel_step = sh->in_channels * sh->kernel_h * sh->kernel_w;
-    plan.w_row_step = -sh->kernel_w;
-    plan.w_col_step = -1;
-    plan.col_range = NULL;
-    return plan;
+    fc_gather_geometry gather;
+    gather.channels = sh->out_channels;
+    gather.in_h = sh->out_h;
+    gather.in_w = sh->out_w;
+    gather.out_h = sh->in_h;
+    gather.out_w = sh->in_w;
+    gather.kernel_h = sh->kernel_h;
+    gather.kernel_w = sh->kernel_w;
+    gather.stride_h = 1;
+    gather.stride_w = 1;
+    gather.pad_h = sh->kernel_h - 1 - sh->pad_h;
+    gather.pad_w = sh->kernel_w - 1 - sh->pad_w;
+    gather.in_channel_step = sh->out_h * sh->out_w;
+    gather.w_channel_step = sh->in_channels * sh->kernel_h * sh->kernel_w;
+    gather.w_row_step = -sh->kernel_w;
+    gather.w_col_step = -1;
+    gather.col_range = NULL;
+    return gather;
 }
 
 /* Geometry of the kvec forward kernel (pass 3): the padded input image and the packed weights. */
 #define FC_KVEC_MAX_COLS 12       /* output columns per register block */
-/* Largest padded image (bytes) the kvec kernel copies per thread; larger images take the gather path
- * (keeps the scratch bounded, and such planes are wide enough for the row-vectorised kernel). */
-#define FC_KVEC_MAX_IMAGE_BYTES (1 << 20)
 typedef struct {
     fc_index channels, kernel_h, kernel_w, out_channels, out_h, out_w;
     fc_index in_channel_step, in_row_step;  /* of the (padded) input image */
@@ -163,33 +155,17 @@ typedef struct {
     fc_index stride_w;                      /* next output column's input */
 } fc_kvec_geometry;
 
-/* Geometry of the wvec kernel (pass 3): a stride_w 1 convolution vectorised over output columns and
- * blocked over FC_WVEC_KB output channels. Its input image has rows padded horizontally only (pad_w
- * zeros each side, then slack so that the lanes past out_w read inside the buffer); input rows above
- * or below the image are skipped, not read. Weights packed [channel block][c][r][s][FC_WVEC_KB]. */
-#define FC_WVEC_KB 6          /* output channels per block: 6 x 2 vectors = 12 AVX2 accumulators */
-#define FC_WVEC_NV 2          /* vectors of output columns per block */
-/* The wvec rows kernel (pass 3), for one or two output channels: blocks of FC_WROWS_RB output rows x
- * FC_WROWS_NV vectors of one channel (12 accumulators: enough independent FMA chains for AVX2's
- * latency x throughput; + 3 weights + 1 input vector = 16 registers). */
-#define FC_WROWS_RB 3
-#define FC_WROWS_NV 4
+/* Geometry of the wvec and wrows kernels (pass 3): a stride_w 1 convolution vectorised over output
+ * columns. The input image has rows padded horizontally (pad_w zeros each side, then slack so that the
+ * lanes past out_w read inside the buffer); wvec skips input rows above or below the image, wrows' copy
+ * holds them as zero rows. Weights packed [channel block][c][r][s][block width]. */
 typedef struct {
     fc_index channels, kernel_h, kernel_w, out_channels, out_h, out_w;
     fc_index in_h, pad_h, stride_h;         /* input rows [0, in_h) are real; oh*stride_h - pad_h + r */
     fc_index in_channel_step, in_row_step;  /* of the row-padded image (the rows kernel: padded rows too) */
 } fc_wvec_geometry;
 
-/* Geometry of the kvec grad_w kernel (pass 3). Its tasks hold rows x kernel_w accumulator vectors:
- * at most FC_KVGW_MAX_TAPS_* of them (AVX-512 has 32 vector registers: 25 + the dy vector; AVX2 16:
- * 12 + dy + one broadcast), in at most FC_KVGW_MAX_ROWS x FC_KVGW_MAX_S (wider kernels: gather path). */
-#define FC_KVGW_MAX_TAPS_AVX512 25
-#define FC_KVGW_MAX_TAPS_AVX2 12
-#define FC_KVGW_MAX_ROWS 7
-#define FC_KVGW_MAX_S 7
-/* Scratch of one chunk of images (dy transposed, x with its border); a chunk holds at least one image,
- * and the kernel applies only when one image's scratch fits. */
-#define FC_KVGW_SCRATCH_BYTES ((fc_index)2 << 20)
+/* Geometry of the kvgw kernel (pass 3): dy transposed per channel vector, x with its border. */
 typedef struct {
     fc_index kernel_w, out_h, out_w, stride_h, stride_w;
     fc_index in_row_step;       /* of the (padded) x image */
@@ -198,20 +174,8 @@ typedef struct {
     fc_index k_pad;             /* out_channels rounded up to a multiple of the lanes */
 } fc_kvgw_geometry;
 
-/* Geometry of the wvec grad_w kernel (pass 3), vectorised over output columns for few output channels.
- * x is copied with pad_w zero columns on the left and zeros on the right up to row_step (at least the
- * columns a row's last vector reads), rows in the vertical padding are skipped, not copied. A task holds
- * kb x kernel_w accumulator vectors plus kb dy vectors and the x vectors: kb * (kernel_w + 1) <=
- * FC_WVGW_REGS_* (16 AVX2 registers: 2 x 5 accumulators + 2 dy + 2 x loads + 2 shuffled for LeNet's
- * 5x5). Images are summed in chunks of
- * FC_WVGW_CHUNK (fewer if one pass of the bounded x copy holds fewer), whose partial sums are added in
- * chunk order: the thread count never changes the order. */
-#define FC_WVGW_REGS_AVX2 15
-#define FC_WVGW_REGS_AVX512 31
-#define FC_WVGW_MAX_KB 4
-#define FC_WVGW_MAX_S 7
-#define FC_WVGW_CHUNK 8
-#define FC_WVGW_SCRATCH_BYTES ((fc_index)2 << 20)
+/* Geometry of the wvgw kernel (pass 3): x copied with pad_w zero columns on the left and zeros on the
+ * right up to row_step (fc_wvgw_row_step); rows in the vertical padding are skipped, not copied. */
 typedef struct {
     fc_index out_w;
     fc_index x_oh_step;         /* stride_h * row_step: the next output row's x row */
@@ -248,38 +212,38 @@ static int fc_direct_shape_ok(const fc_ctx *ctx, const fc_conv_shape *sh)
 /* ---- portable kernels (any CPU; the compiler vectorises the contiguous inner loops) ---------- */
 
 /* Add tap row (ch, r) of the gather into one output row: out_row[ow] += w(ch,r,s) * in_row[...]. */
-static void FC_FN(gather_tap_row_portable)(const fc_gather_plan *plan, const real *restrict in_row,
+static void FC_FN(gather_tap_row_portable)(const fc_gather_geometry *gather, const real *restrict in_row,
                                            const real *w_row, real *restrict out_row)
 {
-    for (fc_index s = 0; s < plan->kernel_w; s++) {
-        const fc_range cols = plan->col_range[s];
-        const real weight = w_row[s * plan->w_col_step];
-        const fc_index shift = s - plan->pad_w;
-        if (plan->stride_w == 1) {
+    for (fc_index s = 0; s < gather->kernel_w; s++) {
+        const fc_range cols = gather->col_range[s];
+        const real weight = w_row[s * gather->w_col_step];
+        const fc_index shift = s - gather->pad_w;
+        if (gather->stride_w == 1) {
             for (fc_index ow = cols.lo; ow < cols.hi; ow++)
                 out_row[ow] += weight * in_row[ow + shift];
         } else {
-            const fc_index stride = plan->stride_w;
+            const fc_index stride = gather->stride_w;
             for (fc_index ow = cols.lo; ow < cols.hi; ow++)
                 out_row[ow] += weight * in_row[ow * stride + shift];
         }
     }
 }
 
-static void FC_FN(gather_plane_portable)(const fc_gather_plan *plan, const real *in, const real *w,
+static void FC_FN(gather_plane_portable)(const fc_gather_geometry *gather, const real *in, const real *w,
                                          real bias, real *out)
 {
-    for (fc_index oh = 0; oh < plan->out_h; oh++) {
-        real *out_row = out + oh * plan->out_w;
-        for (fc_index ow = 0; ow < plan->out_w; ow++)
+    for (fc_index oh = 0; oh < gather->out_h; oh++) {
+        real *out_row = out + oh * gather->out_w;
+        for (fc_index ow = 0; ow < gather->out_w; ow++)
             out_row[ow] = bias;
-        for (fc_index ch = 0; ch < plan->channels; ch++) {
-            for (fc_index r = 0; r < plan->kernel_h; r++) {
-                const fc_index ih = oh * plan->stride_h - plan->pad_h + r;
-                if (ih < 0 || ih >= plan->in_h)
+        for (fc_index ch = 0; ch < gather->channels; ch++) {
+            for (fc_index r = 0; r < gather->kernel_h; r++) {
+                const fc_index ih = oh * gather->stride_h - gather->pad_h + r;
+                if (ih < 0 || ih >= gather->in_h)
                     continue;
-                FC_FN(gather_tap_row_portable)(plan, in + ch * plan->in_channel_step + ih * plan->in_w,
-                                               w + ch * plan->w_channel_step + r * plan->w_row_step,
+                FC_FN(gather_tap_row_portable)(gather, in + ch * gather->in_channel_step + ih * gather->in_w,
+                                               w + ch * gather->w_channel_step + r * gather->w_row_step,
                                                out_row);
             }
         }
@@ -377,70 +341,64 @@ static real FC_FN(grad_b_one)(const fc_conv_shape *sh, const real *grad_y, fc_in
 #undef FC_DIRECT_SIMD_PASS
 #endif
 
-/* ---- dispatch on ctx->simd ----------------------------------------------------------------- */
+/* ---- the SIMD or portable form, as the plan says ------------------------------------------- */
 
-static void FC_FN(gather_plane)(fc_simd_level simd, const fc_gather_plan *plan, const real *in,
+static void FC_FN(gather_plane)(const fc_conv_plan *plan, const fc_gather_geometry *gather, const real *in,
                                 const real *w, real bias, const real *zero_row, real *out)
 {
 #if FC_DIRECT_HAVE_X86
-    if (plan->stride_w == 1 && plan->kernel_w <= FC_DIRECT_SIMD_MAX_KW) {
-        if (simd >= FC_SIMD_AVX512) {
-            FC_FN(gather_plane_avx512)(plan, in, w, bias, zero_row, out);
-            return;
-        }
-        if (simd >= FC_SIMD_AVX2) {
-            FC_FN(gather_plane_avx2)(plan, in, w, bias, zero_row, out);
-            return;
-        }
+    if (plan->kernel == FC_KERNEL_DIRECT_GATHER_SIMD) {
+        if (plan->simd >= FC_SIMD_AVX512)
+            FC_FN(gather_plane_avx512)(gather, in, w, bias, zero_row, out);
+        else
+            FC_FN(gather_plane_avx2)(gather, in, w, bias, zero_row, out);
+        return;
     }
 #else
-    (void)simd;
+    (void)plan;
     (void)zero_row;
 #endif
-    FC_FN(gather_plane_portable)(plan, in, w, bias, out);
+    FC_FN(gather_plane_portable)(gather, in, w, bias, out);
 }
 
-static void FC_FN(grad_w_task)(fc_simd_level simd, const fc_conv_shape *sh, const fc_range *col_range,
+static void FC_FN(grad_w_task)(const fc_conv_plan *plan, const fc_conv_shape *sh, const fc_range *col_range,
                                fc_range rows, const real *grad_y, const real *x, fc_index k,
                                fc_index c, fc_index r, real *grad_w_row)
 {
 #if FC_DIRECT_HAVE_X86
-    if (sh->stride_w == 1 && sh->kernel_w <= FC_DIRECT_GRADW_MAX_KW) {
-        if (simd >= FC_SIMD_AVX512) {
+    if (plan->kernel == FC_KERNEL_DIRECT_DOT_SIMD) {
+        if (plan->simd >= FC_SIMD_AVX512)
             FC_FN(grad_w_task_avx512)(sh, col_range, rows, grad_y, x, k, c, r, grad_w_row);
-            return;
-        }
-        if (simd >= FC_SIMD_AVX2) {
+        else
             FC_FN(grad_w_task_avx2)(sh, col_range, rows, grad_y, x, k, c, r, grad_w_row);
-            return;
-        }
+        return;
     }
 #else
-    (void)simd;
+    (void)plan;
 #endif
     FC_FN(grad_w_task_portable)(sh, col_range, rows, grad_y, x, k, c, r, grad_w_row);
 }
 
 /* ---- public drivers ------------------------------------------------------------------------ */
 
-/* Scratch shared read-only by all threads: the plan's col_range and a zero row of plan->in_w
+/* Scratch shared read-only by all threads: the gather's col_range and a zero row of gather->in_w
  * elements that the SIMD kernels read in place of input rows lying in the padding. */
 typedef struct {
     fc_range *col_range;
     real *zero_row;
 } FC_FN(fc_direct_scratch);
 
-static int FC_FN(scratch_init)(FC_FN(fc_direct_scratch) *scratch, fc_gather_plan *plan)
+static int FC_FN(scratch_init)(FC_FN(fc_direct_scratch) *scratch, fc_gather_geometry *gather)
 {
-    scratch->col_range = malloc((size_t)plan->kernel_w * sizeof(fc_range));
-    scratch->zero_row = calloc((size_t)plan->in_w, sizeof(real));
+    scratch->col_range = malloc((size_t)gather->kernel_w * sizeof(fc_range));
+    scratch->zero_row = calloc((size_t)gather->in_w, sizeof(real));
     if (scratch->col_range == NULL || scratch->zero_row == NULL) {
         free(scratch->col_range);
         free(scratch->zero_row);
         return FC_ENOMEM;
     }
-    fc_direct_fill_col_range(plan, scratch->col_range);
-    plan->col_range = scratch->col_range;
+    fc_direct_fill_col_range(gather, scratch->col_range);
+    gather->col_range = scratch->col_range;
     return FC_OK;
 }
 
@@ -453,41 +411,9 @@ static void FC_FN(scratch_free)(FC_FN(fc_direct_scratch) *scratch)
 #if FC_DIRECT_HAVE_X86
 /* ---- forward vectorised over output channels (kvec, pass 3) ------------------------------------ */
 
-/* Vector width of the kvec kernel at this SIMD level (0: none at this level). */
-static fc_index FC_FN(kvec_lanes)(fc_simd_level simd)
-{
-    if (simd >= FC_SIMD_AVX512)
-        return (fc_index)(64 / sizeof(real));
-    if (simd >= FC_SIMD_AVX2)
-        return (fc_index)(32 / sizeof(real));
-    return 0;
-}
-
-/* Whether out_channels fill enough of the kvec kernels' vectors (lanes of them; 0: no kvec at this
- * SIMD level): at least three quarters of one. The lanes past out_channels compute zeros; LeNet's
- * first layer (K 6, 8 AVX2 lanes) gains (forward 0.36 -> 0.32 ms, 2 threads). The forward's rule. */
-static int FC_FN(kvec_fills_vector)(fc_index lanes, fc_index out_channels)
-{
-    return lanes > 0 && 4 * out_channels >= 3 * lanes;
-}
-
-/* The kvec kernel takes any stride, enough output channels (kvec_fills_vector) (measured faster than
- * the gather on every such LeNet/VGG shape, 56-wide planes included, and than im2col on the strided
- * benchmark shape: 1.7 vs 2.3 ms), a batch of two or more (it
- * parallelises over images; a single image keeps the gather's plane parallelism: the rule must not
- * depend on the thread count, so results do not either) and padded images small enough to copy. */
-static int FC_FN(kvec_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    const fc_index padded_image = sh->in_channels * (sh->in_h + 2 * sh->pad_h) * (sh->in_w + 2 * sh->pad_w);
-    return FC_FN(kvec_fills_vector)(lanes, sh->out_channels)
-        && sh->batch >= 2
-        && padded_image <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
-}
-
 /* Weights packed for the vectorised kernels: [block][c'][r][s][block_width] (zero past out_ch), then
  * block_width biases per block (zero without a bias). kvec uses one block of k_pad channels
- * (wt[(c*R + r)*S + s][k]); wvec blocks of FC_WVEC_KB. The convolution run has out_ch output and in_ch
+ * (wt[(c*R + r)*S + s][k]); wvec blocks of FC_WVEC_CHANNELS. The convolution run has out_ch output and in_ch
  * input channels: for a forward the layer's (weight[k'][c'][r][s]); `transposed` packs the grad_x form,
  * whose output channels are the layer's input channels: weight[c'][k'][R-1-r][S-1-s]. */
 static real *FC_FN(pack_weights)(const fc_conv_shape *sh, const real *weight, const real *bias,
@@ -525,12 +451,11 @@ static void FC_FN(kvec_copy_padded)(const fc_conv_shape *sh, const fc_kvec_geome
                    in + (c * sh->in_h + h) * sh->in_w, (size_t)sh->in_w * sizeof(real));
 }
 
-static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *x, const real *weight,
-                               const real *bias, real *y)
+static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
+                               const real *x, const real *weight, const real *bias, real *y)
 {
-    /* whole K steps of a block (pass 3's FC_KVEC_K_VECTORS vectors), so every weight load is in bounds */
-    const fc_index k_step = FC_FN(kvec_lanes)(ctx->simd) * (ctx->simd >= FC_SIMD_AVX512 ? 1 : 2);
-    const fc_index k_pad = (sh->out_channels + k_step - 1) / k_step * k_step;
+    /* whole K steps of a block (plan->channel_vectors vectors), so every weight load is in bounds */
+    const fc_index k_pad = fc_plan_round_up(sh->out_channels, plan->lanes * plan->channel_vectors);
     const fc_index taps = sh->in_channels * sh->kernel_h * sh->kernel_w;
     const fc_index padded_h = sh->in_h + 2 * sh->pad_h, padded_w = sh->in_w + 2 * sh->pad_w;
     const int needs_copy = sh->pad_h > 0 || sh->pad_w > 0;
@@ -546,7 +471,7 @@ static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
     int status = FC_OK;
     #pragma omp parallel num_threads(fc_direct_threads(ctx))
     {
-        /* per-thread zero-bordered image: at most FC_KVEC_MAX_IMAGE_BYTES (kvec_applies) */
+        /* per-thread zero-bordered image: at most FC_DIRECT_IMAGE_COPY_MAX_BYTES (the plan's rule) */
         real *padded = needs_copy ? calloc((size_t)(sh->in_channels * geo.in_channel_step), sizeof(real)) : NULL;
         if (needs_copy && padded == NULL) {
             #pragma omp atomic write
@@ -561,7 +486,7 @@ static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
                 FC_FN(kvec_copy_padded)(sh, &geo, in, padded);
                 in = padded;
             }
-            if (ctx->simd >= FC_SIMD_AVX512)
+            if (plan->simd >= FC_SIMD_AVX512)
                 FC_FN(kvec_image_avx512)(&geo, in, packed, packed + taps * k_pad, y + n * y_image);
             else
                 FC_FN(kvec_image_avx2)(&geo, in, packed, packed + taps * k_pad, y + n * y_image);
@@ -574,75 +499,25 @@ static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
 
 /* ---- forward vectorised over output columns (wvec, pass 3) ------------------------------------- */
 
-/* Elements of one row-padded image for wvec: rows of in_w + 2*pad_w, then slack for the lanes past
- * out_w (a block's loads end at most FC_WVEC_NV vectors past a row's end). */
-static fc_index FC_FN(wvec_image_elements)(fc_index channels, fc_index in_h, fc_index in_w, fc_index pad_w)
-{
-    return channels * in_h * (in_w + 2 * pad_w) + FC_WVEC_NV * (fc_index)(64 / sizeof(real));
-}
-
-/* The forward: stride_w 1, half a block to one block of output channels (more take kvec, which fills
- * its vectors then; fewer waste the block), rows at least one vector wide, a batch of two or more (it
- * parallelises over images, like kvec, so the rule does not depend on the thread count) and a bounded
- * image copy. Measured (2 threads, AVX2, ms): LeNet's first layer (K 6) 0.335 with kvec, 0.15-0.19. */
-static int FC_FN(wvec_forward_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    return lanes > 0 && sh->stride_w == 1 && sh->out_channels <= FC_WVEC_KB
-        && 2 * sh->out_channels >= FC_WVEC_KB && sh->out_w >= lanes
-        && sh->batch >= 2
-        && FC_FN(wvec_image_elements)(sh->in_channels, sh->in_h, sh->in_w, sh->pad_w)
-               <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
-}
-
-/* What grad_x needs to run as a forward convolution (wvec or the rows kernel): stride 1, padding at
- * most kernel - 1 (conv(dY, W flipped and transposed, padding kernel - 1 - pad)), input rows at least
- * one vector wide, a batch of two or more, and a bounded copy of one dY image with `padded_h` rows per
- * channel. */
-static int FC_FN(grad_x_as_forward_ok)(const fc_ctx *ctx, const fc_conv_shape *sh, fc_index padded_h)
-{
-    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    return lanes > 0 && sh->stride_h == 1 && sh->stride_w == 1
-        && sh->pad_h <= sh->kernel_h - 1 && sh->pad_w <= sh->kernel_w - 1
-        && sh->in_w >= lanes && sh->batch >= 2
-        && FC_FN(wvec_image_elements)(sh->out_channels, padded_h, sh->out_w, sh->kernel_w - 1 - sh->pad_w)
-               <= FC_KVEC_MAX_IMAGE_BYTES / (fc_index)sizeof(real);
-}
-
-/* grad_x as a wvec forward, whose output channels are the layer's input channels: half a block to two
- * blocks of them. Measured (2 threads, AVX2, ms): LeNet's C3 (C 6) 0.28, against 0.56 with im2col and
- * 0.92 with the gather; its C1 (C 1) 0.56 against the gather's 0.25, hence the lower bound. */
-static int FC_FN(wvec_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    return sh->in_channels <= 2 * FC_WVEC_KB && 2 * sh->in_channels >= FC_WVEC_KB
-        && FC_FN(grad_x_as_forward_ok)(ctx, sh, sh->out_h);
-}
-
-/* grad_x as a forward with the rows kernel: for the one or two input channels too few for wvec's
- * channel blocks (its dY copy holds the vertical padding rows too). Measured (2 threads, AVX2, ms):
- * LeNet's C1 (C 1) 0.265 with the gather, 0.15 with the rows kernel. */
-static int FC_FN(wrows_grad_x_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    return 2 * sh->in_channels < FC_WVEC_KB
-        && FC_FN(grad_x_as_forward_ok)(ctx, sh, sh->out_h + 2 * (sh->kernel_h - 1 - sh->pad_h));
-}
-
 /* Run wvec over a batch: `in` holds batch images of geo->channels x geo->in_h x in_w, `out` receives
  * batch images of geo->out_channels x out_h x out_w. Each thread copies its image into a zeroed
  * row-padded buffer (the borders and slack stay zero), then runs the kernel on it: wvec's (rows_kernel
- * 0: packed from pack_weights with blocks of FC_WVEC_KB, no padding rows in the copy) or the rows kernel
+ * 0: packed from pack_weights with blocks of FC_WVEC_CHANNELS, no padding rows in the copy) or the rows kernel
  * (rows_kernel 1: blocks of 1, and geo->pad_h zero rows above and below each channel, as
  * geo->in_channel_step counts them, so that it reads every row it needs without a test). */
-static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_wvec_geometry *geo, fc_index batch, const real *in,
-                           fc_index in_w, fc_index pad_w, const real *packed, int rows_kernel, real *out)
+static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_wvec_geometry *geo,
+                           fc_index batch, const real *in, fc_index in_w, fc_index pad_w, const real *packed,
+                           real *out)
 {
+    const int rows_kernel = plan->kernel == FC_KERNEL_DIRECT_WROWS;
     const fc_index in_image = geo->channels * geo->in_h * in_w;
     const fc_index out_image = geo->out_channels * geo->out_h * geo->out_w;
     const fc_index taps = geo->channels * geo->kernel_h * geo->kernel_w;
-    const fc_index block_width = rows_kernel ? 1 : FC_WVEC_KB;
+    const fc_index block_width = rows_kernel ? 1 : FC_WVEC_CHANNELS;
     const real *bias = packed + (geo->out_channels + block_width - 1) / block_width * taps * block_width;
     const fc_index pad_rows = rows_kernel ? geo->pad_h : 0;
-    const size_t buffer = (size_t)FC_FN(wvec_image_elements)(geo->channels, geo->in_h + 2 * pad_rows, in_w, pad_w);
+    const size_t buffer = (size_t)fc_wvec_image_elements(geo->channels, geo->in_h + 2 * pad_rows, in_w, pad_w,
+                                                         (fc_index)sizeof(real));
     int status = FC_OK;
     #pragma omp parallel num_threads(fc_direct_threads(ctx))
     {
@@ -660,11 +535,11 @@ static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_wvec_geometry *geo, fc_in
                 for (fc_index h = 0; h < geo->in_h; h++)
                     memcpy(padded + c * geo->in_channel_step + (pad_rows + h) * geo->in_row_step + pad_w,
                            src + (c * geo->in_h + h) * in_w, (size_t)in_w * sizeof(real));
-            if (rows_kernel && ctx->simd >= FC_SIMD_AVX512)
+            if (rows_kernel && plan->simd >= FC_SIMD_AVX512)
                 FC_FN(wrows_image_avx512)(geo, padded, packed, bias, out + n * out_image);
             else if (rows_kernel)
                 FC_FN(wrows_image_avx2)(geo, padded, packed, bias, out + n * out_image);
-            else if (ctx->simd >= FC_SIMD_AVX512)
+            else if (plan->simd >= FC_SIMD_AVX512)
                 FC_FN(wvec_image_avx512)(geo, padded, packed, bias, out + n * out_image);
             else
                 FC_FN(wvec_image_avx2)(geo, padded, packed, bias, out + n * out_image);
@@ -674,8 +549,8 @@ static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_wvec_geometry *geo, fc_in
     return status;
 }
 
-static int FC_FN(forward_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *x, const real *weight,
-                               const real *bias, real *y)
+static int FC_FN(forward_wvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
+                               const real *x, const real *weight, const real *bias, real *y)
 {
     const fc_index row_step = sh->in_w + 2 * sh->pad_w;
     const fc_wvec_geometry geo = {
@@ -684,73 +559,36 @@ static int FC_FN(forward_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const
     };
     /* (the rows kernel, tried here for LeNet's C1, took 0.140 ms against wvec's 0.136: 2 threads, AVX2,
      * built with Python's flags) */
-    real *packed = FC_FN(pack_weights)(sh, weight, bias, 0, sh->out_channels, sh->in_channels, FC_WVEC_KB);
+    real *packed = FC_FN(pack_weights)(sh, weight, bias, 0, sh->out_channels, sh->in_channels, FC_WVEC_CHANNELS);
     if (packed == NULL)
         return FC_ENOMEM;
-    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, x, sh->in_w, sh->pad_w, packed, 0, y);
+    const int status = FC_FN(run_wvec)(ctx, plan, &geo, sh->batch, x, sh->in_w, sh->pad_w, packed, y);
     free(packed);
     return status;
 }
 
-static int FC_FN(grad_x_wvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y,
-                              const real *weight, real *grad_x)
+/* grad_x as a forward convolution of grad_y (wvec or wrows, as the plan says). */
+static int FC_FN(grad_x_wvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
+                              const real *grad_y, const real *weight, real *grad_x)
 {
     const fc_index pad_h = sh->kernel_h - 1 - sh->pad_h, pad_w = sh->kernel_w - 1 - sh->pad_w;
     const fc_index row_step = sh->out_w + 2 * pad_w;
-    const int rows_kernel = FC_FN(wrows_grad_x_applies)(ctx, sh);
+    const int rows_kernel = plan->kernel == FC_KERNEL_DIRECT_WROWS;
     const fc_index padded_h = sh->out_h + (rows_kernel ? 2 * pad_h : 0);
     const fc_wvec_geometry geo = {
         sh->out_channels, sh->kernel_h, sh->kernel_w, sh->in_channels, sh->in_h, sh->in_w,
         sh->out_h, pad_h, 1, padded_h * row_step, row_step,
     };
     real *packed = FC_FN(pack_weights)(sh, weight, NULL, 1, sh->in_channels, sh->out_channels,
-                                       rows_kernel ? 1 : FC_WVEC_KB);
+                                       rows_kernel ? 1 : FC_WVEC_CHANNELS);
     if (packed == NULL)
         return FC_ENOMEM;
-    const int status = FC_FN(run_wvec)(ctx, &geo, sh->batch, grad_y, sh->out_w, pad_w, packed, rows_kernel,
-                                       grad_x);
+    const int status = FC_FN(run_wvec)(ctx, plan, &geo, sh->batch, grad_y, sh->out_w, pad_w, packed, grad_x);
     free(packed);
     return status;
 }
 
 /* ---- grad_w vectorised over output channels (kvec grad_w, pass 3) ------------------------------ */
-
-/* Scratch elements per image: dy transposed (out_h*out_w x k_pad), plus x with its border if padded. */
-static fc_index FC_FN(kvgw_image_elements)(const fc_conv_shape *sh, fc_index k_pad)
-{
-    const int padded = sh->pad_h > 0 || sh->pad_w > 0;
-    const fc_index padded_image = sh->in_channels * (sh->in_h + 2 * sh->pad_h) * (sh->in_w + 2 * sh->pad_w);
-    return sh->out_h * sh->out_w * k_pad + (padded ? padded_image : 0);
-}
-
-/* Channel vectors per kvec grad_w task: two on AVX2 when two sets of kernel_w accumulators fit its
- * budget (each input broadcast then feeds two FMAs, as in the forward), else one. Measured (2 threads,
- * AVX2, ms): lenet-c3 0.26 -> 0.21, seed002-c4 4.3 -> 4.0, vgg-ish 31 -> 30, strided 2.26 -> 2.2; but
- * seed000-c2 (K 50: the last group holds one real vector and the row blocks are sized for two)
- * 2.25 -> 2.4. */
-static fc_index FC_FN(kvgw_group_vectors)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    return ctx->simd < FC_SIMD_AVX512 && 2 * sh->kernel_w <= FC_KVGW_MAX_TAPS_AVX2 ? 2 : 1;
-}
-
-/* out_channels rounded up to whole groups of kvgw_group_vectors vectors (zero lanes past K). */
-static fc_index FC_FN(kvgw_k_pad)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    const fc_index group = FC_FN(kvec_lanes)(ctx->simd) * FC_FN(kvgw_group_vectors)(ctx, sh);
-    return (sh->out_channels + group - 1) / group * group;
-}
-
-/* Any stride, at least one full vector of output channels (with LeNet's K 6 in 8 AVX2 lanes, kvec
- * grad_w took 0.32 ms against the gather's 0.27: unlike the forward), kernel_w <= FC_KVGW_MAX_S, and one image's
- * scratch within the budget. Independent of the thread count. */
-static int FC_FN(kvgw_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    if (lanes == 0 || sh->out_channels < lanes || sh->kernel_w > FC_KVGW_MAX_S)
-        return 0;
-    return FC_FN(kvgw_image_elements)(sh, FC_FN(kvgw_k_pad)(ctx, sh))
-        <= FC_KVGW_SCRATCH_BYTES / (fc_index)sizeof(real);
-}
 
 /* dyt[k / lanes][n][p][k % lanes] = grad_y[n][k][p] for the chunk's images (lanes k >= K stay as calloc
  * left them: 0), so each task of kvgw_task reads one contiguous slice of chunk * out_h*out_w vectors;
@@ -780,22 +618,21 @@ static void FC_FN(kvgw_prepare_chunk)(const fc_conv_shape *sh, const fc_kvgw_geo
     }
 }
 
-static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y,
-                              const real *x, real *grad_w)
+static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
+                              const real *grad_y, const real *x, real *grad_w)
 {
-    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    const fc_index group_vectors = FC_FN(kvgw_group_vectors)(ctx, sh), group_lanes = group_vectors * lanes;
-    const fc_index k_pad = FC_FN(kvgw_k_pad)(ctx, sh);
+    const fc_index lanes = plan->lanes;
+    const fc_index group_vectors = plan->channel_vectors, group_lanes = group_vectors * lanes;
+    const fc_index k_pad = fc_plan_round_up(sh->out_channels, group_lanes);
     const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
     const int padded = sh->pad_h > 0 || sh->pad_w > 0;
     const fc_index padded_w = sh->in_w + 2 * sh->pad_w;
     const fc_index row_step = padded ? padded_w : sh->in_w;
     const fc_index channel_step = padded ? (sh->in_h + 2 * sh->pad_h) * padded_w : sh->in_h * sh->in_w;
-    const fc_index per_image = FC_FN(kvgw_image_elements)(sh, k_pad);
+    const fc_index per_image = fc_kvgw_image_elements(sh, k_pad);
     fc_index chunk = FC_KVGW_SCRATCH_BYTES / (fc_index)sizeof(real) / per_image;
     chunk = chunk < 1 ? 1 : (chunk > sh->batch ? sh->batch : chunk);
-    const fc_index max_taps = (ctx->simd >= FC_SIMD_AVX512 ? FC_KVGW_MAX_TAPS_AVX512 : FC_KVGW_MAX_TAPS_AVX2)
-                              / group_vectors;
+    const fc_index max_taps = plan->kvgw_accumulators / group_vectors;
     fc_index max_rows = max_taps / kernel_w;
     max_rows = max_rows > FC_KVGW_MAX_ROWS ? FC_KVGW_MAX_ROWS : max_rows;
     const fc_index row_blocks = (kernel_h + max_rows - 1) / max_rows;
@@ -836,7 +673,7 @@ static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
                 const real *x_task = x_chunk + c * channel_step + r0 * row_step;
                 const real *dyt_task = dyt + k0 / lanes * vector_step;
                 real *acc_task = gw_acc + (c * kernel_h + r0) * kernel_w * k_pad + k0;
-                if (ctx->simd >= FC_SIMD_AVX512)
+                if (plan->simd >= FC_SIMD_AVX512)
                     FC_FN(kvgw_task_avx512)(&geo, x_task, dyt_task, vector_step, count, first == 0,
                                             acc_task, kv, (int)(r1 - r0));
                 else
@@ -857,45 +694,15 @@ static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
 
 /* ---- grad_w vectorised over output columns (wvec grad_w, pass 3) ------------------------------- */
 
-/* Row length of wvgw's x copy: the padded row, or more to hold what a row's last vector of output
- * columns reads (pass 3's FCV_SHIFT_LOADS vectors from its first column), so it stays in its row. */
-static fc_index FC_FN(wvgw_row_step)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    const fc_index read = ((sh->out_w + lanes - 1) / lanes + (sh->kernel_w - 1) / lanes + 1) * lanes;
-    const fc_index padded_w = sh->in_w + 2 * sh->pad_w;
-    return padded_w > read ? padded_w : read;
-}
-
-/* Output channels per wvgw task: as many as the registers hold (FC_WVGW_REGS_*), at most FC_WVGW_MAX_KB. */
-static fc_index FC_FN(wvgw_channels_per_task)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    const fc_index regs = ctx->simd >= FC_SIMD_AVX512 ? FC_WVGW_REGS_AVX512 : FC_WVGW_REGS_AVX2;
-    const fc_index kb = regs / (sh->kernel_w + 1);
-    return kb > FC_WVGW_MAX_KB ? FC_WVGW_MAX_KB : (kb < 1 ? 1 : kb);
-}
-
-/* Where kvec grad_w does not apply for lack of output channels (fewer than one vector), stride_w 1, rows
- * at least one vector wide, kernel_w <= FC_WVGW_MAX_S and one image's x copy within the budget.
- * Independent of the thread count. Measured (2 threads, AVX2, ms): LeNet's C1 (K 6) 0.29 with the
- * gather's grad_w tasks, 0.14 with wvgw. */
-static int FC_FN(wvgw_applies)(const fc_ctx *ctx, const fc_conv_shape *sh)
-{
-    const fc_index lanes = FC_FN(kvec_lanes)(ctx->simd);
-    return lanes > 0 && sh->out_channels < lanes && sh->stride_w == 1 && sh->out_w >= lanes
-        && sh->kernel_w <= FC_WVGW_MAX_S
-        && sh->in_channels * sh->in_h * FC_FN(wvgw_row_step)(ctx, sh) <= FC_WVGW_SCRATCH_BYTES / (fc_index)sizeof(real);
-}
-
 /* grad_w and/or grad_b (either may be NULL). grad_b comes from units of its own per chunk of images,
  * run right after the chunk's grad_w units (same thread, dy still in its cache, not read once more from
  * memory), and alone the same way: the same sums whether grad_w is computed or not. */
-static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y, const real *x,
-                              real *grad_w, real *grad_b)
+static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
+                              const real *grad_y, const real *x, real *grad_w, real *grad_b)
 {
     const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
-    const fc_index row_step = FC_FN(wvgw_row_step)(ctx, sh), x_image = channels * sh->in_h * row_step;
-    const fc_index kb_max = FC_FN(wvgw_channels_per_task)(ctx, sh);
+    const fc_index row_step = fc_wvgw_row_step(sh, plan->lanes), x_image = channels * sh->in_h * row_step;
+    const fc_index kb_max = plan->wvgw_channels;
     const fc_index k_blocks = (sh->out_channels + kb_max - 1) / kb_max;
     const fc_index taps = sh->out_channels * channels * kernel_h * kernel_w;
     const fc_index tasks = grad_w != NULL ? channels * k_blocks * kernel_h : 0;
@@ -948,7 +755,7 @@ static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
                     const int kb = (int)(sh->out_channels - k0 < kb_max ? sh->out_channels - k0 : kb_max);
                     const real *dy_block = grad_y + (first + n0) * geo.dy_image + k0 * geo.dy_plane;
                     real *sums = partial + at * sums_step + taps + k0;
-                    if (ctx->simd >= FC_SIMD_AVX512)
+                    if (plan->simd >= FC_SIMD_AVX512)
                         FC_FN(wvgw_bias_avx512)(&geo, dy_block, images, sh->out_h, sums, kb);
                     else
                         FC_FN(wvgw_bias_avx2)(&geo, dy_block, images, sh->out_h, sums, kb);
@@ -962,7 +769,7 @@ static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
                 const real *x_task = xr + (n0 * channels + c) * sh->in_h * row_step + ih * row_step;
                 const real *dy_task = grad_y + (first + n0) * geo.dy_image + k0 * geo.dy_plane + rows.lo * sh->out_w;
                 real *sums = partial + at * sums_step + ((k0 * channels + c) * kernel_h + r) * kernel_w;
-                if (ctx->simd >= FC_SIMD_AVX512)
+                if (plan->simd >= FC_SIMD_AVX512)
                     FC_FN(wvgw_task_avx512)(&geo, x_task, dy_task, images, rows.hi - rows.lo, sums, kb,
                                             (int)kernel_w);
                 else
@@ -984,56 +791,21 @@ static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_shape *sh, const 
 }
 #endif
 
-int FC_FN(fc_conv2d_forward_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
-{
-#if FC_DIRECT_HAVE_X86
-    return fc_direct_shape_ok(ctx, shape)
-        && (FC_FN(wvec_forward_applies)(ctx, shape) || FC_FN(kvec_applies)(ctx, shape));
-#else
-    (void)ctx;
-    (void)shape;
-    return 0;
-#endif
-}
-
-int FC_FN(fc_conv2d_grad_x_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
-{
-#if FC_DIRECT_HAVE_X86
-    return fc_direct_shape_ok(ctx, shape)
-        && (FC_FN(wvec_grad_x_applies)(ctx, shape) || FC_FN(wrows_grad_x_applies)(ctx, shape));
-#else
-    (void)ctx;
-    (void)shape;
-    return 0;
-#endif
-}
-
-int FC_FN(fc_conv2d_grad_w_direct_vectorised)(const fc_ctx *ctx, const fc_conv_shape *shape)
-{
-#if FC_DIRECT_HAVE_X86
-    return fc_direct_shape_ok(ctx, shape)
-        && (FC_FN(kvgw_applies)(ctx, shape) || FC_FN(wvgw_applies)(ctx, shape));
-#else
-    (void)ctx;
-    (void)shape;
-    return 0;
-#endif
-}
-
 int FC_FN(fc_conv2d_forward_direct)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *x,
                                     const real *weight, const real *bias, real *y)
 {
     if (!fc_direct_shape_ok(ctx, shape) || x == NULL || weight == NULL || y == NULL)
         return FC_EINVAL;
+    const fc_conv_plan plan = fc_conv_plan_forward(ctx, shape, FC_ALGO_DIRECT, FC_DTYPE);
 #if FC_DIRECT_HAVE_X86
-    if (FC_FN(wvec_forward_applies)(ctx, shape))
-        return FC_FN(forward_wvec)(ctx, shape, x, weight, bias, y);
-    if (FC_FN(kvec_applies)(ctx, shape))
-        return FC_FN(forward_kvec)(ctx, shape, x, weight, bias, y);
+    if (plan.kernel == FC_KERNEL_DIRECT_WVEC)
+        return FC_FN(forward_wvec)(ctx, &plan, shape, x, weight, bias, y);
+    if (plan.kernel == FC_KERNEL_DIRECT_KVEC)
+        return FC_FN(forward_kvec)(ctx, &plan, shape, x, weight, bias, y);
 #endif
-    fc_gather_plan plan = fc_direct_forward_plan(shape);
+    fc_gather_geometry gather = fc_direct_forward_gather(shape);
     FC_FN(fc_direct_scratch) scratch;
-    if (FC_FN(scratch_init)(&scratch, &plan) != FC_OK)
+    if (FC_FN(scratch_init)(&scratch, &gather) != FC_OK)
         return FC_ENOMEM;
     const fc_index planes = shape->batch * shape->out_channels;
     const fc_index x_image = shape->in_channels * shape->in_h * shape->in_w;
@@ -1042,7 +814,7 @@ int FC_FN(fc_conv2d_forward_direct)(const fc_ctx *ctx, const fc_conv_shape *shap
     #pragma omp parallel for num_threads(fc_direct_threads(ctx)) schedule(static)
     for (fc_index p = 0; p < planes; p++) {
         const fc_index n = p / shape->out_channels, k = p % shape->out_channels;
-        FC_FN(gather_plane)(ctx->simd, &plan, x + n * x_image, weight + k * w_filter,
+        FC_FN(gather_plane)(&plan, &gather, x + n * x_image, weight + k * w_filter,
                             bias != NULL ? bias[k] : (real)0, scratch.zero_row, y + p * y_plane);
     }
     FC_FN(scratch_free)(&scratch);
@@ -1052,14 +824,15 @@ int FC_FN(fc_conv2d_forward_direct)(const fc_ctx *ctx, const fc_conv_shape *shap
 static int FC_FN(grad_x_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y,
                                 const real *weight, real *grad_x)
 {
+    const fc_conv_plan plan = fc_conv_plan_grad_x(ctx, sh, FC_ALGO_DIRECT, FC_DTYPE);
 #if FC_DIRECT_HAVE_X86
-    if (FC_FN(wvec_grad_x_applies)(ctx, sh) || FC_FN(wrows_grad_x_applies)(ctx, sh))
-        return FC_FN(grad_x_wvec)(ctx, sh, grad_y, weight, grad_x);
+    if (plan.kernel == FC_KERNEL_DIRECT_WVEC || plan.kernel == FC_KERNEL_DIRECT_WROWS)
+        return FC_FN(grad_x_wvec)(ctx, &plan, sh, grad_y, weight, grad_x);
 #endif
-    const int unit_stride = sh->stride_h == 1 && sh->stride_w == 1;
-    fc_gather_plan plan = unit_stride ? fc_direct_grad_x_plan(sh) : fc_direct_forward_plan(sh);
+    const int unit_stride = plan.kernel != FC_KERNEL_DIRECT_SCATTER;   /* the gather, stride 1 */
+    fc_gather_geometry gather = unit_stride ? fc_direct_grad_x_gather(sh) : fc_direct_forward_gather(sh);
     FC_FN(fc_direct_scratch) scratch;
-    if (FC_FN(scratch_init)(&scratch, &plan) != FC_OK)
+    if (FC_FN(scratch_init)(&scratch, &gather) != FC_OK)
         return FC_ENOMEM;
     const fc_index planes = sh->batch * sh->in_channels;
     const fc_index kernel_size = sh->kernel_h * sh->kernel_w;
@@ -1071,26 +844,22 @@ static int FC_FN(grad_x_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, cons
     for (fc_index p = 0; p < planes; p++) {
         const fc_index n = p / sh->in_channels, c = p % sh->in_channels;
         if (unit_stride)
-            FC_FN(gather_plane)(ctx->simd, &plan, grad_y + n * grad_y_image,
+            FC_FN(gather_plane)(&plan, &gather, grad_y + n * grad_y_image,
                                 weight + c * kernel_size + flip_origin, (real)0, scratch.zero_row,
                                 grad_x + p * x_plane);
         else
-            FC_FN(scatter_plane)(sh, plan.col_range, grad_y + n * grad_y_image,
+            FC_FN(scatter_plane)(sh, gather.col_range, grad_y + n * grad_y_image,
                                  weight + c * kernel_size, grad_x + p * x_plane);
     }
     FC_FN(scratch_free)(&scratch);
     return FC_OK;
 }
 
-/* grad_w: one task per (k, c, r), each owning grad_w[k][c][r][:] (enough tasks to keep every
- * thread busy even with one input channel), summing over n in a fixed order. */
-static int FC_FN(grad_w_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, const real *grad_y,
-                                const real *x, real *grad_w)
+/* grad_w with the dot tasks: one task per (k, c, r), each owning grad_w[k][c][r][:] (enough tasks to
+ * keep every thread busy even with one input channel), summing over n in a fixed order. */
+static int FC_FN(grad_w_dot)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
+                             const real *grad_y, const real *x, real *grad_w)
 {
-#if FC_DIRECT_HAVE_X86
-    if (FC_FN(kvgw_applies)(ctx, sh))
-        return FC_FN(grad_w_kvec)(ctx, sh, grad_y, x, grad_w);
-#endif
     fc_range *col_range = malloc((size_t)sh->kernel_w * sizeof(fc_range));
     fc_range *row_range = malloc((size_t)sh->kernel_h * sizeof(fc_range));
     if (col_range == NULL || row_range == NULL) {
@@ -1108,7 +877,7 @@ static int FC_FN(grad_w_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, cons
         const fc_index r = t % sh->kernel_h;
         const fc_index c = (t / sh->kernel_h) % sh->in_channels;
         const fc_index k = t / (sh->kernel_h * sh->in_channels);
-        FC_FN(grad_w_task)(ctx->simd, sh, col_range, row_range[r], grad_y, x, k, c, r,
+        FC_FN(grad_w_task)(plan, sh, col_range, row_range[r], grad_y, x, k, c, r,
                            grad_w + t * sh->kernel_w);
     }
     free(col_range);
@@ -1127,15 +896,22 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
     int status = FC_OK;
     if (grad_x != NULL)
         status = FC_FN(grad_x_direct)(ctx, shape, grad_y, weight, grad_x);
-#if FC_DIRECT_HAVE_X86
-    if (FC_FN(wvgw_applies)(ctx, shape)) {   /* grad_w and grad_b together */
-        if (status == FC_OK && (grad_w != NULL || grad_b != NULL))
-            status = FC_FN(grad_w_wvgw)(ctx, shape, grad_y, x, grad_w, grad_b);
+    if (status != FC_OK || (grad_w == NULL && grad_b == NULL))
         return status;
-    }
+    const fc_conv_plan plan = fc_conv_plan_grad_w(ctx, shape, FC_ALGO_DIRECT, FC_DTYPE);
+    switch (plan.kernel) {
+#if FC_DIRECT_HAVE_X86
+    case FC_KERNEL_DIRECT_WVGW:   /* grad_w and grad_b together */
+        return FC_FN(grad_w_wvgw)(ctx, &plan, shape, grad_y, x, grad_w, grad_b);
+    case FC_KERNEL_DIRECT_KVGW:
+        if (grad_w != NULL)
+            status = FC_FN(grad_w_kvec)(ctx, &plan, shape, grad_y, x, grad_w);
+        break;
 #endif
-    if (status == FC_OK && grad_w != NULL)
-        status = FC_FN(grad_w_direct)(ctx, shape, grad_y, x, grad_w);
+    default:
+        if (grad_w != NULL)
+            status = FC_FN(grad_w_dot)(ctx, &plan, shape, grad_y, x, grad_w);
+    }
     if (status == FC_OK && grad_b != NULL) {
         #pragma omp parallel for num_threads(fc_direct_threads(ctx)) schedule(static)
         for (fc_index k = 0; k < shape->out_channels; k++)
@@ -1294,16 +1070,16 @@ static inline __attribute__((always_inline)) FCV_TARGET void FCV_FN(store_first)
  * the portable order: bias, then ch, r, s. Input rows in the vertical padding are read from
  * zero_row; columns outside the image are masked off (col_mask). */
 static inline __attribute__((always_inline)) FCV_TARGET void
-FCV_FN(gather_block)(const fc_gather_plan *plan, const real *in, const real *w, real bias,
+FCV_FN(gather_block)(const fc_gather_geometry *gather, const real *in, const real *w, real bias,
                      const real *zero_row, fcv_mask col_mask[][FC_DIRECT_MAX_VECS],
                      fc_index oh0, fc_index ow0, real *out, const int rows, const int vecs)
 {
-    /* plan fields in locals: loads through `plan` would otherwise be repeated in the hot loop */
-    const fc_index channels = plan->channels, kernel_h = plan->kernel_h, kernel_w = plan->kernel_w;
-    const fc_index in_h = plan->in_h, in_w = plan->in_w, stride_h = plan->stride_h;
-    const fc_index pad_h = plan->pad_h, pad_w = plan->pad_w, in_channel_step = plan->in_channel_step;
-    const fc_index w_channel_step = plan->w_channel_step, w_row_step = plan->w_row_step;
-    const fc_index w_col_step = plan->w_col_step;
+    /* gather fields in locals: loads through `gather` would otherwise be repeated in the hot loop */
+    const fc_index channels = gather->channels, kernel_h = gather->kernel_h, kernel_w = gather->kernel_w;
+    const fc_index in_h = gather->in_h, in_w = gather->in_w, stride_h = gather->stride_h;
+    const fc_index pad_h = gather->pad_h, pad_w = gather->pad_w, in_channel_step = gather->in_channel_step;
+    const fc_index w_channel_step = gather->w_channel_step, w_row_step = gather->w_row_step;
+    const fc_index w_col_step = gather->w_col_step;
     fcv_vec acc[FC_DIRECT_ROWS_NARROW][FC_DIRECT_MAX_VECS];
     /* (the unroll pragmas make gcc unroll early enough to keep acc[][] in registers) */
     #pragma GCC unroll 8
@@ -1337,19 +1113,19 @@ FCV_FN(gather_block)(const fc_gather_plan *plan, const real *in, const real *w, 
     }
     #pragma GCC unroll 2
     for (int v = 0; v < vecs; v++) {
-        const fcv_mask store_mask = FCV_FN(lane_mask)(0, plan->out_w - ow0 - v * FCV_LANES);
+        const fcv_mask store_mask = FCV_FN(lane_mask)(0, gather->out_w - ow0 - v * FCV_LANES);
         #pragma GCC unroll 8
         for (int i = 0; i < rows; i++)
-            fcv_store_mask(out + (oh0 + i) * plan->out_w + ow0 + v * FCV_LANES, store_mask, acc[i][v]);
+            fcv_store_mask(out + (oh0 + i) * gather->out_w + ow0 + v * FCV_LANES, store_mask, acc[i][v]);
     }
 }
 
 static FCV_TARGET void
-FCV_FN(gather_block_dispatch)(const fc_gather_plan *plan, const real *in, const real *w, real bias,
+FCV_FN(gather_block_dispatch)(const fc_gather_geometry *gather, const real *in, const real *w, real bias,
                               const real *zero_row, fcv_mask col_mask[][FC_DIRECT_MAX_VECS],
                               fc_index oh0, fc_index ow0, real *out, int rows, int vecs)
 {
-#define FC_DIRECT_BLOCK(r, v) FCV_FN(gather_block)(plan, in, w, bias, zero_row, col_mask, oh0, ow0, out, r, v)
+#define FC_DIRECT_BLOCK(r, v) FCV_FN(gather_block)(gather, in, w, bias, zero_row, col_mask, oh0, ow0, out, r, v)
     if (vecs == 1) {
         switch (rows) {
         case 1: FC_DIRECT_BLOCK(1, 1); break;
@@ -1372,34 +1148,34 @@ FCV_FN(gather_block_dispatch)(const fc_gather_plan *plan, const real *in, const 
 #undef FC_DIRECT_BLOCK
 }
 
-/* One output plane, stride_w == 1 and kernel_w <= FC_DIRECT_SIMD_MAX_KW. Columns in chunks of
+/* One output plane, stride_w == 1 and kernel_w <= FC_DIRECT_GATHER_SIMD_MAX_KW. Columns in chunks of
  * vecs vectors; rows in near-equal blocks of at most max_rows (10 rows -> 5 + 5, not 8 + 2, so no
  * block runs with too few independent accumulators). */
-static FCV_TARGET void FCV_FN(gather_plane)(const fc_gather_plan *plan, const real *in, const real *w,
+static FCV_TARGET void FCV_FN(gather_plane)(const fc_gather_geometry *gather, const real *in, const real *w,
                                             real bias, const real *zero_row, real *out)
 {
-    const int vecs = plan->out_w > FCV_LANES ? 2 : 1;
+    const int vecs = gather->out_w > FCV_LANES ? 2 : 1;
     const int max_rows = vecs == 2 ? FC_DIRECT_ROWS_WIDE : FC_DIRECT_ROWS_NARROW;
     const fc_index chunk_w = (fc_index)vecs * FCV_LANES;
-    const fc_index row_blocks = (plan->out_h + max_rows - 1) / max_rows;
-    fcv_mask col_mask[FC_DIRECT_SIMD_MAX_KW][FC_DIRECT_MAX_VECS];
-    for (fc_index ow0 = 0; ow0 < plan->out_w; ow0 += chunk_w) {
-        for (fc_index s = 0; s < plan->kernel_w; s++)
+    const fc_index row_blocks = (gather->out_h + max_rows - 1) / max_rows;
+    fcv_mask col_mask[FC_DIRECT_GATHER_SIMD_MAX_KW][FC_DIRECT_MAX_VECS];
+    for (fc_index ow0 = 0; ow0 < gather->out_w; ow0 += chunk_w) {
+        for (fc_index s = 0; s < gather->kernel_w; s++)
             for (int v = 0; v < vecs; v++) {
                 const fc_index lane0 = ow0 + v * FCV_LANES;
-                col_mask[s][v] = FCV_FN(lane_mask)(plan->col_range[s].lo - lane0,
-                                                   plan->col_range[s].hi - lane0);
+                col_mask[s][v] = FCV_FN(lane_mask)(gather->col_range[s].lo - lane0,
+                                                   gather->col_range[s].hi - lane0);
             }
         for (fc_index b = 0; b < row_blocks; b++) {
-            const fc_index oh0 = b * plan->out_h / row_blocks;
-            const fc_index oh1 = (b + 1) * plan->out_h / row_blocks;
-            FCV_FN(gather_block_dispatch)(plan, in, w, bias, zero_row, col_mask, oh0, ow0, out,
+            const fc_index oh0 = b * gather->out_h / row_blocks;
+            const fc_index oh1 = (b + 1) * gather->out_h / row_blocks;
+            FCV_FN(gather_block_dispatch)(gather, in, w, bias, zero_row, col_mask, oh0, ow0, out,
                                           (int)(oh1 - oh0), vecs);
         }
     }
 }
 
-/* -- grad_w: task (k, c, r) with stride_w == 1, taps = kernel_w <= FC_DIRECT_GRADW_MAX_KW ---- */
+/* -- grad_w: task (k, c, r) with stride_w == 1, taps = kernel_w <= FC_DIRECT_DOT_SIMD_MAX_KW ---- */
 
 /* One accumulator per tap s for even rows and one for odd rows (two independent FMA chains per
  * tap); lane j always holds the columns ow = ow0 + j, so the sum order is fixed by the shape. */
@@ -1416,8 +1192,8 @@ FCV_FN(grad_w_task_taps)(const fc_conv_shape *sh, const fc_range *col_range, fc_
     const real *grad_y_k = grad_y + k * out_plane;
     const real *x_c = x + c * in_plane + x_origin;
     const fc_index grad_y_image = sh->out_channels * out_plane, x_image = sh->in_channels * in_plane;
-    fcv_vec acc_even[FC_DIRECT_GRADW_MAX_KW], acc_odd[FC_DIRECT_GRADW_MAX_KW];
-    fcv_mask col_mask[FC_DIRECT_GRADW_MAX_KW];
+    fcv_vec acc_even[FC_DIRECT_DOT_SIMD_MAX_KW], acc_odd[FC_DIRECT_DOT_SIMD_MAX_KW];
+    fcv_mask col_mask[FC_DIRECT_DOT_SIMD_MAX_KW];
     /* (the unroll pragmas make gcc unroll early enough to keep the accumulators in registers) */
     #pragma GCC unroll 8
     for (int s = 0; s < taps; s++)
@@ -1500,14 +1276,16 @@ static FCV_TARGET void FCV_FN(grad_w_task)(const fc_conv_shape *sh, const fc_ran
 #define fcv_storeu _mm256_storeu_pd
 #endif
 /* Register blocks: rows x cols output pixels times kv vectors of output channels, one accumulator
- * each. AVX-512 (32 registers): 1 vector x 2 rows x 12 columns. AVX2 (16 registers): 2 vectors x 1 row
- * x 6 columns, so that each input broadcast feeds two FMAs -- with one vector (1 x 12) each FMA needs a
- * broadcast of its own, and the kernel ran at about half the FMA peak (measured, 2 threads, AVX2, ms: LeNet C3 0.28 -> 0.245, seed000-c2 3.3 -> 2.3, strided 3.4 -> 2.3,
- * seed002-c4 6.3 -> 5.0, vgg-ish 55 -> 37; functional.py's "auto" rule has the rest). A last
- * group of at most one vector of channels takes the 1-vector block (1 x 12 on AVX2). */
-#define FC_KVEC_ROWS (FC_DIRECT_SIMD_PASS == 2 ? 2 : 1)
-#define FC_KVEC_K_VECTORS (FC_DIRECT_SIMD_PASS == 2 ? 1 : 2)
-#define FC_KVGW_MAX_TAPS (FC_DIRECT_SIMD_PASS == 2 ? FC_KVGW_MAX_TAPS_AVX512 : FC_KVGW_MAX_TAPS_AVX2)
+ * each, as conv_plan.h sizes them per level (FC_PLAN_KVEC_*: AVX-512 1 vector x 2 rows x 12 columns,
+ * AVX2 2 vectors x 1 row x 6 columns, and why). A last group of at most one vector of channels takes
+ * the 1-vector block (1 x 12 on AVX2). */
+#define FC_KVEC_ROWS (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_KVEC_ROWS_AVX512 : FC_PLAN_KVEC_ROWS_AVX2)
+#define FC_KVEC_K_VECTORS \
+    (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_KVEC_CHANNEL_VECTORS_AVX512 : FC_PLAN_KVEC_CHANNEL_VECTORS_AVX2)
+#define FC_KVGW_CHANNEL_VECTORS \
+    (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_KVGW_CHANNEL_VECTORS_AVX512 : FC_PLAN_KVGW_CHANNEL_VECTORS_AVX2)
+#define FC_KVGW_ACCUMULATORS \
+    (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_KVGW_ACCUMULATORS_AVX512 : FC_PLAN_KVGW_ACCUMULATORS_AVX2)
 
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, const real *bias,
@@ -1613,8 +1391,8 @@ static FCV_TARGET void FCV_FN(kvec_image)(const fc_kvec_geometry *geo, const rea
 /* -- forward vectorised over output columns, blocked over output channels (the "wvec" kernel) ----
  * For few output channels (LeNet's first layer: 6, under one AVX2 vector for kvec) and for the input
  * gradient of a stride-1 convolution run as one (grad_x = conv(dY, W flipped and transposed), whose
- * K' is the layer's C: 6 in LeNet's C3). A block is FC_WVEC_KB channels x nv vectors of consecutive
- * output columns of one output row: per tap, nv input loads are shared by FC_WVEC_KB weight
+ * K' is the layer's C: 6 in LeNet's C3). A block is FC_WVEC_CHANNELS channels x nv vectors of consecutive
+ * output columns of one output row: per tap, nv input loads are shared by FC_WVEC_CHANNELS weight
  * broadcasts (2 + 6 loads per 12 FMAs). Taps whose input row lies in the vertical padding are skipped;
  * horizontal padding is in the copied image. Per output element the sum runs bias, then c, r, s. */
 static inline __attribute__((always_inline)) FCV_TARGET void
@@ -1625,24 +1403,24 @@ FCV_FN(wvec_block)(const fc_wvec_geometry *geo, const real *in, const real *wp, 
     const fc_index ih0 = oh * geo->stride_h - geo->pad_h;
     const fc_index r_lo = ih0 < 0 ? -ih0 : 0;
     const fc_index r_hi = geo->in_h - ih0 < kernel_h ? geo->in_h - ih0 : kernel_h;
-    fcv_vec acc[FC_WVEC_KB][FC_WVEC_NV];
+    fcv_vec acc[FC_WVEC_CHANNELS][FC_WVEC_VECTORS];
     #pragma GCC unroll 6
-    for (int kb = 0; kb < FC_WVEC_KB; kb++)
+    for (int kb = 0; kb < FC_WVEC_CHANNELS; kb++)
         #pragma GCC unroll 2
         for (int v = 0; v < nv; v++)
             acc[kb][v] = fcv_set1(bias[kb]);
     for (fc_index c = 0; c < geo->channels; c++) {
         for (fc_index r = r_lo; r < r_hi; r++) {
             const real *row = in + c * geo->in_channel_step + (ih0 + r) * geo->in_row_step + ow0;
-            const real *w = wp + (c * kernel_h + r) * kernel_w * FC_WVEC_KB;
+            const real *w = wp + (c * kernel_h + r) * kernel_w * FC_WVEC_CHANNELS;
             for (fc_index s = 0; s < kernel_w; s++) {
-                fcv_vec x_vec[FC_WVEC_NV];
+                fcv_vec x_vec[FC_WVEC_VECTORS];
                 #pragma GCC unroll 2
                 for (int v = 0; v < nv; v++)
                     x_vec[v] = fcv_loadu(row + s + v * FCV_LANES);
                 #pragma GCC unroll 6
-                for (int kb = 0; kb < FC_WVEC_KB; kb++) {
-                    const fcv_vec w_vec = fcv_set1(w[s * FC_WVEC_KB + kb]);
+                for (int kb = 0; kb < FC_WVEC_CHANNELS; kb++) {
+                    const fcv_vec w_vec = fcv_set1(w[s * FC_WVEC_CHANNELS + kb]);
                     #pragma GCC unroll 2
                     for (int v = 0; v < nv; v++)
                         acc[kb][v] = fcv_fmadd(w_vec, x_vec[v], acc[kb][v]);
@@ -1651,35 +1429,35 @@ FCV_FN(wvec_block)(const fc_wvec_geometry *geo, const real *in, const real *wp, 
         }
     }
     #pragma GCC unroll 6
-    for (int kb = 0; kb < FC_WVEC_KB; kb++)
+    for (int kb = 0; kb < FC_WVEC_CHANNELS; kb++)
         #pragma GCC unroll 2
         for (int v = 0; v < nv; v++)
-            fcv_storeu(tile + (kb * FC_WVEC_NV + v) * FCV_LANES, acc[kb][v]);
+            fcv_storeu(tile + (kb * FC_WVEC_VECTORS + v) * FCV_LANES, acc[kb][v]);
 }
 
-/* All output planes of one image: blocks of FC_WVEC_KB channels x (1 or FC_WVEC_NV vectors) of each
+/* All output planes of one image: blocks of FC_WVEC_CHANNELS channels x (1 or FC_WVEC_VECTORS vectors) of each
  * output row, copied from the tile into y_image's valid channels and columns. wp: the packed weights,
- * then FC_WVEC_KB biases per block (zero past out_channels), as pack_weights lays them out. */
+ * then FC_WVEC_CHANNELS biases per block (zero past out_channels), as pack_weights lays them out. */
 static FCV_TARGET void FCV_FN(wvec_image)(const fc_wvec_geometry *geo, const real *in, const real *wp,
                                           const real *bias, real *y_image)
 {
-    real tile[FC_WVEC_KB * FC_WVEC_NV * FCV_LANES];
+    real tile[FC_WVEC_CHANNELS * FC_WVEC_VECTORS * FCV_LANES];
     const fc_index out_h = geo->out_h, out_w = geo->out_w, out_plane = out_h * out_w;
     const fc_index taps = geo->channels * geo->kernel_h * geo->kernel_w;
-    for (fc_index k0 = 0; k0 < geo->out_channels; k0 += FC_WVEC_KB) {
-        const fc_index kb_count = geo->out_channels - k0 < FC_WVEC_KB ? geo->out_channels - k0 : FC_WVEC_KB;
-        const real *wp_block = wp + k0 / FC_WVEC_KB * taps * FC_WVEC_KB;
+    for (fc_index k0 = 0; k0 < geo->out_channels; k0 += FC_WVEC_CHANNELS) {
+        const fc_index kb_count = geo->out_channels - k0 < FC_WVEC_CHANNELS ? geo->out_channels - k0 : FC_WVEC_CHANNELS;
+        const real *wp_block = wp + k0 / FC_WVEC_CHANNELS * taps * FC_WVEC_CHANNELS;
         const real *bias_block = bias + k0;
         for (fc_index oh = 0; oh < out_h; oh++) {
-            for (fc_index ow0 = 0; ow0 < out_w; ow0 += FC_WVEC_NV * FCV_LANES) {
-                const fc_index cols = out_w - ow0 < FC_WVEC_NV * FCV_LANES ? out_w - ow0 : FC_WVEC_NV * FCV_LANES;
+            for (fc_index ow0 = 0; ow0 < out_w; ow0 += FC_WVEC_VECTORS * FCV_LANES) {
+                const fc_index cols = out_w - ow0 < FC_WVEC_VECTORS * FCV_LANES ? out_w - ow0 : FC_WVEC_VECTORS * FCV_LANES;
                 if (cols > FCV_LANES)
-                    FCV_FN(wvec_block)(geo, in, wp_block, bias_block, oh, ow0, tile, FC_WVEC_NV);
+                    FCV_FN(wvec_block)(geo, in, wp_block, bias_block, oh, ow0, tile, FC_WVEC_VECTORS);
                 else
                     FCV_FN(wvec_block)(geo, in, wp_block, bias_block, oh, ow0, tile, 1);
                 for (fc_index kb = 0; kb < kb_count; kb++) {
                     real *y_row = y_image + (k0 + kb) * out_plane + oh * out_w + ow0;
-                    const real *t = tile + kb * FC_WVEC_NV * FCV_LANES;   /* vectors v are consecutive */
+                    const real *t = tile + kb * FC_WVEC_VECTORS * FCV_LANES;   /* vectors v are consecutive */
                     for (fc_index j = 0; j < cols; j++)
                         y_row[j] = t[j];
                 }
@@ -1690,17 +1468,17 @@ static FCV_TARGET void FCV_FN(wvec_image)(const fc_wvec_geometry *geo, const rea
 
 /* -- wvec blocked over output rows (the "wvec rows" kernel) -------------------------------------
  * wvec's convolution for one or two output channels (grad_x of LeNet's first layer: one), where wvec's
- * blocks of FC_WVEC_KB channels would run mostly empty. A block is rb output rows x nv vectors of
+ * blocks of FC_WVEC_CHANNELS channels would run mostly empty. A block is rb output rows x nv vectors of
  * consecutive output columns of one channel (stride 1). Per input channel c and tap column s it walks
  * the rb + R - 1 input rows the block touches: each input vector is loaded once and feeds every output
  * row it reaches (up to rb), with that row's weight w[c][t - i][s] broadcast: 7 loads per 12 FMAs in the
  * middle rows (rb 3, nv 4), against one load per FMA in the gather. The input image holds its vertical
  * padding rows (zeros) too. Per output element the sum runs bias, then c, s, r. */
 static inline __attribute__((always_inline)) FCV_TARGET void
-FCV_FN(wrows_step)(const real *row, const real *w_col, fc_index kernel_w, fc_index t, fcv_vec acc[][FC_WROWS_NV],
+FCV_FN(wrows_step)(const real *row, const real *w_col, fc_index kernel_w, fc_index t, fcv_vec acc[][FC_WROWS_VECTORS],
                    const int i_lo, const int i_hi, const int nv)
 {
-    fcv_vec weight[FC_WROWS_RB];
+    fcv_vec weight[FC_WROWS_ROWS];
     #pragma GCC unroll 3
     for (int i = i_lo; i < i_hi; i++)
         weight[i] = fcv_set1(w_col[(t - i) * kernel_w]);
@@ -1720,7 +1498,7 @@ FCV_FN(wrows_block)(const fc_wvec_geometry *geo, const real *in, const real *w, 
                     fc_index oh0, fc_index ow0, int last_lanes, real *out_plane, const int rb, const int nv)
 {
     const fc_index kernel_h = geo->kernel_h, kernel_w = geo->kernel_w, row_step = geo->in_row_step;
-    fcv_vec acc[FC_WROWS_RB][FC_WROWS_NV];
+    fcv_vec acc[FC_WROWS_ROWS][FC_WROWS_VECTORS];
     #pragma GCC unroll 3
     for (int i = 0; i < rb; i++)
         #pragma GCC unroll 4
@@ -1772,17 +1550,17 @@ static FCV_TARGET void FCV_FN(wrows_block_dispatch)(const fc_wvec_geometry *geo,
 #undef FC_WROWS_CASE
 }
 
-/* All output planes of one image: per channel, near-equal blocks of at most min(FC_WROWS_RB, kernel_h)
- * rows (28 -> 3 x 8 + 2 x 2), columns in blocks of FC_WROWS_NV vectors (the last one shorter, its last
+/* All output planes of one image: per channel, near-equal blocks of at most min(FC_WROWS_ROWS, kernel_h)
+ * rows (28 -> 3 x 8 + 2 x 2), columns in blocks of FC_WROWS_VECTORS vectors (the last one shorter, its last
  * vector stored in part). wp: pack_weights with blocks of 1, [k][c][r][s], then the biases. */
 static FCV_TARGET void FCV_FN(wrows_image)(const fc_wvec_geometry *geo, const real *in, const real *wp,
                                            const real *bias, real *y_image)
 {
     const fc_index out_h = geo->out_h, out_w = geo->out_w;
     const fc_index taps = geo->channels * geo->kernel_h * geo->kernel_w;
-    const fc_index max_rows = geo->kernel_h < FC_WROWS_RB ? geo->kernel_h : FC_WROWS_RB;
+    const fc_index max_rows = geo->kernel_h < FC_WROWS_ROWS ? geo->kernel_h : FC_WROWS_ROWS;
     const fc_index row_blocks = (out_h + max_rows - 1) / max_rows;
-    const fc_index block_w = FC_WROWS_NV * FCV_LANES;
+    const fc_index block_w = FC_WROWS_VECTORS * FCV_LANES;
     for (fc_index k = 0; k < geo->out_channels; k++) {
         real *out_plane = y_image + k * out_h * out_w;
         for (fc_index ow0 = 0; ow0 < out_w; ow0 += block_w) {
@@ -1816,7 +1594,7 @@ FCV_FN(kvgw_task_rows)(const fc_kvgw_geometry *geo, const real *x_chunk, const r
     const fc_index out_h = geo->out_h, out_w = geo->out_w, k_pad = geo->k_pad;
     const fc_index x_row_step = geo->in_row_step, x_pix_step = geo->stride_w;
     const fc_index x_oh_step = geo->stride_h * geo->in_row_step;
-    fcv_vec acc[FC_KVEC_K_VECTORS][FC_KVGW_MAX_ROWS][FC_KVGW_MAX_S];
+    fcv_vec acc[FC_KVGW_CHANNEL_VECTORS][FC_KVGW_MAX_ROWS][FC_KVGW_MAX_KW];
     #pragma GCC unroll 2
     for (int v = 0; v < kv; v++)
         #pragma GCC unroll 7
@@ -1831,7 +1609,7 @@ FCV_FN(kvgw_task_rows)(const fc_kvgw_geometry *geo, const real *x_chunk, const r
         for (fc_index oh = 0; oh < out_h; oh++) {
             const real *x_pix = x_n + oh * x_oh_step;
             for (fc_index ow = 0; ow < out_w; ow++) {
-                fcv_vec dy[FC_KVEC_K_VECTORS];
+                fcv_vec dy[FC_KVGW_CHANNEL_VECTORS];
                 #pragma GCC unroll 2
                 for (int v = 0; v < kv; v++)
                     dy[v] = fcv_loadu(dy_pix + v * dyt_vector_step);
@@ -1858,19 +1636,19 @@ FCV_FN(kvgw_task_rows)(const fc_kvgw_geometry *geo, const real *x_chunk, const r
                 fcv_storeu(gw_acc + (i * taps_w + s) * k_pad + v * FCV_LANES, acc[v][i][s]);
 }
 
-/* The task's kv (1 or FC_KVEC_K_VECTORS channel vectors), rows (1..FC_KVGW_MAX_ROWS) and S
- * (1..FC_KVGW_MAX_S) as compile-time constants; only the triples within this level's accumulator
- * budget (FC_KVGW_MAX_TAPS vectors) are instantiated. */
+/* The task's kv (1 or FC_KVGW_CHANNEL_VECTORS channel vectors), rows (1..FC_KVGW_MAX_ROWS) and S
+ * (1..FC_KVGW_MAX_KW) as compile-time constants; only the triples within this level's accumulator
+ * budget (FC_KVGW_ACCUMULATORS vectors) are instantiated. */
 static FCV_TARGET void FCV_FN(kvgw_task)(const fc_kvgw_geometry *geo, const real *x_chunk, const real *dyt_chunk,
                                          fc_index dyt_vector_step, fc_index count, int first_chunk,
                                          real *gw_acc, int kv, int rows)
 {
 #define FC_KVGW_CASE(R, S)                                                                       \
     case R:                                                                                      \
-        if (kv == 2 && FC_KVEC_K_VECTORS == 2 && 2 * (R) * (S) <= FC_KVGW_MAX_TAPS)              \
+        if (kv == 2 && FC_KVGW_CHANNEL_VECTORS == 2 && 2 * (R) * (S) <= FC_KVGW_ACCUMULATORS)              \
             FCV_FN(kvgw_task_rows)(geo, x_chunk, dyt_chunk, dyt_vector_step, count, first_chunk, \
-                                   gw_acc, FC_KVEC_K_VECTORS, R, S);                             \
-        else if (kv == 1 && (R) * (S) <= FC_KVGW_MAX_TAPS)                                       \
+                                   gw_acc, FC_KVGW_CHANNEL_VECTORS, R, S);                             \
+        else if (kv == 1 && (R) * (S) <= FC_KVGW_ACCUMULATORS)                                       \
             FCV_FN(kvgw_task_rows)(geo, x_chunk, dyt_chunk, dyt_vector_step, count, first_chunk, \
                                    gw_acc, 1, R, S);                                             \
         break;
@@ -1955,15 +1733,15 @@ static inline __attribute__((always_inline)) FCV_TARGET fcv_vec FCV_FN(shifted)(
 /* Vectors loaded per output column vector to build the shifted x vectors of taps 0 .. S - 1. */
 #define FCV_SHIFT_LOADS(taps_w) (((taps_w) - 1) / FCV_LANES + 2)
 
-#define FC_WVGW_REGS (FC_DIRECT_SIMD_PASS == 2 ? FC_WVGW_REGS_AVX512 : FC_WVGW_REGS_AVX2)
+#define FC_WVGW_REGISTERS (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_WVGW_REGISTERS_AVX512 : FC_PLAN_WVGW_REGISTERS_AVX2)
 
 /* One vector of output columns: acc[kk][s] += dy[kk] * (x from column s of x_at on), for the kb
  * output channels and taps_w taps of a task; `keep` (NULL: all) zeroes x in the lanes past the row. */
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(wvgw_vector)(const fcv_vec *dy, const int kb, const real *x_at, const int taps_w,
-                    const fcv_mask *keep, fcv_vec acc[FC_WVGW_MAX_KB][FC_WVGW_MAX_S])
+                    const fcv_mask *keep, fcv_vec acc[FC_WVGW_MAX_CHANNELS][FC_WVGW_MAX_KW])
 {
-    fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_S)];
+    fcv_vec x_part[FCV_SHIFT_LOADS(FC_WVGW_MAX_KW)];
     #pragma GCC unroll 3
     for (int i = 0; i < FCV_SHIFT_LOADS(taps_w); i++)
         x_part[i] = fcv_loadu(x_at + i * FCV_LANES);
@@ -1987,7 +1765,7 @@ FCV_FN(wvgw_task_taps)(const fc_wvgw_geometry *geo, const real *x_task, const re
     const fc_index out_w = geo->out_w, dy_plane = geo->dy_plane, x_oh_step = geo->x_oh_step;
     const fc_index full_vectors = out_w / FCV_LANES;
     const fcv_mask tail_mask = FCV_FN(lane_mask)(0, out_w % FCV_LANES);
-    fcv_vec acc[FC_WVGW_MAX_KB][FC_WVGW_MAX_S];
+    fcv_vec acc[FC_WVGW_MAX_CHANNELS][FC_WVGW_MAX_KW];
     /* (the unroll pragmas make gcc unroll early enough to keep the accumulators in registers) */
     #pragma GCC unroll 4
     for (int kk = 0; kk < kb; kk++)
@@ -2000,14 +1778,14 @@ FCV_FN(wvgw_task_taps)(const fc_wvgw_geometry *geo, const real *x_task, const re
         for (fc_index oh = 0; oh < rows; oh++, x_row += x_oh_step, dy_row += out_w) {
             fc_index ow = 0;
             for (fc_index j = 0; j < full_vectors; j++, ow += FCV_LANES) {
-                fcv_vec dy[FC_WVGW_MAX_KB];
+                fcv_vec dy[FC_WVGW_MAX_CHANNELS];
                 #pragma GCC unroll 4
                 for (int kk = 0; kk < kb; kk++)
                     dy[kk] = fcv_loadu(dy_row + kk * dy_plane + ow);
                 FCV_FN(wvgw_vector)(dy, kb, x_row + ow, taps_w, NULL, acc);
             }
             if (ow < out_w) {   /* the tail: dy and x masked to zero past out_w */
-                fcv_vec dy[FC_WVGW_MAX_KB];
+                fcv_vec dy[FC_WVGW_MAX_CHANNELS];
                 #pragma GCC unroll 4
                 for (int kk = 0; kk < kb; kk++)
                     dy[kk] = fcv_load_mask(dy_row + kk * dy_plane + ow, tail_mask);
@@ -2058,14 +1836,14 @@ static FCV_TARGET void FCV_FN(wvgw_bias)(const fc_wvgw_geometry *geo, const real
 #undef FC_WVGW_ADD_ROW
 }
 
-/* kb (1..FC_WVGW_MAX_KB) and S (1..FC_WVGW_MAX_S) as compile-time constants; only the pairs within this
- * level's register budget (kb * (S + 1) <= FC_WVGW_REGS, the driver's wvgw_channels_per_task) exist. */
+/* kb (1..FC_WVGW_MAX_CHANNELS) and S (1..FC_WVGW_MAX_KW) as compile-time constants; only the pairs within this
+ * level's register budget (kb * (S + 1) <= FC_WVGW_REGISTERS, as the plan's wvgw_channels chooses) exist. */
 static FCV_TARGET void FCV_FN(wvgw_task)(const fc_wvgw_geometry *geo, const real *x_task, const real *dy_task,
                                          fc_index images, fc_index rows, real *sums, int kb, int taps_w)
 {
 #define FC_WVGW_CASE(KB, S)                                                                      \
     case KB:                                                                                     \
-        if ((KB) * ((S) + 1) <= FC_WVGW_REGS)                                                    \
+        if ((KB) * ((S) + 1) <= FC_WVGW_REGISTERS)                                                    \
             FCV_FN(wvgw_task_taps)(geo, x_task, dy_task, images, rows, sums, KB, S);             \
         break;
 #define FC_WVGW_KB(S)                                                                            \
@@ -2080,14 +1858,15 @@ static FCV_TARGET void FCV_FN(wvgw_task)(const fc_wvgw_geometry *geo, const real
 #undef FC_WVGW_KB
 #undef FC_WVGW_CASE
 }
-#undef FC_WVGW_REGS
+#undef FC_WVGW_REGISTERS
 #undef FCV_SHIFT_LOADS
 
 #undef fcv_loadu
 #undef fcv_storeu
 #undef FC_KVEC_ROWS
 #undef FC_KVEC_K_VECTORS
-#undef FC_KVGW_MAX_TAPS
+#undef FC_KVGW_CHANNEL_VECTORS
+#undef FC_KVGW_ACCUMULATORS
 
 #undef FCV_TARGET
 #undef FCV_FN

@@ -31,23 +31,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "conv_plan.h"
 #include "gemm_kernels.h"
 #include "im2col.h"
-
-/* Scratch budget of one call: the column buffer plus the (K x count*P) output / dY buffer. */
-#define FC_IM2COL_SCRATCH_BYTES ((fc_index)4 << 20)
 
 /* Fused forward: most bytes of output (K x columns) one task computes, so that its C block stays in
  * L2 beside W's packed KC block while the KC steps sweep it (L2 is 512 KB to 2 MB on the machines
  * measured). */
 #define FC_IM2COL_C_BLOCK_BYTES ((fc_index)128 << 10)
-
-/* grad_x image by image (grad_x_by_image) when an image's column matrix is small (two or more fit the
- * budget) and the GEMM's depth, out_channels, is at most this. Measured (2 threads, float32, AVX-512,
- * ms, by image vs chunked): lenet-c3 (K 16) 0.52 vs 0.74 inside a training step; seed000-c2 (K 50) 1.96
- * vs 2.66; strided (K 64) 1.72 vs 2.32; but seed002-c4 (K 128) 3.5 vs 2.2: its W^T, packed again for
- * every image, is as large as the image's GEMM is long. */
-#define FC_IM2COL_BY_IMAGE_MAX_K 64
 
 /* The fused forward's KC: the GEMM's, stretched to cover a depth up to 1.5 KC in one step, else the
  * depth cut into equal steps. Every extra step reloads and rewrites C, and a short last step (KC 256
@@ -58,15 +49,6 @@ static fc_index fc_fused_depth(fc_index depth, fc_index kc)
 {
     const fc_index steps = depth <= kc + kc / 2 ? 1 : (depth + kc - 1) / kc;
     return (depth + steps - 1) / steps;
-}
-
-/* Images per chunk: as many as the scratch budget holds at `bytes_per_image` each, at least one. */
-static fc_index fc_images_per_chunk(fc_index batch, fc_index bytes_per_image)
-{
-    fc_index count = FC_IM2COL_SCRATCH_BYTES / bytes_per_image;
-    if (count < 1)
-        count = 1;
-    return count < batch ? count : batch;
 }
 
 #define FC_TEMPLATE_FILE "conv_im2col.c"
@@ -234,7 +216,7 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
 /* grad_x image by image, for images whose column matrix is small: each thread takes whole images and,
  * for each, computes col = W^T dY_n with a one-thread GEMM into its own scratch, then col2im's it into
  * grad_x_n while col is still in its cache, instead of a chunk's col (3.8 MB for LeNet's C3) making a
- * round trip through L3 (see FC_IM2COL_BY_IMAGE_MAX_K for where it pays). Results are those of the
+ * round trip through L3 (conv_plan.h, FC_IM2COL_BY_IMAGE_MAX_K, says where it pays). Results are those of the
  * chunked form bit for bit: the GEMM's sums over K run in the same order
  * (the contract of fc_gemm), and col2im adds in the same order. */
 static int FC_FN(grad_x_by_image)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *grad_y,
@@ -275,15 +257,14 @@ int FC_FN(fc_conv2d_backward_im2col)(const fc_ctx *ctx, const fc_conv_shape *sha
     const fc_index in_image = shape->in_channels * shape->in_h * shape->in_w;
     const fc_index out_plane = shape->out_h * shape->out_w;
     const fc_index crs = shape->in_channels * shape->kernel_h * shape->kernel_w;
-    const fc_index chunk = fc_images_per_chunk(
-        batch, (crs + out_channels) * out_plane * (fc_index)sizeof(real));
+    const fc_conv_plan grad_x_plan = fc_conv_plan_grad_x(ctx, shape, FC_ALGO_IM2COL, FC_DTYPE);
+    const fc_index chunk = grad_x_plan.images_per_chunk;   /* images per GEMM: the budget's */
     int status = FC_OK;
     real *col_buf = NULL, *dy_buf = NULL;
 
     if (grad_b)
         FC_FN(bias_gradient)(ctx, shape, grad_y, grad_b);
-    if (grad_x && chunk > 1 && out_channels <= FC_IM2COL_BY_IMAGE_MAX_K) {
-        /* several images' columns fit the budget, so one image's is small: see grad_x_by_image */
+    if (grad_x && grad_x_plan.kernel == FC_KERNEL_IM2COL_BY_IMAGE) {
         status = FC_FN(grad_x_by_image)(ctx, shape, grad_y, weight, grad_x);
         grad_x = NULL;
     }

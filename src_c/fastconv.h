@@ -77,6 +77,49 @@ typedef struct {
     fc_index out_h, out_w;
 } fc_conv_shape;
 
+/* Which algorithm a convolution call asks for (the `algo` argument of fastconv.conv2d). */
+typedef enum {
+    FC_ALGO_AUTO = 0,     /* the faster of the two for this shape, dtype and SIMD level (conv_plan.c) */
+    FC_ALGO_DIRECT = 1,   /* conv_direct.c */
+    FC_ALGO_IM2COL = 2    /* conv_im2col.c */
+} fc_conv_algo;
+
+/* Element type of a call, for the functions that are not instantiated per type (the plan). */
+typedef enum {
+    FC_DTYPE_F32 = 0,
+    FC_DTYPE_F64 = 1
+} fc_dtype;
+
+/* The kernels a convolution pass can run; fc_conv_kernel_name gives each its public name (the one
+ * fastconv.conv2d_plan reports; documented there). */
+typedef enum {
+    FC_KERNEL_IM2COL_FUSED = 0,    /* forward: im2col written straight into the GEMM's packed panels */
+    FC_KERNEL_IM2COL_BY_IMAGE,     /* grad_x: W^T dY and col2im one image at a time */
+    FC_KERNEL_IM2COL_CHUNKED,      /* grad_x, grad_w: one GEMM per chunk of images side by side */
+    FC_KERNEL_DIRECT_GATHER,       /* forward, grad_x (stride 1): one output plane per task, portable C */
+    FC_KERNEL_DIRECT_GATHER_SIMD,  /* the same with explicit vectors over output columns (stride_w 1) */
+    FC_KERNEL_DIRECT_SCATTER,      /* grad_x, stride > 1: grad_y spread back over the input, portable */
+    FC_KERNEL_DIRECT_DOT,          /* grad_w: one task per (k, c, r), dot products, portable C */
+    FC_KERNEL_DIRECT_DOT_SIMD,     /* the same with explicit vectors over output columns (stride_w 1) */
+    FC_KERNEL_DIRECT_KVEC,         /* forward vectorised over output channels */
+    FC_KERNEL_DIRECT_KVGW,         /* grad_w vectorised over output channels */
+    FC_KERNEL_DIRECT_WVEC,         /* forward / grad_x vectorised over output columns, channel blocks */
+    FC_KERNEL_DIRECT_WROWS,        /* grad_x vectorised over output columns, blocks of output rows */
+    FC_KERNEL_DIRECT_WVGW          /* grad_w (and grad_b) vectorised over output columns */
+} fc_conv_kernel;
+
+/* What one pass of a convolution runs: the kernel and the parameters it takes from the per-ISA rules
+ * (conv_plan.h). Fields a kernel does not use are 0. */
+typedef struct {
+    fc_conv_kernel kernel;
+    fc_simd_level simd;       /* the level it runs at (ctx->simd; scalar off x86-64) */
+    fc_index lanes;           /* elements per vector at that level (0 at the portable level) */
+    fc_index channel_vectors; /* kvec: vectors of output channels per block; kvgw: per task */
+    fc_index kvgw_accumulators;  /* kvgw: accumulator vectors a task holds (its register budget) */
+    fc_index wvgw_channels;   /* wvgw: output channels per task */
+    fc_index images_per_chunk;   /* im2col.chunked: images per GEMM (bounded scratch) */
+} fc_conv_plan;
+
 /* Geometry of a 2-D pooling (planes = batch * channels). Padding never exceeds half the kernel
  * (checked by the binding), so every window holds at least one real input element. */
 typedef struct {
@@ -84,6 +127,20 @@ typedef struct {
     fc_index kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
     fc_index out_h, out_w;
 } fc_pool_shape;
+
+/* conv_plan.c: the one place that picks a convolution kernel. One function per pass returns what
+ * `algo` runs for this shape, element type and ctx->simd: the drivers (fc_conv2d_*_direct,
+ * fc_conv2d_*_im2col) run the FC_ALGO_DIRECT / FC_ALGO_IM2COL plans, fc_conv2d_forward and
+ * fc_conv2d_backward the FC_ALGO_AUTO one, and the binding reports it. Independent of
+ * ctx->num_threads, so the results are too. The shape is valid (the binding checked it; batch may be 0,
+ * where nothing runs). grad_b is computed by the kernel of grad_w's plan. */
+fc_conv_plan fc_conv_plan_forward(const fc_ctx *ctx, const fc_conv_shape *shape, fc_conv_algo algo, fc_dtype dtype);
+fc_conv_plan fc_conv_plan_grad_x(const fc_ctx *ctx, const fc_conv_shape *shape, fc_conv_algo algo, fc_dtype dtype);
+fc_conv_plan fc_conv_plan_grad_w(const fc_ctx *ctx, const fc_conv_shape *shape, fc_conv_algo algo, fc_dtype dtype);
+/* "direct.kvec", "im2col.fused", ...: the stable public name of a kernel ("unknown" for no kernel). */
+const char *fc_conv_kernel_name(fc_conv_kernel kernel);
+/* 1 if the kernel is one of conv_direct.c's (run by fc_conv2d_*_direct), 0 if one of conv_im2col.c's. */
+int fc_conv_kernel_is_direct(fc_conv_kernel kernel);
 
 #define FC_DECLARE_KERNELS(real, sfx)                                                            \
 /* gemm.c: C = alpha * op(A) op(B) + beta * C, BLIS-style.                                     \
@@ -104,25 +161,14 @@ int fc_gemm_##sfx(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real al
 void fc_im2col_##sfx(const fc_conv_shape *shape, const real *x, real *col);                     \
 void fc_col2im_##sfx(const fc_conv_shape *shape, const real *col, real *x);                     \
                                                                                                 \
-/* conv_im2col.c / conv_direct.c: forward. x (N,C,H,W), weight (K,C,R,S), bias (K) or NULL,    \
- * y (N,K,out_h,out_w) written (not accumulated). */                                            \
+/* conv_im2col.c / conv_direct.c: forward, with that family's plan. x (N,C,H,W),                \
+ * weight (K,C,R,S), bias (K) or NULL, y (N,K,out_h,out_w) written (not accumulated). */        \
 int fc_conv2d_forward_im2col_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,               \
                                    const real *x, const real *weight, const real *bias,          \
                                    real *y);                                                     \
 int fc_conv2d_forward_direct_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,               \
                                    const real *x, const real *weight, const real *bias,          \
                                    real *y);                                                     \
-/* 1 if fc_conv2d_forward_direct takes one of its vectorised paths for this shape and ctx->simd  \
- * (the rules: conv_direct.c, wvec_forward_applies and kvec_applies; independent of               \
- * ctx->num_threads), else 0. The binding's algo="auto" asks it, so the rule lives in one place. */ \
-int fc_conv2d_forward_direct_vectorised_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape);   \
-/* 1 if fc_conv2d_backward_direct computes grad_w vectorised over output channels for this shape  \
- * and ctx->simd (conv_direct.c, kvgw_applies; independent of ctx->num_threads), else 0.         \
- * Like the forward's, this lets the binding's algo="auto" ask the one rule. */                  \
-int fc_conv2d_grad_w_direct_vectorised_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape);    \
-/* 1 if fc_conv2d_backward_direct computes grad_x vectorised over input columns for this shape   \
- * and ctx->simd (conv_direct.c, wvec_grad_x_applies; independent of ctx->num_threads), else 0. */ \
-int fc_conv2d_grad_x_direct_vectorised_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape);    \
 /* Backward. grad_y (N,K,out_h,out_w). Any of grad_x (N,C,H,W), grad_w (K,C,R,S),               \
  * grad_b (K) may be NULL (not computed); the others are written (not accumulated). */          \
 int fc_conv2d_backward_im2col_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,              \
@@ -131,6 +177,14 @@ int fc_conv2d_backward_im2col_##sfx(const fc_ctx *ctx, const fc_conv_shape *shap
 int fc_conv2d_backward_direct_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape,              \
                                     const real *grad_y, const real *x, const real *weight,       \
                                     real *grad_x, real *grad_w, real *grad_b);                   \
+/* conv2d.c: the pass's plan for `algo` (fc_conv_plan_*), run by the driver of its kernel's     \
+ * family. The backward runs grad_w and grad_b in one call and grad_x in another when their     \
+ * plans are of different families, else all three in one. */                                   \
+int fc_conv2d_forward_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape, fc_conv_algo algo,   \
+                            const real *x, const real *weight, const real *bias, real *y);      \
+int fc_conv2d_backward_##sfx(const fc_ctx *ctx, const fc_conv_shape *shape, fc_conv_algo algo,  \
+                             const real *grad_y, const real *x, const real *weight,             \
+                             real *grad_x, real *grad_w, real *grad_b);                         \
                                                                                                 \
 /* pool.c. x (N,C,H,W); y and indices (N,C,out_h,out_w). Max pool: padding acts as -inf, NaN    \
  * propagates (a NaN is the max), ties go to the first element in row-major window order;       \

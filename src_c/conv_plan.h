@@ -1,0 +1,162 @@
+/*
+ * conv_plan.h -- every rule that picks a convolution kernel, and the kernel sizes those rules read.
+ *
+ * conv_plan.c turns these into one plan per pass (fc_conv_plan_forward / _grad_x / _grad_w, declared
+ * in fastconv.h); the kernels include this header for the same sizes, so a rule and the kernel it
+ * admits cannot disagree. As gemm_config.h holds the GEMM's blocking, this holds:
+ *   - the per-ISA table (FC_PLAN_*_AVX2, FC_PLAN_*_AVX512): register budgets of the vector kernels and
+ *     the bounds of algo="auto", measured per level;
+ *   - the limits of each direct kernel (widest kernel, largest scratch it copies);
+ *   - the scratch budgets of im2col's backward;
+ *   - the geometry helpers (scratch sizes, padded channel counts) that a rule and a driver both need.
+ * Nothing here depends on the thread count: a plan, and so a result, never does.
+ */
+#ifndef FASTCONV_CONV_PLAN_H
+#define FASTCONV_CONV_PLAN_H
+
+#include "fastconv.h"
+
+/* ---- algo="auto": direct or im2col + GEMM ---------------------------------------------------------
+ * Direct whenever the reduction per output element, C*R*S, is at most FC_PLAN_DIRECT_MAX_REDUCTION
+ * (im2col + GEMM pays for its column buffer and wins once the GEMM's depth lets the micro-kernel run at
+ * full speed; measured with `fastconv bench`, 2 threads, float32: LeNet-5's first layer, C*R*S 25, runs
+ * direct), and wherever a direct kernel vectorised over channels or columns applies (kvec, wvec, wrows,
+ * kvgw, wvgw), within the level's bounds below. */
+#define FC_PLAN_DIRECT_MAX_REDUCTION 64
+
+/* The forward's bound on AVX2: kvec / wvec up to FC_PLAN_AUTO_MAX_VECTORS_AVX2 vectors of output
+ * channels (8 floats or 4 doubles each), or up to FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2 when
+ * C*R*S is at most FC_PLAN_AUTO_SMALL_REDUCTION; im2col + GEMM above. Measured with
+ * `python bench/forward_k_sweep.py` (AVX2 EPYC, float32, ms, direct / im2col, 1 and 2 threads) after the
+ * fused im2col forward got its stride-2 packer and single-step depth: at K 32 direct wins on every layer
+ * (0.64-0.94); at K 48 and 64 im2col wins on the 3x3 layers with C >= 32 (1.01-1.37: N64 C32 16x16, N64
+ * C64 10x10, the strided shape, vgg-ish) while direct keeps LeNet-C3-like N64 C6 14x14 5x5 (0.75-0.90)
+ * and seed000-c2 (N100 C25 13x13 K 50: 4.9 vs 5.3 ms at 1 thread, 2.5 vs 2.75 at 2). The rule's one
+ * miss: N64 C16 14x14 3x3 at K 64, where im2col is 12-16% faster. On AVX-512 (0: no bound) the
+ * vectorised direct kernels beat im2col + GEMM (the chunked one, before the fused forward) on every such
+ * benchmark shape (2 threads, float32, ms): LeNet's C3 0.115 vs 0.68, seed002-c4 3.5 vs 5.1, vgg-ish 40
+ * vs 44, strided 1.7 vs 2.3. */
+#define FC_PLAN_AUTO_MAX_VECTORS_AVX2 4
+#define FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2 8
+#define FC_PLAN_AUTO_MAX_VECTORS_AVX512 0
+#define FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX512 0
+#define FC_PLAN_AUTO_SMALL_REDUCTION 225
+
+/* ---- register budgets of the vector kernels, per level ------------------------------------------- */
+
+/* kvec: vectors of output channels per register block. AVX2 (16 registers): 2 vectors x 1 row x 6
+ * columns, so that each input broadcast feeds two FMAs -- with one vector (1 x 12) each FMA needs a
+ * broadcast of its own, and the kernel ran at about half the FMA peak (measured, 2 threads, AVX2, ms:
+ * LeNet C3 0.28 -> 0.245, seed000-c2 3.3 -> 2.3, strided 3.4 -> 2.3, seed002-c4 6.3 -> 5.0, vgg-ish 55 ->
+ * 37). AVX-512 (32 registers): 1 vector x 2 rows x 12 columns. */
+#define FC_PLAN_KVEC_CHANNEL_VECTORS_AVX2 2
+#define FC_PLAN_KVEC_CHANNEL_VECTORS_AVX512 1
+#define FC_PLAN_KVEC_ROWS_AVX2 1
+#define FC_PLAN_KVEC_ROWS_AVX512 2
+
+/* kvgw: accumulator vectors of one task (AVX-512 has 32 vector registers: 25 + the dy vector; AVX2 16:
+ * 12 + dy + one broadcast). On AVX2 a task holds two vectors of channels when two sets of its taps fit
+ * (each input broadcast then feeds two FMAs, as in the forward), else one. Measured (2 threads, AVX2,
+ * ms): lenet-c3 0.26 -> 0.21, seed002-c4 4.3 -> 4.0, vgg-ish 31 -> 30, strided 2.26 -> 2.2; but
+ * seed000-c2 (K 50: the last group holds one real vector and the row blocks are sized for two) 2.25 ->
+ * 2.4. */
+#define FC_PLAN_KVGW_ACCUMULATORS_AVX2 12
+#define FC_PLAN_KVGW_ACCUMULATORS_AVX512 25
+#define FC_PLAN_KVGW_CHANNEL_VECTORS_AVX2 2
+#define FC_PLAN_KVGW_CHANNEL_VECTORS_AVX512 1
+
+/* wvgw: vector registers a task may fill with kb x (kernel_w + 1) vectors (kb x kernel_w accumulators,
+ * kb dy vectors): 16 AVX2 registers hold 2 x 5 accumulators + 2 dy + 2 x loads + 2 shuffled for
+ * LeNet's 5x5. */
+#define FC_PLAN_WVGW_REGISTERS_AVX2 15
+#define FC_PLAN_WVGW_REGISTERS_AVX512 31
+
+/* ---- limits of the direct kernels ----------------------------------------------------------------- */
+
+/* Widest kernel the SIMD gather handles (its per-column masks live on the stack); wider: portable. */
+#define FC_DIRECT_GATHER_SIMD_MAX_KW 32
+/* Widest kernel whose SIMD dot-product task keeps all kernel_w taps in registers; wider: portable. */
+#define FC_DIRECT_DOT_SIMD_MAX_KW 8
+/* Largest image (bytes) the kvec and wvec kernels copy per thread (padded, or row-padded with slack);
+ * larger images take the gather (keeps the scratch bounded, and such planes are wide enough for the
+ * row-vectorised gather). */
+#define FC_DIRECT_IMAGE_COPY_MAX_BYTES (1 << 20)
+
+/* wvec: a block is FC_WVEC_CHANNELS output channels x FC_WVEC_VECTORS vectors of output columns
+ * (6 x 2 = 12 AVX2 accumulators). */
+#define FC_WVEC_CHANNELS 6
+#define FC_WVEC_VECTORS 2
+/* wrows: blocks of FC_WROWS_ROWS output rows x FC_WROWS_VECTORS vectors of one channel (12
+ * accumulators: enough independent FMA chains for AVX2's latency x throughput; + 3 weights + 1 input
+ * vector = 16 registers). */
+#define FC_WROWS_ROWS 3
+#define FC_WROWS_VECTORS 4
+
+/* kvgw: a task holds at most FC_KVGW_MAX_ROWS kernel rows x FC_KVGW_MAX_KW taps (wider kernels: the dot
+ * tasks). Scratch of one chunk of images (dy transposed, x with its border); a chunk holds at least one
+ * image, and the kernel applies only when one image's scratch fits. */
+#define FC_KVGW_MAX_ROWS 7
+#define FC_KVGW_MAX_KW 7
+#define FC_KVGW_SCRATCH_BYTES ((fc_index)2 << 20)
+
+/* wvgw: at most FC_WVGW_MAX_CHANNELS output channels x FC_WVGW_MAX_KW taps per task; images summed in
+ * chunks of FC_WVGW_CHUNK (fewer if one pass of the bounded x copy holds fewer), whose partial sums are
+ * added in chunk order: the thread count never changes the order. */
+#define FC_WVGW_MAX_CHANNELS 4
+#define FC_WVGW_MAX_KW 7
+#define FC_WVGW_CHUNK 8
+#define FC_WVGW_SCRATCH_BYTES ((fc_index)2 << 20)
+
+/* ---- im2col + GEMM's backward -------------------------------------------------------------------- */
+
+/* Scratch budget of one call: the column buffer plus the (K x count*P) output / dY buffer. */
+#define FC_IM2COL_SCRATCH_BYTES ((fc_index)4 << 20)
+/* grad_x image by image when an image's column matrix is small (two or more fit the budget) and the
+ * GEMM's depth, out_channels, is at most this. Measured (2 threads, float32, AVX-512, ms, by image vs
+ * chunked): lenet-c3 (K 16) 0.52 vs 0.74 inside a training step; seed000-c2 (K 50) 1.96 vs 2.66; strided
+ * (K 64) 1.72 vs 2.32; but seed002-c4 (K 128) 3.5 vs 2.2: its W^T, packed again for every image, is as
+ * large as the image's GEMM is long. */
+#define FC_IM2COL_BY_IMAGE_MAX_K 64
+
+/* ---- geometry a rule and a driver both need --------------------------------------------------------- */
+
+/* Widest vector of any level, in elements of `elem_bytes`: the slack past a row's end that a vector
+ * kernel's last loads may reach. */
+static inline fc_index fc_plan_max_lanes(fc_index elem_bytes)
+{
+    return 64 / elem_bytes;
+}
+
+/* Elements of one row-padded image for wvec / wrows: `channels` x `rows` rows of in_w + 2*pad_w, then
+ * slack for the lanes past out_w (a block's loads end at most FC_WVEC_VECTORS vectors past a row's end). */
+static inline fc_index fc_wvec_image_elements(fc_index channels, fc_index rows, fc_index in_w, fc_index pad_w,
+                                              fc_index elem_bytes)
+{
+    return channels * rows * (in_w + 2 * pad_w) + FC_WVEC_VECTORS * fc_plan_max_lanes(elem_bytes);
+}
+
+/* out_channels rounded up to whole groups of `group` channels (zero lanes past K). */
+static inline fc_index fc_plan_round_up(fc_index count, fc_index group)
+{
+    return (count + group - 1) / group * group;
+}
+
+/* kvgw scratch elements per image: dy transposed (out_h*out_w x k_pad), plus x with its border if padded. */
+static inline fc_index fc_kvgw_image_elements(const fc_conv_shape *sh, fc_index k_pad)
+{
+    const int padded = sh->pad_h > 0 || sh->pad_w > 0;
+    const fc_index padded_image = sh->in_channels * (sh->in_h + 2 * sh->pad_h) * (sh->in_w + 2 * sh->pad_w);
+    return sh->out_h * sh->out_w * k_pad + (padded ? padded_image : 0);
+}
+
+/* Row length of wvgw's x copy: the padded row, or more to hold what a row's last vector of output
+ * columns reads (the shifted loads of kernel_w taps: (kernel_w - 1) / lanes + 2 vectors from its first
+ * column), so it stays in its row. */
+static inline fc_index fc_wvgw_row_step(const fc_conv_shape *sh, fc_index lanes)
+{
+    const fc_index read = ((sh->out_w + lanes - 1) / lanes + (sh->kernel_w - 1) / lanes + 1) * lanes;
+    const fc_index padded_w = sh->in_w + 2 * sh->pad_w;
+    return padded_w > read ? padded_w : read;
+}
+
+#endif /* FASTCONV_CONV_PLAN_H */
