@@ -191,16 +191,10 @@ class Sequential:
     def _check_data(self, x, y, what="x"):
         x = self._as_input(x)
         y = np.asarray(y)
-        if y.dtype.kind not in "iu":
-            raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
-        if y.shape != (x.shape[0],):
+        if y.ndim == 0 or y.shape[0] != x.shape[0]:
             raise ValueError(f"{what} has {x.shape[0]} samples but its labels have shape {y.shape}")
         self._ensure_built(x.shape[1:])
-        classes = self.output_shape[-1]
-        if y.size and (y.min() < 0 or y.max() >= classes):
-            raise ValueError(f"labels must be in [0, {classes}) for a model with {classes} outputs, "
-                             f"got [{y.min()}, {y.max()}]")
-        return x, y.astype(np.int64, copy=False)
+        return x, self.loss.check_targets(y, self.output_shape, self.dtype)
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None, shuffle=True,
             seed=None, verbose=1, lr_schedule=None, callbacks=None):
@@ -280,7 +274,7 @@ class Sequential:
                 callbacks.call("on_train_batch_begin", step, {"size": len(batch_y)})
             loss, logits = self.loss_and_gradients(batch_x, batch_y)
             self.optimizer.step(self.parameters(), self.gradients())
-            batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
+            batch_correct = self.loss.count_correct(logits, batch_y)
             loss_sum += loss * len(batch_y)
             correct += batch_correct
             seen = begin + len(batch_y)
@@ -303,7 +297,7 @@ class Sequential:
             logits = self.forward(x[begin:begin + batch_size], training=False)
             batch_y = y[begin:begin + batch_size]
             loss_sum += self.loss(logits, batch_y, return_grad=False) * len(batch_y)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
+            correct += self.loss.count_correct(logits, batch_y)
         count = max(x.shape[0], 1)
         loss, accuracy = loss_sum / count, correct / count
         if verbose:
