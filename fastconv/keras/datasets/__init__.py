@@ -1,0 +1,2 @@
+"""keras.datasets: mnist (fastconv's MNIST loader; see fastconv.keras.datasets.mnist)."""
+from . import mnist  # noqa: F401

@@ -1,0 +1,2 @@
+"""Keras 2's keras.layers.pooling import path."""
+from . import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D  # noqa: F401
