@@ -217,7 +217,7 @@ class Sequential:
         self._configure()
         self._attach_loss()
         declared = self._input_shape or self.layers[0].keras_input_shape
-        if declared is not None:
+        if declared is not None and not (self.built and self._network.input_shape == self._core_shape(declared)):
             self._network.build(self._core_shape(declared))
 
     def build(self, input_shape=None):
@@ -303,7 +303,7 @@ class Sequential:
         self._metrics = metrics_module.accuracy_names(metrics)
         self.compiled = True
         if self._network.layers:
-            self._attach_loss()
+            self._prepare()
 
     @property
     def metrics_names(self):
