@@ -115,7 +115,8 @@ def test_inputs_are_cast_once_float64_and_uint8_accepted():
     np.testing.assert_array_equal(model.predict(x8, verbose=0), expected)
     np.testing.assert_array_equal(model.predict(x8.astype(np.float64), verbose=0), expected)
     network_input = model._to_network(x8.astype(np.float64))
-    assert network_input.dtype == np.float32 and network_input.flags.c_contiguous and network_input.shape == (2, 2, 7, 7)
+    assert network_input.dtype == np.float32 and network_input.flags.c_contiguous
+    assert network_input.shape == (2, 2, 7, 7)
     with pytest.raises(TypeError, match="NumPy array of numbers"):
         model.predict(np.array([["a"]]), verbose=0)
 
@@ -148,12 +149,29 @@ def test_categorical_crossentropy_and_accuracy_by_hand():
     assert model.evaluate(x, y, verbose=0, return_dict=True) == {"loss": loss, "accuracy": accuracy}
 
 
+def test_from_logits_losses_work_on_the_outputs_and_predict_returns_them():
+    x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    logits = np.array([[1.1, -1.0, 0.3], [0.1, 2.0, -1.2]])
+    model = dense_model(activation=None)
+    model.compile(loss=losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    np.testing.assert_allclose(model.predict(x, verbose=0), logits, rtol=1e-6)
+    log_z = np.log(np.exp(logits).sum(axis=1))
+    assert model.evaluate(x, np.array([2, 1]), verbose=0) == pytest.approx(
+        [np.mean([log_z[0] - 0.3, log_z[1] - 2.0]), 0.5], rel=1e-6)
+    binary = dense_model(activation=None, units=1)
+    binary.compile(loss=losses.BinaryCrossentropy(from_logits=True))
+    np.testing.assert_allclose(binary.predict(x, verbose=0)[:, 0], [1.1, 0.1], rtol=1e-6)
+    assert binary.evaluate(x, np.array([1.0, 1.0]), verbose=0) == pytest.approx(
+        np.mean(losses.binary_crossentropy(np.ones((2, 1)), np.array([[1.1], [0.1]]), from_logits=True)), rel=1e-6)
+
+
 def test_one_hot_and_sparse_targets_give_the_same_values_and_training():
     rng = np.random.default_rng(5)
     x, labels = rng.standard_normal((20, 2)), rng.integers(0, 3, 20)
     results = []
     for loss, y in (("categorical_crossentropy", utils.to_categorical(labels, 3)),
-                    ("sparse_categorical_crossentropy", labels), (losses.SparseCategoricalCrossentropy(), labels[:, None])):
+                    ("sparse_categorical_crossentropy", labels),
+                    (losses.SparseCategoricalCrossentropy(), labels[:, None])):
         model = dense_model()
         model.compile(optimizer=optimizers.Adam(0.05), loss=loss, metrics=["accuracy"])
         history = model.fit(x, y, batch_size=5, epochs=3, shuffle=False, verbose=0).history
@@ -350,6 +368,11 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     history = model.fit(x, y, epochs=6, validation_data=(x, y), callbacks=[script, stop], verbose=0)
     assert history.epoch == [0, 1, 2, 3] and stop.stopped_epoch == 3 and stop.best == 0.5
     for restored, best in zip(model.get_weights(), script.weights[1]):
+        np.testing.assert_array_equal(restored, best)
+    model, script = blob_model(), Script([1.0, 0.5, 0.6])
+    model.fit(x, y, epochs=3, validation_data=(x, y), verbose=0, callbacks=[
+        script, keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)])
+    for restored, best in zip(model.get_weights(), script.weights[1]):  # restored without an early stop too
         np.testing.assert_array_equal(restored, best)
     keep = keras.callbacks.EarlyStopping(monitor="accuracy", patience=1, min_delta=0.5)  # mode auto: max
     assert len(blob_model().fit(x, y, epochs=5, callbacks=[keep], verbose=0).epoch) == 2

@@ -187,7 +187,8 @@ def _warn_missing(owner, monitor, logs):
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by min_delta for `patience` epochs (Keras's rules)."""
+    """Stop when `monitor` has not improved by min_delta for `patience` epochs (Keras's rules); with
+    restore_best_weights, training ends with the weights of the best epoch."""
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
@@ -212,7 +213,7 @@ class EarlyStopping(Callback):
                 _warn_missing("EarlyStopping", self.monitor, logs)
             return
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.model.get_weights()
+            self.best_weights, self.best_epoch = self.model.get_weights(), epoch
         self.wait += 1
         if self._is_improvement(current, self.best):
             self.best, self.best_epoch = current, epoch
@@ -224,14 +225,14 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                if self.verbose:
-                    print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
-                self.model.set_weights(self.best_weights)
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:  # stopped early or not, as Keras 3
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
 
 
 class ModelCheckpoint(Callback):

@@ -67,6 +67,22 @@ class _Network(CoreSequential):
         return loss + self.penalty(), accuracy
 
 
+class _OutputsAreLogits:
+    """A fused fastconv loss for a model whose outputs are the logits (Keras's from_logits=True): the
+    loss is the same, but predict returns the outputs themselves, as Keras does."""
+
+    def __init__(self, loss):
+        self.loss, self.name = loss, loss.name
+        self.check_targets, self.count_correct = loss.check_targets, loss.count_correct
+
+    def __call__(self, logits, targets, return_grad=True):
+        return self.loss(logits, targets, return_grad)
+
+    @staticmethod
+    def output_probabilities(outputs):
+        return outputs
+
+
 class _KerasLogs(core_callbacks.Callback):
     """Runs Keras callbacks from the network's fit hooks, with Keras's epoch numbers and log keys
     (batch logs: the epoch's running means, as Keras reports them)."""
@@ -321,14 +337,16 @@ class Sequential:
             self._network.loss = core_losses.MeanSquaredError()
             return
         activation, fused_loss = _FUSED[self.loss.kind]
+        if self.loss.from_logits:
+            self._network.loss = _OutputsAreLogits(fused_loss())
+            return
         last = self.layers[-1]
-        if not self.loss.from_logits:
-            output = getattr(last, "activation", "linear")
-            if output != activation:
-                raise unsupported(f"{self.loss.name} after an output layer with activation {output!r}",
-                                  f"it computes {self.loss.name} from a {activation} output layer "
-                                  f"(activation='{activation}') or from logits with from_logits=True")
-            last.activation_in_loss = True
+        output = getattr(last, "activation", "linear")
+        if output != activation:
+            raise unsupported(f"{self.loss.name} after an output layer with activation {output!r}",
+                              f"it computes {self.loss.name} from a {activation} output layer "
+                              f"(activation='{activation}') or from logits with from_logits=True")
+        last.activation_in_loss = True
         self._network.loss = fused_loss()
 
     def _require_compiled(self, what):
@@ -526,7 +544,8 @@ class Sequential:
         self._restore_weights(_read_npz(filepath), filepath)
 
     def _weight_arrays(self):
-        return {f"layers.{i}.{key}": value for i, layer in enumerate(self.layers) for key, value in layer.params.items()}
+        return {f"layers.{i}.{key}": value
+                for i, layer in enumerate(self.layers) for key, value in layer.params.items()}
 
     def _restore_weights(self, arrays, path):
         for name, current in self._weight_arrays().items():
