@@ -1,7 +1,8 @@
 """fastconv.Sequential: a stack of layers with Keras-like fit / evaluate / predict / summary / save.
 
-The model's last layer produces logits; training minimises the fused softmax cross-entropy
-(fastconv.losses) and predict returns class probabilities. Shapes are inferred before any data is
+The model's last layer produces logits; training minimises the model's loss (fastconv.losses; by
+default the fused softmax cross-entropy, whose labels are class indices or one-hot rows) and predict
+returns the loss's probabilities. Shapes are inferred before any data is
 seen: from ``Sequential(input_shape=...)``, the first layer's ``input_shape``, or (lazily) the first
 batch. A checkpoint is one .npz file: the architecture as a JSON string plus one array per
 parameter, written to a temporary file and renamed, so a crash never leaves half a checkpoint.
@@ -199,6 +200,9 @@ class Sequential:
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None, shuffle=True,
             seed=None, verbose=1, lr_schedule=None, callbacks=None):
         """Train for `epochs` passes over (x, y) in mini-batches; returns the history dict.
+
+        y: the targets the model's loss checks (loss.check_targets): for the default loss, integer
+        class labels (N,) or one-hot rows (N, classes).
 
         optimizer: an optim.Optimizer (default: the last one used, else SGD(lr=0.01)).
         seed: shuffling and dropout (default: the model's seed). lr_schedule: optional

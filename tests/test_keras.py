@@ -4,6 +4,7 @@ fit/evaluate/predict/summary, save/load, data, unmappable arguments).
 The layout tests check against a NumPy NHWC oracle written from Keras's definitions; when Keras 3 is
 installed (with the torch backend, for comparisons only) the same models are also checked against it.
 """
+import io
 import os
 import re
 
@@ -314,6 +315,22 @@ def test_verbose_2_prints_keras_epoch_lines_and_0_prints_nothing(capsys):
     blob_model().fit(x, y, epochs=1, batch_size=60, verbose=1)  # one epoch: no "Epoch" line, a bar off a terminal
     assert re.fullmatch(r"1/1 \[={30}\] - \d+s \d+(s|ms|us)/step - loss: \d\.\d{4} - accuracy: \d\.\d{4}",
                         capsys.readouterr().out.strip())
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    bar = keras.callbacks.Progbar(3, 1, stream)
+    bar._last_draw = -1.0
+    bar.update(1, {"loss": 12.5, "accuracy": 0.25})
+    bar.update(3, {"loss": 0.0001}, finalize=True)
+    first, final = stream.getvalue().split("\r")[1:]
+    assert first.startswith("1/3 [=========>....................] - ETA: ") and first.endswith(
+        " - loss: 12.5000 - accuracy: 0.2500")
+    assert re.fullmatch(r"3/3 \[={30}\] - \d+s \d+(s|ms|us)/step - loss: 1\.0000e-04 +\n", final)
 
 
 def test_evaluate_returns_loss_then_metrics_and_predict_probabilities():

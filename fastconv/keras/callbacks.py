@@ -101,18 +101,26 @@ class Progbar:
         self.start = time.perf_counter()
         self.live = verbose == 1 and _is_tty(self.stream)
         self._last_draw = 0.0
+        self._drawn_width = 0
 
     def update(self, current, values, finalize=False):
         now = time.perf_counter()
         if finalize:
             line = self._final_line(current, values, now - self.start)
-            self.stream.write(("\r" if self.live else "") + line + "\n")
+            self.stream.write(("\r" + self._padded(line) if self.live else line) + "\n")
         elif self.live and now - self._last_draw >= 0.05:
             self._last_draw = now
-            self.stream.write("\r" + self._bar(current) + self._eta(current, now - self.start) + self._values(values))
+            self.stream.write("\r" + self._padded(self._bar(current) + self._eta(current, now - self.start)
+                                                   + self._values(values)))
         else:
             return
         self.stream.flush()
+
+    def _padded(self, line):
+        """The line, blank-padded over whatever longer line it redraws."""
+        padded = line.ljust(self._drawn_width)
+        self._drawn_width = len(line)
+        return padded
 
     def _count(self, current):
         digits = int(math.log10(self.target)) + 1 if self.target > 0 else 1
