@@ -623,3 +623,23 @@ def test_training_matches_keras(real_keras, optimizer):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ours.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), reference.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+def test_set_random_seed_makes_weights_and_training_reproducible():
+    x, y = blobs()
+    runs = []
+    for _ in range(2):
+        utils.set_random_seed(42)
+        model = blob_model()
+        runs.append((model.get_weights(), model.fit(x, y, epochs=2, verbose=0).history))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0][1] == runs[1][1]
+
+
+def test_importing_fastconv_does_not_import_fastconv_keras():
+    import subprocess
+    import sys
+
+    code = "import sys, fastconv; fastconv.conv2d; assert 'fastconv.keras' not in sys.modules; fastconv.keras.Sequential"
+    subprocess.run([sys.executable, "-c", code], check=True)
