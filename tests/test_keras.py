@@ -643,3 +643,27 @@ def test_importing_fastconv_does_not_import_fastconv_keras():
 
     code = "import sys, fastconv; fastconv.conv2d; assert 'fastconv.keras' not in sys.modules; fastconv.keras.Sequential"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("loss, activation, units", [("sparse_categorical_crossentropy", "softmax", 3),
+                                                     ("binary_crossentropy", "sigmoid", 1), ("mse", "tanh", 3),
+                                                     ("mse", None, 1)])
+def test_losses_and_accuracy_match_keras(real_keras, loss, activation, units):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((20, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 20) if loss.startswith("sparse") else rng.integers(0, 2, (20, units)).astype(np.float32)
+
+    def build(module):
+        return module.models.Sequential([module.layers.Input(shape=(4,)), module.layers.Dense(6, activation="relu"),
+                                         module.layers.Dense(units, activation=activation)])
+
+    reference, ours = build(real_keras), build(keras)
+    ours.set_weights(reference.get_weights())
+    for model, module in ((reference, real_keras), (ours, keras)):
+        model.compile(optimizer=module.optimizers.SGD(0.1), loss=loss, metrics=["accuracy"])
+    expected = reference.fit(x, y, batch_size=5, epochs=2, shuffle=False, verbose=0).history
+    history = ours.fit(x, y, batch_size=5, epochs=2, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5)
+    assert history["accuracy"] == pytest.approx(expected["accuracy"])
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), reference.evaluate(x, y, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
