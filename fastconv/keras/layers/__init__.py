@@ -473,7 +473,7 @@ _NOT_SUPPORTED = ("BatchNormalization", "LayerNormalization", "Conv1D", "Conv3D"
 
 def __getattr__(name):
     if name in _NOT_SUPPORTED:
-        raise unsupported(f"the layer {name}", f"it supports {', '.join(__all__[:-4])}")
+        raise unsupported(f"the layer {name}", f"it supports {', '.join(sorted(_CLASSES))}, Input")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
