@@ -21,13 +21,13 @@ and compile settings as JSON, the weights, and the optimizer's state; load_model
 import json
 import math
 import os
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
 from .. import callbacks as core_callbacks
+from .._io import atomic_write
 from .. import losses as core_losses
 from ..model import Sequential as CoreSequential
 from . import backend
@@ -576,20 +576,11 @@ def _print_row(fields, positions, print_fn):
 
 
 def _write_npz(path, arrays, overwrite=True):
-    """np.savez to a temporary file beside `path`, then rename: a crash never leaves half a file."""
     path = os.fspath(path)
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists and overwrite=False")
-    directory = os.path.dirname(os.path.abspath(path))
-    handle = tempfile.NamedTemporaryFile(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                         delete=False)
-    try:
-        with handle:
-            np.savez(handle, **arrays)
-        os.replace(handle.name, path)
-    finally:
-        if os.path.exists(handle.name):
-            os.unlink(handle.name)
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
 
 
 def _read_npz(path):

@@ -154,7 +154,10 @@ class _Activated(Layer):
 
     def forward(self, x, training=False):
         y = super().forward(x, training)
-        return self._activation.forward(y, training) if self._activation_runs() else y
+        if not self._activation_runs():
+            return y
+        self._activation.kernels = self.kernels  # the model's backend (fastconv or reference) for both
+        return self._activation.forward(y, training)
 
     def _activation_grad(self, grad):
         return self._activation.backward(grad) if self._activation_runs() else grad
