@@ -5,7 +5,7 @@ Stateless kernels (C, OpenMP) in the top-level namespace (reference: docs/api.md
     set_num_threads, get_num_threads, build_info
 A NumPy oracle of the same kernels in `fastconv.reference`; a Keras-like training API in
 `fastconv.layers`, `fastconv.Sequential`, `fastconv.optim`, `fastconv.losses`, `fastconv.models`,
-`fastconv.datasets`.
+`fastconv.datasets`; Keras's Sequential API on top of them in `fastconv.keras`.
 """
 __version__ = "0.1.0"
 
@@ -49,7 +49,7 @@ __all__ = [
     "conv2d", "conv2d_backward", "conv2d_plan", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
     "avg_pool2d_backward", "set_num_threads", "get_num_threads", "set_adaptive_threads", "get_adaptive_threads",
     "build_info", "gemm", "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis",
-    "viz", "callbacks", "Sequential",
+    "viz", "callbacks", "keras", "Sequential",
 ]
 
 
@@ -57,7 +57,7 @@ def __getattr__(name):
     # The training API is imported on first use, so `import fastconv` for the kernels stays light.
     import importlib
 
-    if name in ("layers", "optim", "losses", "models", "datasets", "viz", "analysis", "compare", "callbacks"):
+    if name in ("layers", "optim", "losses", "models", "datasets", "viz", "analysis", "compare", "callbacks", "keras"):
         return importlib.import_module(f".{name}", __name__)
     if name == "Sequential":
         from .model import Sequential

@@ -1,7 +1,8 @@
 """fastconv.Sequential: a stack of layers with Keras-like fit / evaluate / predict / summary / save.
 
-The model's last layer produces logits; training minimises the fused softmax cross-entropy
-(fastconv.losses) and predict returns class probabilities. Shapes are inferred before any data is
+The model's last layer produces logits; training minimises the model's loss (fastconv.losses; by
+default the fused softmax cross-entropy, whose labels are class indices or one-hot rows) and predict
+returns the loss's probabilities. Shapes are inferred before any data is
 seen: from ``Sequential(input_shape=...)``, the first layer's ``input_shape``, or (lazily) the first
 batch. A checkpoint is one .npz file: the architecture as a JSON string plus one array per
 parameter, written to a temporary file and renamed, so a crash never leaves half a checkpoint.
@@ -209,20 +210,17 @@ class Sequential:
     def _check_data(self, x, y, what="x"):
         x = self._as_input(x)
         y = np.asarray(y)
-        if y.dtype.kind not in "iu":
-            raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
-        if y.shape != (x.shape[0],):
+        if y.ndim == 0 or y.shape[0] != x.shape[0]:
             raise ValueError(f"{what} has {x.shape[0]} samples but its labels have shape {y.shape}")
         self._ensure_built(x.shape[1:])
-        classes = self.output_shape[-1]
-        if y.size and (y.min() < 0 or y.max() >= classes):
-            raise ValueError(f"labels must be in [0, {classes}) for a model with {classes} outputs, "
-                             f"got [{y.min()}, {y.max()}]")
-        return x, y.astype(np.int64, copy=False)
+        return x, self.loss.check_targets(y, self.output_shape, self.dtype)
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None, shuffle=True,
             seed=None, verbose=1, lr_schedule=None, callbacks=None):
         """Train for `epochs` passes over (x, y) in mini-batches; returns the history dict.
+
+        y: the targets the model's loss checks (loss.check_targets): for the default loss, integer
+        class labels (N,) or one-hot rows (N, classes).
 
         optimizer: an optim.Optimizer (default: the last one used, else SGD(lr=0.01)).
         seed: shuffling and dropout (default: the model's seed). lr_schedule: optional
@@ -298,7 +296,7 @@ class Sequential:
                 callbacks.call("on_train_batch_begin", step, {"size": len(batch_y)})
             loss, logits = self.loss_and_gradients(batch_x, batch_y)
             self.optimizer.step(self.parameters(), self.gradients())
-            batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
+            batch_correct = self.loss.count_correct(logits, batch_y)
             loss_sum += loss * len(batch_y)
             correct += batch_correct
             seen = begin + len(batch_y)
@@ -321,7 +319,7 @@ class Sequential:
             logits = self.forward(x[begin:begin + batch_size], training=False)
             batch_y = y[begin:begin + batch_size]
             loss_sum += self.loss(logits, batch_y, return_grad=False) * len(batch_y)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
+            correct += self.loss.count_correct(logits, batch_y)
         count = max(x.shape[0], 1)
         loss, accuracy = loss_sum / count, correct / count
         if verbose:
