@@ -196,7 +196,8 @@ class TrainingCheckpoint(Callback):
             self._save(best=improved)
 
     def on_train_end(self, logs=None):
-        if self.position != self.saved_position:
+        stopped_early = self.position[0] < self.params["epochs"]
+        if stopped_early and self.position != self.saved_position:
             self._save()
 
     def _state(self):

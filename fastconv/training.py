@@ -159,15 +159,15 @@ def _train(args, say):
     (x_train, y_train), (x_test, y_test), source = load_training_data(recipe["data_dir"], say)
     model, optimizer, schedule = _build(recipe, resumed, len(y_train))
     verbose = args.verbose
-    if verbose:
-        if not functional.build_info()["openmp"]:
-            say("note: " + functional.SERIAL_BUILD_MESSAGE)
-        say(_header(recipe, model, optimizer, source, len(y_train), len(y_test), resumed))
+    if verbose and not functional.build_info()["openmp"]:
+        say("note: " + functional.SERIAL_BUILD_MESSAGE)
     out = args.out or (_resume_dir(args.resume) if resumed is not None else None)
     saver = checkpoint.TrainingCheckpoint(out or INTERRUPT_DIR, every_epoch=bool(out), extra={"recipe": recipe},
                                           resume_from=resumed)
     start = (resumed.epoch, resumed.step) if resumed is not None else (0, 0)
     with _SigintStop(lambda text: print(text, file=sys.stderr, flush=True)) as sigint:
+        if verbose:  # once the header is out, Ctrl-C saves a checkpoint
+            say(_header(recipe, model, optimizer, source, len(y_train), len(y_test), resumed), flush=True)
         model.fit(x_train, y_train, epochs=recipe["epochs"], batch_size=recipe["batch_size"], optimizer=optimizer,
                   validation_data=(x_test, y_test), seed=recipe["seed"], verbose=verbose, lr_schedule=schedule,
                   callbacks=[saver, sigint], initial_epoch=start[0], initial_step=start[1])

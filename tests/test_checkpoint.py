@@ -223,7 +223,8 @@ def sample_subset(directory, count):
     return directory
 
 
-def test_cli_uses_each_optimizers_default_lr_and_shows_it(tmp_path, capsys):
+def test_cli_uses_each_optimizers_default_lr_and_shows_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     data_dir = sample_subset(tmp_path / "data", 200)
     for name, lr, momentum in (("adam", 0.001, None), ("rmsprop", 0.001, 0.0), ("sgd", 0.05, 0.9)):
         json_path = tmp_path / f"{name}.json"
@@ -236,6 +237,7 @@ def test_cli_uses_each_optimizers_default_lr_and_shows_it(tmp_path, capsys):
     assert cli.main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--optimizer", "adam", "--lr", "0.01",
                      "--model", "mlp"]) == 0
     assert "adam lr 0.01," in capsys.readouterr().out.splitlines()[0]
+    assert sorted(os.listdir(tmp_path)) == ["adam.json", "data", "rmsprop.json", "sgd.json"]  # no --out: no files
 
 
 def fastconv_json(path):
@@ -320,3 +322,19 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_reproduces_the_uninterrupted_run(t
     assert cli.main(["train"] + recipe + ["--out", str(whole)]) == 0
     assert_same_weights(Sequential.load(interrupted / "model.npz"), Sequential.load(whole / "model.npz"))
     assert checkpoint.load(interrupted).state["history"]["val_loss"] == checkpoint.load(whole).state["history"]["val_loss"]
+
+
+def test_ctrl_c_without_out_saves_in_fastconv_interrupted(tmp_path):
+    data_dir = sample_subset(tmp_path / "data", 1000)
+    process = subprocess.Popen([sys.executable, "-m", "fastconv", "train", "--data-dir", str(data_dir), "--epochs", "3",
+                                "--model", "mlp", "--threads", "1"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    header = process.stdout.readline()
+    assert header.startswith("training mlp"), process.communicate()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, (out, err)
+    assert "continue it with: fastconv train --resume fastconv-interrupted" in out
+    saved = checkpoint.load(tmp_path / "fastconv-interrupted")
+    assert saved.state["extra"]["recipe"]["model"] == "mlp" and not saved.finished
+    assert sorted(os.listdir(tmp_path / "fastconv-interrupted")) == ["checkpoint.npz", "model.npz"]
