@@ -10,7 +10,7 @@ every epoch (checkpoint.npz to resume from, model.npz the last model, best.npz t
 accuracy) and writes history.json; Ctrl-C stops after the current step and saves checkpoint.npz
 (in --out, else in ./fastconv-interrupted), a second Ctrl-C aborts at once; `--resume DIR` continues
 a run with its own recipe, to the same weights as a run never stopped. A loss that turns NaN/inf stops
-the run at once (exit 1) and leaves the last good checkpoint.
+the run at once (exit 1) and leaves the last good checkpoint; so does a loss above EXPLODED_LOSS.
 """
 import os
 import signal
@@ -32,6 +32,9 @@ DEFAULT_MOMENTUM = {"sgd": 0.9, "rmsprop": 0.0}
 RECIPE_DEFAULTS = {"model": "lenet5", "epochs": 10, "batch_size": 64, "optimizer": "sgd", "lr": None,
                    "momentum": None, "schedule": "cosine", "seed": 0}
 INTERRUPT_DIR = "fastconv-interrupted"
+# A batch loss above this stops `fastconv train` as diverged even while finite: the softmax cross-entropy
+# of a uniform guess over 10 classes is 2.3, so 10^4 means logits 10^4 apart (--lr 50 reaches 10^8).
+EXPLODED_LOSS = 1e4
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by SIGINT
 
 
@@ -117,6 +120,18 @@ class _SigintStop(Callback):
     on_train_begin = on_train_batch_end = on_epoch_end = _check
 
 
+class _StopOnExplodingLoss(Callback):
+    """Raises TrainingDivergedError when a batch's loss exceeds EXPLODED_LOSS (fit itself stops at NaN/inf)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs["loss"] > EXPLODED_LOSS:
+            raise TrainingDivergedError(self.epoch, batch, logs["loss"], self.params["epochs"], self.params["steps"],
+                                        reason=f"the loss is {logs['loss']:.3g} (over {EXPLODED_LOSS:g})")
+
+
 def _header(recipe, model, optimizer, source, train_count, test_count, resumed):
     momentum = getattr(optimizer, "momentum", None)
     line = (f"training {recipe['model']} ({model.count_params():,} parameters) on {source}: {train_count:,} train / "
@@ -170,7 +185,7 @@ def _train(args, say):
             say(_header(recipe, model, optimizer, source, len(y_train), len(y_test), resumed), flush=True)
         model.fit(x_train, y_train, epochs=recipe["epochs"], batch_size=recipe["batch_size"], optimizer=optimizer,
                   validation_data=(x_test, y_test), seed=recipe["seed"], verbose=verbose, lr_schedule=schedule,
-                  callbacks=[saver, sigint], initial_epoch=start[0], initial_step=start[1])
+                  callbacks=[saver, sigint, _StopOnExplodingLoss()], initial_epoch=start[0], initial_step=start[1])
     history = saver.history
     test_loss, test_accuracy = model.evaluate(x_test, y_test)
     train_seconds = float(sum(history.get("seconds", ())))

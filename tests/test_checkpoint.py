@@ -246,14 +246,14 @@ def fastconv_json(path):
     return json.loads(path.read_text())
 
 
-def test_cli_divergence_exits_1_naming_the_step_and_keeps_a_finite_checkpoint(tmp_path, capsys):
-    # lr 1e5 turns the loss NaN in the first epoch (at --lr 50 this subset's loss only grows huge)
+def test_cli_lr_50_exits_1_naming_the_step_and_keeps_a_finite_checkpoint(tmp_path, capsys):
+    # at lr 50 the loss stays finite (NaN is fit's own stop, tested above) but passes 10^4 within epoch 1
     data_dir = sample_subset(tmp_path / "data", 640)
     out = tmp_path / "run"
-    code = cli.main(["train", "--data-dir", str(data_dir), "--epochs", "3", "--lr", "1e5", "--out", str(out)])
+    code = cli.main(["train", "--data-dir", str(data_dir), "--epochs", "3", "--lr", "50", "--out", str(out)])
     assert code == 1
     err = capsys.readouterr().err
-    assert "training diverged: the loss is nan at epoch 1/3, step" in err
+    assert "training diverged: the loss is " in err and "(over 10000) at epoch 1/3, step" in err
     assert "last good checkpoint" in err and "before the first step" in err
     model = Sequential.load(out / "model.npz")
     assert all(np.isfinite(p).all() for p in model.parameters())
