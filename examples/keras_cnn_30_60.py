@@ -5,7 +5,7 @@ conv 30@3x3 valid relu - maxpool 2x2 s2 "same" - conv 60@3x3 "same" relu - maxpo
 - flatten - dense 500 relu - dense 10 softmax; RMSprop lr 1e-4, batch 128, 10 epochs, one-hot labels,
 channels-last (28, 28, 1) float64 inputs.
 
-Run (MNIST from local files): FASTCONV_DATA=../shared/data/mnist python examples/keras_cnn_30_60.py
+Run (MNIST from local files): FASTCONV_DATA=path/to/mnist python examples/keras_cnn_30_60.py
 """
 from fastconv.keras.datasets import mnist
 from fastconv.keras.layers import Conv2D, Dense, Flatten, MaxPooling2D

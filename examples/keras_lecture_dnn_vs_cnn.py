@@ -1,7 +1,7 @@
 """The lecture's "DNN versus CNN" Keras program on MNIST (10,000 training images, 20 epochs), as written
 for Keras: only the import prefix differs (keras -> fastconv.keras).
 
-Run (MNIST from local files): FASTCONV_DATA=../shared/data/mnist python examples/keras_lecture_dnn_vs_cnn.py
+Run (MNIST from local files): FASTCONV_DATA=path/to/mnist python examples/keras_lecture_dnn_vs_cnn.py
 """
 from fastconv.keras.datasets import mnist
 from fastconv.keras.layers import Conv2D, MaxPooling2D, Flatten

@@ -49,7 +49,7 @@ __all__ = [
     "conv2d", "conv2d_backward", "conv2d_plan", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
     "avg_pool2d_backward", "set_num_threads", "get_num_threads", "set_adaptive_threads", "get_adaptive_threads",
     "build_info", "gemm", "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis",
-    "viz", "callbacks", "keras", "Sequential",
+    "viz", "callbacks", "checkpoint", "keras", "Sequential", "TrainingDivergedError",
 ]
 
 
@@ -57,10 +57,15 @@ def __getattr__(name):
     # The training API is imported on first use, so `import fastconv` for the kernels stays light.
     import importlib
 
-    if name in ("layers", "optim", "losses", "models", "datasets", "viz", "analysis", "compare", "callbacks", "keras"):
+    if name in ("layers", "optim", "losses", "models", "datasets", "viz", "analysis", "compare", "callbacks",
+                "checkpoint", "keras"):
         return importlib.import_module(f".{name}", __name__)
     if name == "Sequential":
         from .model import Sequential
 
         return Sequential
+    if name == "TrainingDivergedError":
+        from .model import TrainingDivergedError
+
+        return TrainingDivergedError
     raise AttributeError(f"module 'fastconv' has no attribute {name!r}")

@@ -24,6 +24,7 @@ MODULES = [
     ("fastconv.optim", "fastconv.optim", "Optimizers and learning-rate schedules."),
     ("fastconv.losses", "fastconv.losses", "Losses and the softmax."),
     ("fastconv.callbacks", "fastconv.callbacks", "Hooks into `Sequential.fit`."),
+    ("fastconv.checkpoint", "fastconv.checkpoint", "Training checkpoints: stop a run anywhere and resume it."),
     ("fastconv.datasets", "fastconv.datasets", "MNIST: reading IDX files, the cache, the download, the bundled sample."),
     ("fastconv.analysis", "fastconv.analysis", "What a trained network computes, as NumPy arrays (no plotting)."),
     ("fastconv.viz", "fastconv.viz", "Pictures of a model and its training (needs matplotlib: `fastconv[plot]`)."),

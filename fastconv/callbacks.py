@@ -3,7 +3,9 @@
 A callback subclasses `Callback` and overrides the hooks it needs; `fit(..., callbacks=[...])` calls
 them in list order. Each hook gets a `logs` dict: after a batch, that batch's "loss" and "size" (and
 "accuracy"); at the end of an epoch, the epoch's history record (loss, accuracy, seconds, lr, and
-val_loss / val_accuracy with validation data). Setting ``model.stop_training = True`` in any hook
+val_loss / val_accuracy with validation data). Before training, fit hands every callback its
+arguments as `params` (epochs, steps per epoch, batch_size, samples, seed, shuffle, lr_schedule,
+initial_epoch, initial_step), as Keras's set_params does. Setting ``model.stop_training = True`` in any hook
 ends `fit` after the current batch. Checkpointing, early stopping, learning-rate schedules and
 distributed training are built on these hooks, never on a second training loop.
 """
@@ -16,9 +18,13 @@ class Callback:
 
     def __init__(self):
         self.model = None
+        self.params = {}
 
     def set_model(self, model):
         self.model = model
+
+    def set_params(self, params):
+        self.params = params
 
     def on_train_begin(self, logs=None):
         pass
@@ -52,6 +58,11 @@ class CallbackList:
                 raise TypeError(f"callbacks must be fastconv.callbacks.Callback objects, got "
                                 f"{type(callback).__name__}")
             callback.set_model(model)
+
+    def set_params(self, params):
+        for callback in self.callbacks:
+            if callable(getattr(callback, "set_params", None)):  # optional for duck-typed callbacks
+                callback.set_params(dict(params))
 
     def __bool__(self):
         return bool(self.callbacks)

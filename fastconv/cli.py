@@ -19,17 +19,23 @@ def _add_train(subparsers):
     p = subparsers.add_parser("train", help="train a CNN on MNIST (LeNet-5 by default)",
                               description="Train a model on MNIST: the full set when cached or downloadable, "
                                           "else the sample bundled with the package; --data-dir reads IDX files.")
-    p.add_argument("--model", default="lenet5", help="model name from fastconv.models (default: lenet5)")
-    p.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training set (default 10)")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="images per SGD step (default 64)")
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop"), default="sgd")
-    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+    # The recipe flags default to None so that --resume can tell them apart (training.RECIPE_DEFAULTS fills them).
+    p.add_argument("--model", default=None, help="model name from fastconv.models (default: lenet5)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training set (default 10)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="images per step (default 64)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: the optimizer's own, sgd 0.05, adam 0.001, rmsprop 0.001)")
+    p.add_argument("--momentum", type=float, default=None,
+                   help="momentum of sgd (default 0.9) and rmsprop (default 0)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop"), default=None, help="default sgd")
+    p.add_argument("--schedule", choices=("cosine", "constant"), default=None,
                    help="learning rate over the epochs: cosine decay from --lr to 0 (default), or constant")
-    p.add_argument("--seed", type=int, default=0, help="weight initialisation and shuffling seed (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="weight initialisation and shuffling seed (default 0)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run checkpointed in DIR (its checkpoint.npz) with its own recipe")
     p.add_argument("--data-dir", default=None, help="directory with the four MNIST IDX files (gz or not)")
-    p.add_argument("--out", default=None, help="directory to save the model (model.npz) and history.json")
+    p.add_argument("--out", default=None,
+                   help="directory for checkpoints at every epoch (checkpoint.npz, model.npz, best.npz) and history.json")
     p.add_argument("--json", default=None, help="write the run's figures (accuracy, time, images/s) here")
     p.add_argument("--plots", default=None, help="directory for PNG pictures of the run (needs matplotlib)")
     p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP threads (default: all cores)")

@@ -8,6 +8,7 @@ batch. A checkpoint is one .npz file: the architecture as a JSON string plus one
 parameter, written to a temporary file and renamed, so a crash never leaves half a checkpoint.
 """
 import json
+import math
 import os
 import time
 import zipfile
@@ -20,11 +21,24 @@ from . import losses, optim
 from ._io import ProgressBar, atomic_write
 from .callbacks import CallbackList
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "TrainingDivergedError"]
 
 CHECKPOINT_FORMAT = "fastconv.Sequential"
 CHECKPOINT_VERSION = 1
 _ARCHITECTURE_KEY = "__architecture__"
+
+
+class TrainingDivergedError(FloatingPointError):
+    """fit stopped because a batch's loss was not finite (NaN or inf): the learning rate is too high, or
+    the data holds NaN/inf. `epoch` and `step` are 0-based (as the callbacks get them), `loss` the value.
+    Raised before that batch's update, so the weights are those of the step before."""
+
+    def __init__(self, epoch, step, loss, epochs=None, steps=None, reason=None):
+        self.epoch, self.step, self.loss = epoch, step, loss
+        of_epochs = f"/{epochs}" if epochs else ""
+        of_steps = f"/{steps}" if steps else ""
+        super().__init__(f"training diverged: {reason or f'the loss is {loss}'} at epoch {epoch + 1}{of_epochs}, "
+                         f"step {step + 1}{of_steps}; lower the learning rate (or check the data for NaN/inf)")
 
 
 def _snake_case(name):
@@ -216,7 +230,7 @@ class Sequential:
         return x, self.loss.check_targets(y, self.output_shape, self.dtype)
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None, shuffle=True,
-            seed=None, verbose=1, lr_schedule=None, callbacks=None):
+            seed=None, verbose=1, lr_schedule=None, callbacks=None, initial_epoch=0, initial_step=0):
         """Train for `epochs` passes over (x, y) in mini-batches; returns the history dict.
 
         y: the targets the model's loss checks (loss.check_targets): for the default loss, integer
@@ -229,6 +243,11 @@ class Sequential:
         callbacks: fastconv.callbacks.Callback objects whose hooks run at the start and end of training,
         of each epoch and of each batch; one of them setting ``model.stop_training`` ends training after
         the current batch (the history then holds the epochs that finished).
+        initial_epoch, initial_step: continue a run stopped at that epoch index and batch of it (what
+        fastconv.checkpoint saves), as Keras's initial_epoch: `epochs` stays the run's total, the shuffle
+        order and lr_schedule are those the uninterrupted run would have had (the skipped epochs' shuffles
+        are drawn again from the seed), so with the saved weights and optimizer state the result is the same.
+        A batch whose loss is not finite stops training at once with TrainingDivergedError (before its update).
         History keys: loss, accuracy, seconds (training time of the epoch, without validation),
         images_per_second, lr, and val_loss / val_accuracy with validation_data.
         """
@@ -241,22 +260,33 @@ class Sequential:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if x.shape[0] == 0:
             raise ValueError("x holds no samples")
+        steps = -(-x.shape[0] // int(batch_size))
+        _check_start(initial_epoch, initial_step, epochs, steps)
         self.optimizer = optimizer or self.optimizer or optim.SGD(lr=0.01)
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+        seed = self.seed if seed is None else seed
+        rng = np.random.default_rng(seed)
         self._seed_stochastic_layers(rng)
+        for _ in range(initial_epoch if shuffle else 0):
+            rng.permutation(x.shape[0])  # the skipped epochs' draws, so the next shuffle is the one it would be
         callbacks = CallbackList(callbacks, self)
+        callbacks.set_params({"epochs": int(epochs), "steps": steps, "batch_size": int(batch_size),
+                              "samples": int(x.shape[0]), "seed": seed, "shuffle": bool(shuffle),
+                              "lr_schedule": lr_schedule, "initial_epoch": initial_epoch,
+                              "initial_step": initial_step})
         history = {"loss": [], "accuracy": [], "seconds": [], "images_per_second": [], "lr": []}
         if validation_data is not None:
             history.update(val_loss=[], val_accuracy=[])
         self.stop_training = False
         callbacks.call("on_train_begin", {})
-        for epoch in range(int(epochs)):
+        for epoch in range(initial_epoch, int(epochs)):
             if lr_schedule is not None:
                 self.optimizer.lr = float(lr_schedule(epoch))
             callbacks.call("on_epoch_begin", epoch, {})
             progress = _ProgressBar(epoch, int(epochs), x.shape[0], verbose)
+            first_step = initial_step if epoch == initial_epoch else 0
             loss, accuracy, seconds, seen = self._train_epoch(x, y, int(batch_size), rng if shuffle else None,
-                                                              progress, callbacks)
+                                                              progress, callbacks, (epoch, int(epochs)),
+                                                              first_step)
             if seen == 0:
                 break  # stopped before the epoch's first batch finished
             record = {"loss": loss, "accuracy": accuracy, "seconds": seconds,
@@ -279,14 +309,16 @@ class Sequential:
             if isinstance(layer, layers_module.Dropout) and layer.seed is None:
                 layer.rng = np.random.default_rng(rng.integers(2**63))
 
-    def _train_epoch(self, x, y, batch_size, rng, progress, callbacks):
-        """One pass over the data, or up to a stop request: (mean loss, accuracy, seconds, images seen)
-        of the batches that ran."""
+    def _train_epoch(self, x, y, batch_size, rng, progress, callbacks, epoch_of, first_step=0):
+        """One pass over the data from batch first_step on, or up to a stop request: (mean loss, accuracy,
+        seconds, images seen) of the batches that ran. epoch_of: (epoch index, epochs) for the error message."""
         count = x.shape[0]
         order = rng.permutation(count) if rng is not None else None
+        steps = -(-count // batch_size)
         loss_sum, correct, seen = 0.0, 0, 0
         start = time.perf_counter()
-        for step, begin in enumerate(range(0, count, batch_size)):
+        for step in range(first_step, steps):
+            begin = step * batch_size
             if order is None:
                 batch_x, batch_y = x[begin:begin + batch_size], y[begin:begin + batch_size]
             else:
@@ -295,12 +327,14 @@ class Sequential:
             if callbacks:
                 callbacks.call("on_train_batch_begin", step, {"size": len(batch_y)})
             loss, logits = self.loss_and_gradients(batch_x, batch_y)
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(epoch_of[0], step, float(loss), epoch_of[1], steps)
             self.optimizer.step(self.parameters(), self.gradients())
             batch_correct = self.loss.count_correct(logits, batch_y)
             loss_sum += loss * len(batch_y)
             correct += batch_correct
-            seen = begin + len(batch_y)
-            progress.update(seen, loss_sum / seen, correct / seen, time.perf_counter() - start)
+            seen += len(batch_y)
+            progress.update(begin + len(batch_y), loss_sum / seen, correct / seen, time.perf_counter() - start)
             if callbacks:
                 callbacks.call("on_train_batch_end", step, {"loss": float(loss), "size": len(batch_y),
                                                             "accuracy": batch_correct / len(batch_y)})
@@ -375,28 +409,24 @@ class Sequential:
 
     def save(self, path):
         """Write architecture + weights to one .npz at `path` (exactly that name), atomically."""
+        with atomic_write(path) as handle:
+            np.savez(handle, **self._checkpoint_arrays())
+
+    def _checkpoint_arrays(self):
+        """What save() writes: {architecture key: JSON, "layers.<i>.<name>": parameter array}."""
         if not self.built:
             self.build()
         arrays = {_ARCHITECTURE_KEY: np.array(json.dumps(self.get_config()))}
         for i, layer in enumerate(self.layers):
             for key, value in layer.params.items():
                 arrays[f"layers.{i}.{key}"] = value
-        with atomic_write(path) as handle:
-            np.savez(handle, **arrays)
+        return arrays
 
     @classmethod
     def load(cls, path):
         """A model from a checkpoint written by save(); ValueError if the file is not one (or is damaged)."""
         path = os.fspath(path)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no such checkpoint: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}  # reads (and CRC-checks) every member
-        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError) as exc:
-            raise ValueError(f"{path} is not a readable fastconv checkpoint (damaged or not an .npz "
-                             f"file): {exc}") from None
-        return cls._from_arrays(arrays, path)
+        return cls._from_arrays(_read_npz(path), path)
 
     @classmethod
     def _from_arrays(cls, arrays, path):
@@ -425,6 +455,29 @@ class Sequential:
         if unexpected:
             raise ValueError(f"{path}: the checkpoint holds arrays no layer uses: {unexpected[:5]}")
         return model
+
+
+def _read_npz(path):
+    """Every array of the .npz at `path` (FileNotFoundError, or ValueError if it is damaged or not an .npz)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such checkpoint: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}  # reads (and CRC-checks) every member
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError) as exc:
+        raise ValueError(f"{path} is not a readable fastconv checkpoint (damaged or not an .npz "
+                         f"file): {exc}") from None
+
+
+def _check_start(initial_epoch, initial_step, epochs, steps):
+    """ValueError unless (initial_epoch, initial_step) is a point of a run of `epochs` epochs of `steps` batches."""
+    for name, value in (("initial_epoch", initial_epoch), ("initial_step", initial_step)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    if initial_epoch > epochs or (initial_epoch == epochs and initial_step):
+        raise ValueError(f"initial_epoch {initial_epoch} (step {initial_step}) is past the run's {epochs} epochs")
+    if initial_step >= steps:
+        raise ValueError(f"initial_step must be < {steps}, the number of batches per epoch, got {initial_step}")
 
 
 def _read_architecture(arrays, path):

@@ -3,7 +3,8 @@
 * ``lenet5``: LeNet-5 as PyTorch tutorials write it (the CLI's default); ``lenet5(classic=True)`` /
   "lenet5-classic": the 1998 original, tanh, average pooling and the partial C3 connection table;
 * ``keras_cnn`` and ``dense_net``: the two models of the seed tutorials' CNN-versus-MLP comparison;
-* ``deep_cnn``: a VGG-style four-conv network; ``mlp``: a configurable multilayer perceptron.
+* ``keras_cnn_30_60``: the convolution-maths tutorial's Keras CNN (conv 30 and 60, dense 500);
+* ``deep_cnn``: the tutorials' four-convolution PyTorch CNN; ``mlp``: a configurable multilayer perceptron.
 
 ``get(name, **kwargs)`` builds one by name.
 """
@@ -12,7 +13,7 @@ import numpy as np
 from . import layers
 from .model import Sequential
 
-__all__ = ["lenet5", "lenet5_classic", "keras_cnn", "dense_net", "deep_cnn", "mlp", "c3_connections", "get",
+__all__ = ["lenet5", "lenet5_classic", "keras_cnn", "keras_cnn_30_60", "dense_net", "deep_cnn", "mlp", "c3_connections", "get",
            "available"]
 
 
@@ -121,24 +122,49 @@ def dense_net(seed=None, dtype=np.float32, kernel_initializer="pytorch", input_s
 
 def deep_cnn(seed=None, dtype=np.float32, algo="auto", kernel_initializer="pytorch", input_shape=(1, 28, 28),
              num_classes=10):
-    """A deeper VGG-style CNN, 15,174,922 parameters (most of them in the first dense layer):
+    """The tutorials' four-convolution PyTorch CNN, 2,327,818 parameters (90% in the first dense layer):
 
     conv 16@3x3 (160) - relu - conv 32@3x3 (4,640) - relu - maxpool 2 - conv 64@3x3 (18,496) - relu
-    - conv 128@3x3 (73,856) - relu - maxpool 2 - flatten (128*7*7) - dense 2048 (12,847,104) - relu
-    - dense 1024 (2,098,176) - relu - dense 128 (131,200) - relu - dense num_classes (1,290).
-    Every conv pads "same", so only the pools shrink the maps (28 -> 14 -> 7).
+    - conv 128@3x3 (73,856) - relu - maxpool 2 - flatten (128*4*4 = 2,048) - dense 1024 (2,098,176) - relu
+    - dense 128 (131,200) - relu - dense num_classes (1,290).
+    Every conv is "valid": 28 -> 26 -> 24 -> pool 12 -> 10 -> 8 -> pool 4.
+    The tutorial's recipe: `fastconv train --model deep_cnn --lr 0.1 --momentum 0 --batch-size 64 --epochs 20`.
     """
     init = {"kernel_initializer": kernel_initializer}
     stack = []
     for filters, pool in ((16, False), (32, True), (64, False), (128, True)):
-        stack += [layers.Conv2D(filters, 3, padding="same", algo=algo, **init), layers.ReLU()]
+        stack += [layers.Conv2D(filters, 3, algo=algo, **init), layers.ReLU()]
         if pool:
             stack.append(layers.MaxPool2D(2))
     stack.append(layers.Flatten())
-    for units in (2048, 1024, 128):
+    for units in (1024, 128):
         stack += [layers.Dense(units, **init), layers.ReLU()]
     stack.append(layers.Dense(num_classes, **init))
     return Sequential(stack, input_shape=input_shape, seed=seed, dtype=dtype, name="deep_cnn").build()
+
+
+def keras_cnn_30_60(seed=None, dtype=np.float32, algo="auto", kernel_initializer="pytorch",
+                    input_shape=(1, 28, 28), num_classes=10):
+    """The Keras CNN of the convolution-maths tutorial, 1,492,070 parameters:
+
+    conv 30@3x3 valid (300) - relu - maxpool 2x2 stride 2 "same" (26 -> 13) - conv 60@3x3 "same" (16,260)
+    - relu - maxpool 2x2 stride 2 "same" (13 -> 7) - flatten (7*7*60 = 2,940) - dense 500 (1,470,500) - relu
+    - dense num_classes (5,010; the softmax is in the loss).
+    Recipe: `fastconv train --model keras_cnn_30_60 --optimizer rmsprop --lr 1e-3 --batch-size 128 --epochs 10`.
+    """
+    init = {"kernel_initializer": kernel_initializer}
+    return Sequential([
+        layers.Conv2D(30, 3, algo=algo, **init),
+        layers.ReLU(),
+        layers.MaxPool2D(2, strides=2, padding="same"),
+        layers.Conv2D(60, 3, padding="same", algo=algo, **init),
+        layers.ReLU(),
+        layers.MaxPool2D(2, strides=2, padding="same"),
+        layers.Flatten(),
+        layers.Dense(500, **init),
+        layers.ReLU(),
+        layers.Dense(num_classes, **init),
+    ], input_shape=input_shape, seed=seed, dtype=dtype, name="keras_cnn_30_60").build()
 
 
 def mlp(hidden=(256, 128), seed=None, dtype=np.float32, kernel_initializer="pytorch", input_shape=(1, 28, 28),
@@ -153,7 +179,8 @@ def mlp(hidden=(256, 128), seed=None, dtype=np.float32, kernel_initializer="pyto
 
 _MODELS = {"lenet5": lenet5, "lenet5-classic": lenet5_classic, "lenet5_classic": lenet5_classic,
            "keras_cnn": keras_cnn, "keras-cnn": keras_cnn, "dense_net": dense_net, "dense-net": dense_net,
-           "deep_cnn": deep_cnn, "deep-cnn": deep_cnn, "mlp": mlp}
+           "deep_cnn": deep_cnn, "deep-cnn": deep_cnn, "keras_cnn_30_60": keras_cnn_30_60,
+           "keras-cnn-30-60": keras_cnn_30_60, "mlp": mlp}
 
 
 def available():

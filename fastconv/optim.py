@@ -54,6 +54,32 @@ class Optimizer:
         for p, g, state in zip(params, grads, self._state):
             self._update(p, np.asarray(g, dtype=p.dtype), state)
 
+    def state_arrays(self):
+        """The per-parameter state as {"<parameter index>.<name>": array} (empty before the first step)."""
+        return {f"{i}.{key}": value for i, state in enumerate(self._state or ()) for key, value in state.items()}
+
+    def load_state(self, params, iterations, arrays):
+        """Take over state saved by state_arrays() (and the step count) for `params`, so the next step is
+        the one the saved optimizer would have made. ValueError if the arrays do not fit the parameters."""
+        params = list(params)
+        if not arrays:
+            self.reset()
+            return
+        state = [dict() for _ in params]
+        for name, value in arrays.items():
+            index, key = name.split(".", 1)
+            index = int(index)
+            if index >= len(params) or value.shape != params[index].shape:
+                raise ValueError(f"optimizer state {name} (shape {value.shape}) does not fit the model's parameters")
+            state[index][key] = value.astype(params[index].dtype)
+        expected = [set(self._new_state(p)) for p in params]
+        if [set(entry) for entry in state] != expected:
+            raise ValueError(f"the optimizer state holds {sorted(arrays)[:4]}..., not the state of a "
+                             f"{type(self).__name__} over these parameters")
+        self._state = state
+        self._shapes = [(p.shape, p.dtype) for p in params]
+        self.iterations = int(iterations)
+
     def _decayed(self, p, g):
         """g + weight_decay * p (L2 penalty folded into the gradient, as torch.optim does)."""
         return g + self.weight_decay * p if self.weight_decay else g

@@ -51,7 +51,7 @@ def test_c3_table_is_lecun_1998_table_1():
 
 
 def test_models_get_knows_every_zoo_name():
-    for name in ("lenet5", "lenet5-classic", "keras_cnn", "dense_net", "deep_cnn", "mlp"):
+    for name in ("lenet5", "lenet5-classic", "keras_cnn", "keras_cnn_30_60", "dense_net", "deep_cnn", "mlp"):
         assert name in models.available()
     assert models.get("lenet5-classic", seed=0).count_params() == 60806
 
@@ -152,9 +152,45 @@ HAND_COUNTS = {
     + dense_params(100, 10),
     "dense_net": dense_params(784, 500) + 2 * dense_params(500, 500) + dense_params(500, 10),
     "deep_cnn": conv_params(16, 1, 3, 3) + conv_params(32, 16, 3, 3) + conv_params(64, 32, 3, 3)
-    + conv_params(128, 64, 3, 3) + dense_params(128 * 7 * 7, 2048) + dense_params(2048, 1024)
-    + dense_params(1024, 128) + dense_params(128, 10),
+    + conv_params(128, 64, 3, 3) + dense_params(128 * 4 * 4, 1024) + dense_params(1024, 128)
+    + dense_params(128, 10),
+    "keras_cnn_30_60": conv_params(30, 1, 3, 3) + conv_params(60, 30, 3, 3) + dense_params(60 * 7 * 7, 500)
+    + dense_params(500, 10),
 }
+
+# Output shape of every layer, from the tutorials' architectures (valid 3x3 conv: -2; pool 2: /2, "same": ceil).
+LAYER_SHAPES = {
+    "deep_cnn": [(16, 26, 26), (16, 26, 26), (32, 24, 24), (32, 24, 24), (32, 12, 12), (64, 10, 10),
+                 (64, 10, 10), (128, 8, 8), (128, 8, 8), (128, 4, 4), (2048,), (1024,), (1024,), (128,), (128,),
+                 (10,)],
+    "keras_cnn_30_60": [(30, 26, 26), (30, 26, 26), (30, 13, 13), (60, 13, 13), (60, 13, 13), (60, 7, 7),
+                        (2940,), (500,), (500,), (10,)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_SHAPES))
+def test_tutorial_models_have_the_tutorials_layer_shapes(name):
+    model = models.get(name, seed=0)
+    assert [layer.output_shape for layer in model.layers] == LAYER_SHAPES[name]
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    assert all(layer.kernel_size == (3, 3) for layer in convs)
+    # every conv and hidden dense layer is followed by a ReLU, the output layer is not
+    for layer, following in zip(model.layers, model.layers[1:]):
+        if isinstance(layer, (layers.Conv2D, layers.Dense)):
+            assert isinstance(following, layers.ReLU), layer.name
+    assert isinstance(model.layers[-1], layers.Dense)
+
+
+def test_keras_cnn_30_60_pools_pad_same_and_keep_the_odd_row():
+    model = models.keras_cnn_30_60(seed=0, dtype=np.float64)
+    pools = [layer for layer in model.layers if isinstance(layer, layers.MaxPool2D)]
+    assert [pool.padding for pool in pools] == ["same", "same"]
+    # 13x13 -> 7x7: the last output row/column sees only the 13th input row/column (Keras pads after)
+    x = np.random.default_rng(0).standard_normal((1, 60, 13, 13))
+    out = pools[1].forward(x, training=False)
+    assert out.shape == (1, 60, 7, 7)
+    np.testing.assert_array_equal(out[0, :, 6, 6], x[0, :, 12, 12])
+    np.testing.assert_array_equal(out[0, :, 0, 0], x[0, :, :2, :2].max(axis=(1, 2)))
 
 
 @pytest.mark.parametrize("name", sorted(HAND_COUNTS))
@@ -167,7 +203,8 @@ def test_zoo_parameter_counts_and_forward(name):
 
 
 def test_zoo_docstrings_cite_their_parameter_counts():
-    for factory, count in ((models.keras_cnn, 137660), (models.dense_net, 898510), (models.deep_cnn, 15174922),
-                           (models.lenet5_classic, 60806)):
+    for factory, count in ((models.keras_cnn, 137660), (models.dense_net, 898510), (models.deep_cnn, 2327818),
+                           (models.keras_cnn_30_60, 1492070), (models.lenet5_classic, 60806)):
         assert f"{count:,}" in factory.__doc__
-    assert HAND_COUNTS == {"keras_cnn": 137660, "dense_net": 898510, "deep_cnn": 15174922}
+    assert HAND_COUNTS == {"keras_cnn": 137660, "dense_net": 898510, "deep_cnn": 2327818,
+                           "keras_cnn_30_60": 1492070}

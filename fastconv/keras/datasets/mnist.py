@@ -3,7 +3,7 @@
 The four MNIST IDX files are read from the cache directory, $FASTCONV_DATA if set, else
 ~/.cache/fastconv/mnist: as they are when all four are there (gzipped or not), otherwise
 downloaded there first (and checked). To use local copies, point FASTCONV_DATA at the directory
-holding them, e.g. FASTCONV_DATA=../shared/data/mnist python train.py.
+holding them, e.g. FASTCONV_DATA=path/to/mnist python train.py.
 """
 import os
 
