@@ -426,3 +426,11 @@ def test_no_kernel_column_without_conv2d_plan(monkeypatch):
     monkeypatch.delattr(fastconv.functional, "conv2d_plan", raising=False)
     assert impls.conv_plan(CONV) is None
     assert all(column[0] != "kernels (auto)" for column in report.table_columns(True, impls.have_plan()))
+
+
+@pytest.mark.parametrize("name", sorted(catalogue.CONV_SHAPES))
+def test_conv_plan_reports_what_conv2d_plan_says(name):
+    shape = catalogue.CONV_SHAPES[name]
+    want = fastconv.conv2d_plan((shape.n, shape.c, shape.h, shape.w), (shape.k, shape.c, shape.kernel, shape.kernel),
+                                shape.stride, shape.pad, "float32")
+    assert impls.conv_plan(shape) == {"forward": want.forward, "grad_x": want.grad_x, "grad_w": want.grad_w}
