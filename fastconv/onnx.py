@@ -226,7 +226,8 @@ class _Importer:
         value = inputs[0]
         tensor_type = value.type.tensor_type
         if tensor_type.elem_type not in (TensorProto.FLOAT, TensorProto.DOUBLE):
-            raise ValueError(f"the graph input {value.name!r} must be float, got ONNX elem_type {tensor_type.elem_type}")
+            raise ValueError(f"the graph input {value.name!r} must be float, got ONNX elem_type "
+                             f"{tensor_type.elem_type}")
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
         if input_shape is not None:
             return value.name, tuple(int(v) for v in input_shape)
@@ -295,7 +296,8 @@ class _Importer:
 
     def _spatial(self, node):
         if len(self.shape) != 3:
-            raise ValueError(f"node {node.name!r} ({node.op_type}) needs an (N, C, H, W) input, got (N,) + {self.shape}")
+            raise ValueError(f"node {node.name!r} ({node.op_type}) needs an (N, C, H, W) input, "
+                             f"got (N,) + {self.shape}")
         return self.shape[1:]
 
     # -- operators --
