@@ -210,7 +210,9 @@ class _Importer:
 
         self.graph = graph
         self.constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-        self.input_name, self.input_shape = self._graph_input(input_shape)
+        self.input_name, self.input_shape, fixed_batch = self._graph_input(input_shape)
+        # a graph exported for one batch size writes that size where it means "the batch"
+        self.batch_sizes = (_BATCH,) if fixed_batch is None else (_BATCH, fixed_batch)
         self.shape = self.input_shape  # per-sample shape of the current tensor
         self.tensor = self.input_name
         self.layers = []
@@ -230,11 +232,11 @@ class _Importer:
                              f"{tensor_type.elem_type}")
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
         if input_shape is not None:
-            return value.name, tuple(int(v) for v in input_shape)
+            return value.name, tuple(int(v) for v in input_shape), dims[0] if dims else None
         if len(dims) not in (2, 4) or None in dims[1:]:
             raise ValueError(f"the graph input {value.name!r} has shape {dims}: expected (N, C, H, W) or "
                              f"(N, features) with known sizes; pass load(path, input_shape=...)")
-        return value.name, tuple(dims[1:])
+        return value.name, tuple(dims[1:]), dims[0]
 
     def run(self):
         for node in self.graph.node:
@@ -257,6 +259,8 @@ class _Importer:
         if node.op_type == "Constant":
             self.constants[node.output[0]] = _constant_value(node)
             return
+        if self._shape_arithmetic(node):
+            return
         if self.softmax_node is not None and node.op_type not in self._PASS_THROUGH:
             raise ValueError(f"node {node.name!r} ({node.op_type}) follows the {self.softmax_node.op_type} "
                              f"node {self.softmax_node.name!r}: fastconv reads a softmax only as the last node")
@@ -269,6 +273,23 @@ class _Importer:
                              f"reads {', '.join(sorted(_SUPPORTED_OPS))}")
         handler(node)
         self.tensor = node.output[0]
+
+    def _shape_arithmetic(self, node):
+        """Evaluate a node of the Shape -> Gather -> Unsqueeze -> Concat chain that torch.onnx.export
+        writes for x.view(x.size(0), -1); the batch size is the marker _BATCH. False if not one."""
+        if node.domain not in ("", "ai.onnx") or node.op_type not in _SHAPE_OPS:
+            return False
+        if node.op_type == "Shape":
+            if node.input[0] != self.tensor:
+                return False
+            attrs = _attributes(node)
+            value = np.array((_BATCH,) + self.shape, dtype=np.int64)[attrs.get("start", 0):attrs.get("end")]
+        else:
+            if not all(name in self.constants for name in node.input if name):
+                return False
+            value = _SHAPE_OPS[node.op_type](node, [self.constants[name] for name in node.input if name])
+        self.constants[node.output[0]] = value
+        return True
 
     # -- helpers --
     def _add(self, layer, node, **weights):
@@ -401,10 +422,10 @@ class _Importer:
     def _op_Reshape(self, node):
         target = self._constant(node, 1)
         features = math.prod(self.shape)
-        if target is None or target.ndim != 1 or len(target) != 2 or not _flattens(target, features):
+        if target is None or target.ndim != 1 or len(target) != 2 or not _flattens(target, features, self.batch_sizes):
+            shown = None if target is None else ["N" if v == _BATCH else int(v) for v in target.ravel()]
             raise ValueError(f"node {node.name!r} (Reshape): fastconv reads a Reshape only to (N, features) "
-                             f"= (-1 or 0, {features}) or (0 or N, -1), got target shape "
-                             f"{None if target is None else target.tolist()}")
+                             f"= (-1, 0 or N, {features}) or (0 or N, -1), got target shape {shown}")
         if len(self.shape) != 1:
             self._add(layers.Flatten(), node)
 
@@ -420,9 +441,6 @@ class _Importer:
 
     def _op_Dropout(self, node):
         _require(node, len(node.output) == 1 or not node.output[1], "the mask output is not supported")
-
-
-_SUPPORTED_OPS = {name[4:] for name in dir(_Importer) if name.startswith("_op_")} | {"Constant"}
 
 
 def _require(node, condition, message):
@@ -492,7 +510,29 @@ def _padding_spec(node, pads, in_hw, kernel, strides, symmetric_ok, max_symmetri
                      f"{_onnx_pads(same)} for this input)")
 
 
-def _flattens(target, features):
+def _flattens(target, features, batch_sizes):
     """True when a Reshape to `target` keeps the batch axis and flattens the rest."""
     first, second = int(target[0]), int(target[1])
-    return (first in (-1, 0) and second == features) or (first == 0 and second in (-1, features))
+    return (first in (-1, 0, *batch_sizes) and second == features) or (first in (0, *batch_sizes) and second == -1)
+
+
+# The batch size inside evaluated shape arithmetic (far outside any real size or ONNX's -1 / 0 codes).
+_BATCH = -(2 ** 62)
+
+
+def _gather(node, inputs):
+    return np.take(inputs[0], inputs[1], axis=_attributes(node).get("axis", 0))
+
+
+def _unsqueeze(node, inputs):
+    axes = inputs[1] if len(inputs) > 1 else _attributes(node)["axes"]  # an input from opset 13 on
+    return np.expand_dims(inputs[0], tuple(int(a) for a in np.atleast_1d(axes)))
+
+
+def _concat(node, inputs):
+    return np.concatenate([np.atleast_1d(value).astype(np.int64) for value in inputs],
+                          axis=_attributes(node).get("axis", 0))
+
+
+_SHAPE_OPS = {"Shape": None, "Gather": _gather, "Unsqueeze": _unsqueeze, "Concat": _concat}
+_SUPPORTED_OPS = {name[4:] for name in dir(_Importer) if name.startswith("_op_")} | {"Constant"} | set(_SHAPE_OPS)

@@ -139,9 +139,27 @@ def weights(*shape, seed):
     return np.random.default_rng(seed).normal(0, 0.5, shape).astype(np.float32)
 
 
+def int64_constant(name, value):
+    return helper.make_node("Constant", [], [name], name=f"/{name}",
+                            value=numpy_helper.from_array(np.array(value, dtype=np.int64)))
+
+
+FLATTENS = {  # how torch.onnx.export writes torch.flatten(x, 1), x.view(-1, 400) and x.view(x.size(0), -1)
+    "Flatten": [helper.make_node("Flatten", ["p2"], ["flat"], name="/Flatten", axis=1)],
+    "Reshape": [int64_constant("shape", [-1, 400]), helper.make_node("Reshape", ["p2", "shape"], ["flat"])],
+    "Shape chain": [helper.make_node("Shape", ["p2"], ["s"], name="/Shape"), int64_constant("zero", 0),
+                    helper.make_node("Gather", ["s", "zero"], ["n"], name="/Gather", axis=0),
+                    int64_constant("axes", [0]), helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
+                    int64_constant("rest", [-1]), helper.make_node("Concat", ["n1", "rest"], ["shape"], axis=0),
+                    helper.make_node("Reshape", ["p2", "shape"], ["flat"], name="/Reshape")],
+    # exported without dynamic axes for a batch of 4: the batch size is written into the shape
+    "fixed batch": [int64_constant("shape", [4, -1]), helper.make_node("Reshape", ["p2", "shape"], ["flat"])],
+}
+
+
 def torch_style_lenet(head="Softmax", flatten="Reshape"):
     """LeNet-5 as torch.onnx.export (opset 17, dynamo=False) writes it: Gemm with transB=1, the
-    flatten as a Reshape to a Constant (-1, 400) or as Flatten."""
+    flatten as one of FLATTENS."""
     init = {"c1.w": weights(6, 1, 5, 5, seed=1), "c1.b": weights(6, seed=2),
             "c2.w": weights(16, 6, 5, 5, seed=3), "c2.b": weights(16, seed=4),
             "f1.w": weights(120, 400, seed=5) / 4, "f1.b": weights(120, seed=6),
@@ -156,31 +174,25 @@ def torch_style_lenet(head="Softmax", flatten="Reshape"):
         helper.make_node("Relu", ["a2"], ["r2"], name="/Relu_1"),
         helper.make_node("MaxPool", ["r2"], ["p2"], name="/MaxPool_1", kernel_shape=[2, 2], strides=[2, 2]),
     ]
-    if flatten == "Reshape":
-        nodes += [helper.make_node("Constant", [], ["shape"], name="/Constant",
-                                   value=numpy_helper.from_array(np.array([-1, 400], dtype=np.int64))),
-                  helper.make_node("Reshape", ["p2", "shape"], ["flat"], name="/Reshape")]
-    else:
-        nodes.append(helper.make_node("Flatten", ["p2"], ["flat"], name="/Flatten", axis=1))
-    nodes += [
+    nodes += FLATTENS[flatten] + [
         helper.make_node("Gemm", ["flat", "f1.w", "f1.b"], ["g1"], name="/fc1/Gemm", alpha=1.0, beta=1.0, transB=1),
         helper.make_node("Relu", ["g1"], ["h1"], name="/Relu_2"),
         helper.make_node("Gemm", ["h1", "f2.w", "f2.b"], ["logits" if head else "y"], name="/fc2/Gemm", transB=1),
     ]
     if head:
         nodes.append(helper.make_node(head, ["logits"], ["y"], name=f"/{head}", axis=1))
-    return make_model(nodes, init, ["batch", 1, 28, 28])
+    return make_model(nodes, init, [4 if flatten == "fixed batch" else "batch", 1, 28, 28])
 
 
 @pytest.mark.parametrize("head", ["Softmax", "LogSoftmax", None])
-@pytest.mark.parametrize("flatten", ["Reshape", "Flatten"])
+@pytest.mark.parametrize("flatten", sorted(FLATTENS))
 def test_import_a_pytorch_style_lenet(head, flatten):
     proto = torch_style_lenet(head, flatten)
     model = fconnx.load(proto)
     assert [type(layer).__name__ for layer in model.layers] == [
         "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "ReLU", "Dense"]
     assert model.input_shape == (1, 28, 28) and model.layers[0].padding == (2, 2)
-    x = images((1, 28, 28))
+    x = images((1, 28, 28), count=4)
     out = run_ort(proto, x)
     expected = out if head == "Softmax" else np.exp(out) if head == "LogSoftmax" else losses.softmax(out)
     assert expected.max() > 0.5
