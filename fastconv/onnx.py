@@ -228,8 +228,8 @@ class _Importer:
         value = inputs[0]
         tensor_type = value.type.tensor_type
         if tensor_type.elem_type not in (TensorProto.FLOAT, TensorProto.DOUBLE):
-            raise ValueError(f"the graph input {value.name!r} must be float, got ONNX elem_type "
-                             f"{tensor_type.elem_type}")
+            raise ValueError(f"the graph input {value.name!r} must be float, got "
+                             f"{TensorProto.DataType.Name(tensor_type.elem_type)}")
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
         if input_shape is not None:
             return value.name, tuple(int(v) for v in input_shape), dims[0] if dims else None
@@ -264,13 +264,13 @@ class _Importer:
         if self.softmax_node is not None and node.op_type not in self._PASS_THROUGH:
             raise ValueError(f"node {node.name!r} ({node.op_type}) follows the {self.softmax_node.op_type} "
                              f"node {self.softmax_node.name!r}: fastconv reads a softmax only as the last node")
-        if not node.input or node.input[0] != self.tensor:
-            raise ValueError(f"node {node.name!r} ({node.op_type}) does not read the previous node's output "
-                             f"{self.tensor!r}: fastconv imports a chain of layers only")
         handler = getattr(self, f"_op_{node.op_type}", None)
         if node.domain not in ("", "ai.onnx") or handler is None:
             raise ValueError(f"unsupported ONNX node {node.op_type!r} (name {node.name!r}); fastconv.onnx.load "
                              f"reads {', '.join(sorted(_SUPPORTED_OPS))}")
+        if not node.input or node.input[0] != self.tensor:
+            raise ValueError(f"node {node.name!r} ({node.op_type}) does not read the previous node's output "
+                             f"{self.tensor!r}: fastconv imports a chain of layers only")
         handler(node)
         self.tensor = node.output[0]
 
@@ -530,8 +530,7 @@ def _unsqueeze(node, inputs):
 
 
 def _concat(node, inputs):
-    return np.concatenate([np.atleast_1d(value).astype(np.int64) for value in inputs],
-                          axis=_attributes(node).get("axis", 0))
+    return np.concatenate([np.atleast_1d(value) for value in inputs], axis=_attributes(node).get("axis", 0))
 
 
 _SHAPE_OPS = {"Shape": None, "Gather": _gather, "Unsqueeze": _unsqueeze, "Concat": _concat}
