@@ -1,7 +1,7 @@
 """The `fastconv` command line (also `python -m fastconv`): train, bench, compare, export, info.
 
 This module only parses arguments; each command's work lives beside the code it drives
-(training.run_train, benchmark.run_bench, compare.run_compare).
+(training.run_train, benchmarks.command.run_bench, compare.run_compare).
 """
 import argparse
 import json
@@ -20,14 +20,14 @@ def _add_train(subparsers):
                               description="Train a model on MNIST: the full set when cached or downloadable, "
                                           "else the sample bundled with the package; --data-dir reads IDX files.")
     p.add_argument("--model", default="lenet5", help="model name from fastconv.models (default: lenet5)")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training set (default 10)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="images per SGD step (default 64)")
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop"), default="sgd")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning rate over the epochs: cosine decay from --lr to 0 (default), or constant")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="weight initialisation and shuffling seed (default 0)")
     p.add_argument("--data-dir", default=None, help="directory with the four MNIST IDX files (gz or not)")
     p.add_argument("--out", default=None, help="directory to save the model (model.npz) and history.json")
     p.add_argument("--json", default=None, help="write the run's figures (accuracy, time, images/s) here")
@@ -37,20 +37,29 @@ def _add_train(subparsers):
 
 
 def _add_bench(subparsers):
-    p = subparsers.add_parser("bench", help="time every kernel against the NumPy reference (and PyTorch)")
+    p = subparsers.add_parser("bench", help="time every kernel against the NumPy reference (and PyTorch)",
+                              description="Time every kernel and LeNet-5 training against the NumPy reference, "
+                                          "numpy.matmul and (when importable) PyTorch, and print a table; "
+                                          "docs/performance.md explains the columns and the timing.")
     p.add_argument("--quick", action="store_true", help="fewer repeats, finishes in under a minute")
     p.add_argument("--json", default=None, help="write the results as JSON here")
     p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP threads (default: all cores)")
     p.add_argument("--plot", default=None, help="draw the table as a bar chart PNG (needs matplotlib)")
+    p.add_argument("--contention", action="store_true",
+                   help="only LeNet-5 fit images/s idle vs beside one busy process it starts (and PyTorch's idle rate)")
+    p.add_argument("--markdown", default=None, metavar="PATH",
+                   help="write the run into this Markdown page (e.g. docs/performance.md), between its markers")
 
 
 def _add_compare(subparsers):
-    p = subparsers.add_parser("compare", help="train a dense network and a CNN on the same data, side by side")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--threads", type=_positive_int, default=None)
-    p.add_argument("--verbose", type=int, default=1)
+    p = subparsers.add_parser("compare", help="train a dense network and a CNN on the same data, side by side",
+                              description="Train fastconv.models.dense_net and keras_cnn on the same MNIST data "
+                                          "and print their accuracy, time and parameter counts side by side.")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training set (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="weight initialisation and shuffling seed (default 0)")
+    p.add_argument("--data-dir", default=None, help="directory with the four MNIST IDX files (default: as train)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP threads (default: all cores)")
+    p.add_argument("--verbose", type=int, default=1, help="0 silent, 1 progress (default)")
 
 
 def _add_export(subparsers):
@@ -104,7 +113,7 @@ def main(argv=None):
 
         return run_train(args)
     if args.command == "bench":
-        from .benchmark import run_bench
+        from .benchmarks.command import run_bench
 
         return run_bench(args)
     if args.command == "compare":

@@ -1,10 +1,16 @@
-"""Stateless kernels: fastconv's public functional API (see API.md).
+"""Stateless kernels: fastconv's public functional API (reference: docs/api.md).
 
 Each function validates and normalises its arguments here, in Python (ndim, dtype, contiguity, sizes,
 64-bit overflow), then hands C-contiguous arrays of one float dtype to the compiled binding
 (`fastconv._kernels`), which releases the GIL and runs the C kernel. The C side trusts what arrives.
 
-Layout is NCHW; weights are (K, C, R, S). Results have x's dtype (float32 or float64).
+Conventions of every kernel: layout NCHW (batch, channels, height, width), weights (K, C, R, S)
+(out-channels, in-channels, kernel height, kernel width); `stride`, `padding` and `kernel_size` take an
+int or an (h, w) pair. Inputs may be any array-like numpy.asarray accepts, float32 or float64; the
+result has x's dtype (a C-contiguous copy is made only where needed). Output size per spatial axis:
+out = (in + 2*pad - k) // stride + 1, the floor, as in PyTorch. Invalid input raises ValueError
+(shapes, sizes, a kernel larger than the padded input, stride < 1, padding < 0, a channel mismatch,
+a wrong number of dimensions) or TypeError (a non-numeric or unsupported dtype), naming the argument.
 """
 import math
 import operator
@@ -17,7 +23,8 @@ from . import _kernels
 
 __all__ = [
     "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-    "avg_pool2d_backward", "set_num_threads", "get_num_threads", "build_info", "gemm",
+    "avg_pool2d_backward", "set_num_threads", "get_num_threads", "set_adaptive_threads", "get_adaptive_threads",
+    "build_info", "gemm",
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -48,7 +55,10 @@ SERIAL_BUILD_MESSAGE = ("fastconv was built without OpenMP (the compiler had no 
 
 
 def set_num_threads(n):
-    """Set the number of OpenMP threads every kernel uses (an int >= 1)."""
+    """Set the number of OpenMP threads every kernel uses (an int >= 1).
+
+    The default is OMP_NUM_THREADS when set, else every core this process may run on. Results never
+    depend on the thread count."""
     global _num_threads
     n = _index("n", n)
     if n < 1:
@@ -60,8 +70,30 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The number of threads the kernels use (always 1 in a build without OpenMP)."""
+    """The number of threads the kernels use (always 1 in a build without OpenMP); while adaptive
+    threading is on, a call runs on fewer when other processes keep cores busy."""
     return _num_threads
+
+
+def set_adaptive_threads(enabled):
+    """Adaptive threading (on by default; FASTCONV_ADAPTIVE_THREADS=0 turns it off at import).
+
+    While on, each kernel call runs on at most get_num_threads() threads and on no more than the cores
+    that other processes left free over the last quarter second: with a busy neighbour, a fork-join
+    kernel would otherwise wait at every step for its preempted thread. Results are the same either way
+    (they never depend on the thread count)."""
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"enabled must be a bool, got {enabled!r}")
+    _kernels.set_adaptive_threads(bool(enabled))
+
+
+def get_adaptive_threads():
+    """True while adaptive threading is on (see set_adaptive_threads)."""
+    return _kernels.adaptive_threads()
+
+
+if os.environ.get("FASTCONV_ADAPTIVE_THREADS", "").strip() == "0":
+    set_adaptive_threads(False)
 
 
 def _simd_level():
@@ -74,7 +106,9 @@ def _simd_level():
 
 
 def build_info():
-    """How this build was made and what it runs: version, openmp, simd level in use, compiler, flags."""
+    """How this build was made and what it runs, as a dict: version, openmp (bool: False means a
+    serial build), simd (the instruction-set level the kernels use on this CPU), compiler, flags.
+    `fastconv info` prints it."""
     from . import __version__
 
     best = _kernels.simd_best()
@@ -85,6 +119,7 @@ def build_info():
         "simd": _kernels.SIMD_NAMES[_simd_level()],
         "simd_available": available,
         "num_threads": get_num_threads(),
+        "adaptive_threads": get_adaptive_threads(),
         "max_threads": _kernels.max_threads(),
     }
     info.update(_kernels.compiler_info())
@@ -298,7 +333,12 @@ def _use_direct_forward(algo, geometry, dtype, simd):
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
-    """2-D convolution (cross-correlation, as in PyTorch): x (N,C,H,W), weight (K,C,R,S) -> (N,K,OH,OW)."""
+    """2-D convolution (cross-correlation, as in PyTorch): x (N,C,H,W), weight (K,C,R,S) -> (N,K,OH,OW).
+
+    bias: optional (K,). stride, padding: int or (h, w) pair; padding is symmetric zero padding.
+    algo: "direct" (kernels that loop over the window), "im2col" (patches + GEMM) or "auto" (default:
+    the faster of the two for this shape, dtype and CPU). Every algo gives the reference's results.
+    """
     x = _input("x", x)
     weight = _operand("weight", weight, x.dtype, 4)
     geometry = _conv_geometry(x.shape, weight.shape, stride, padding)
@@ -340,7 +380,11 @@ def _use_direct_grad_w(algo, geometry, dtype, simd):
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, *, algo="auto"):
-    """Gradients of conv2d: (grad_x, grad_weight, grad_bias) for grad_out = dL/dy."""
+    """Gradients of conv2d: (grad_x, grad_weight, grad_bias) for grad_out = dL/dy (shape of conv2d's output).
+
+    grad_bias = grad_out.sum((0, 2, 3)) is always returned; a caller without a bias ignores it.
+    stride, padding and algo as in conv2d ("auto" picks per gradient).
+    """
     grad_x, grad_w, grad_b = _conv2d_backward(grad_out, x, weight, stride, padding, algo, True)
     return grad_x, grad_w, grad_b
 
@@ -402,7 +446,13 @@ def _pool_input(x):
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
-    """Max pooling: (y, indices); indices[n,c,i,j] = h*W + w of the max in x[n,c] (PyTorch's)."""
+    """Max pooling: (y, indices), both of shape (N, C, OH, OW).
+
+    stride=None means stride=kernel_size; padding pads with -inf (never chosen). indices (int64) holds
+    the flat index h*W + w of each maximum inside its (H, W) input plane, as
+    torch.nn.functional.max_pool2d(..., return_indices=True) does; ties go to the first element of the
+    window in row-major order, and a window with a NaN has NaN as its maximum.
+    """
     x = _pool_input(x)
     geometry = _pool_geometry(x.shape, kernel_size, stride, padding)
     out_shape = x.shape[:2] + geometry[10:]
@@ -414,7 +464,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
 
 
 def max_pool2d_backward(grad_out, indices, input_shape):
-    """Gradient of max_pool2d: grad_out routed to the input positions named by indices."""
+    """Gradient of max_pool2d: grad_out routed to the input positions named by indices.
+
+    indices: max_pool2d's second result; input_shape: x's shape (N, C, H, W). Windows that overlap
+    (stride < kernel_size) add up where they chose the same element.
+    """
     input_shape = _input_shape(input_shape)
     grad_out = _input("grad_out", grad_out)
     indices = _as_array("indices", indices)
@@ -426,8 +480,8 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     if grad_out.shape[:2] != input_shape[:2]:
         raise ValueError(f"input_shape {input_shape} must have grad_out's batch and channels "
                          f"{grad_out.shape[:2]}")
-    if min(grad_out.shape[2:]) < 1:
-        raise ValueError(f"grad_out must have H, W >= 1, got shape {grad_out.shape}")
+    if grad_out.size == 0:   # no gradient to route (as the reference: zeros, whatever H and W)
+        return np.zeros(input_shape, dtype=grad_out.dtype)
     grad_x = np.empty(input_shape, dtype=grad_out.dtype)
     if grad_x.size:
         # Kernel size and stride do not matter for the scatter; the C kernel checks every index.
@@ -437,7 +491,11 @@ def max_pool2d_backward(grad_out, indices, input_shape):
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """Average pooling; zero padding counts in the divisor (count_include_pad=True)."""
+    """Average pooling: window sums divided by kh*kw, (N, C, H, W) -> (N, C, OH, OW).
+
+    stride=None means stride=kernel_size; zero padding counts in the divisor (count_include_pad=True,
+    PyTorch's default).
+    """
     x = _pool_input(x)
     geometry = _pool_geometry(x.shape, kernel_size, stride, padding)
     y = np.empty(x.shape[:2] + geometry[10:], dtype=x.dtype)
@@ -447,7 +505,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
 
 
 def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0):
-    """Gradient of avg_pool2d with respect to its input."""
+    """Gradient of avg_pool2d with respect to its input: each output gradient spread evenly
+    (1/(kh*kw)) over its window; input_shape is x's shape, the other arguments as in avg_pool2d."""
     input_shape = _input_shape(input_shape)
     grad_out = _input("grad_out", grad_out)
     geometry = _pool_geometry(input_shape, kernel_size, stride, padding)

@@ -7,10 +7,7 @@ batch. A checkpoint is one .npz file: the architecture as a JSON string plus one
 parameter, written to a temporary file and renamed, so a crash never leaves half a checkpoint.
 """
 import json
-import math
 import os
-import sys
-import tempfile
 import time
 import zipfile
 import zlib
@@ -19,6 +16,8 @@ import numpy as np
 
 from . import layers as layers_module
 from . import losses, optim
+from ._io import ProgressBar, atomic_write
+from .callbacks import CallbackList
 
 __all__ = ["Sequential"]
 
@@ -40,11 +39,15 @@ class Sequential:
     """A linear stack of layers (see fastconv.layers).
 
     input_shape: per-sample shape, e.g. (1, 28, 28); seed: weight initialisation (and the default
-    shuffling seed of fit); dtype: float32 (default) or float64.
+    shuffling seed of fit); dtype: float32 (default) or float64. backend: the kernels every layer
+    computes with, "fastconv" (the C kernels, default) or "reference" (the NumPy oracle: slow, for
+    checks and as the benchmarks' baseline); settable later (model.backend = ...), not saved.
     """
 
     def __init__(self, layers=None, input_shape=None, seed=None, dtype=np.float32, name="sequential",
-                 loss="softmax_cross_entropy"):
+                 loss="softmax_cross_entropy", backend="fastconv"):
+        self._kernels = layers_module.kernel_module(backend)
+        self._backend = backend
         self.layers = []
         self.input_shape = None if input_shape is None else tuple(int(v) for v in input_shape)
         self.seed = seed
@@ -53,6 +56,7 @@ class Sequential:
         self.loss = losses.get(loss)
         self.optimizer = None
         self.built = False
+        self.stop_training = False
         for layer in layers or ():
             self.add(layer)
 
@@ -66,9 +70,22 @@ class Sequential:
             layer.name = self._unique_name(_snake_case(type(layer).__name__))
         elif any(existing.name == layer.name for existing in self.layers):
             raise ValueError(f"the model already has a layer named {layer.name!r}")
+        layer.kernels = self._kernels
         self.layers.append(layer)
         self.built = False
         return self
+
+    @property
+    def backend(self):
+        """"fastconv" or "reference": the kernel module of every layer (see fastconv.layers.kernel_module)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, name):
+        self._kernels = layers_module.kernel_module(name)
+        self._backend = name
+        for layer in self.layers:
+            layer.kernels = self._kernels
 
     def _unique_name(self, base):
         taken = {layer.name for layer in self.layers}
@@ -118,6 +135,7 @@ class Sequential:
 
     @property
     def output_shape(self):
+        """The per-sample output shape (the last layer's), or None before build."""
         return self.layers[-1].output_shape if self.built else None
 
     def astype(self, dtype):
@@ -142,6 +160,7 @@ class Sequential:
         return [(f"{layer.name}.{key}", value) for layer in self.layers for key, value in layer.params.items()]
 
     def count_params(self):
+        """The number of trainable parameters of every layer together."""
         return sum(layer.count_params() for layer in self.layers)
 
     # ---- computation ---------------------------------------------------------------------------
@@ -192,6 +211,7 @@ class Sequential:
         return loss, logits
 
     def clear_caches(self):
+        """Drop what the last training forward kept for backward, in every layer."""
         for layer in self.layers:
             layer.clear_cache()
 
@@ -212,13 +232,16 @@ class Sequential:
         return x, y.astype(np.int64, copy=False)
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None, shuffle=True,
-            seed=None, verbose=1, lr_schedule=None):
+            seed=None, verbose=1, lr_schedule=None, callbacks=None):
         """Train for `epochs` passes over (x, y) in mini-batches; returns the history dict.
 
         optimizer: an optim.Optimizer (default: the last one used, else SGD(lr=0.01)).
         seed: shuffling and dropout (default: the model's seed). lr_schedule: optional
         callable(epoch index) -> learning rate, applied at the start of each epoch.
         verbose: 0 silent; otherwise a progress bar per epoch on a terminal, one line per epoch if not.
+        callbacks: fastconv.callbacks.Callback objects whose hooks run at the start and end of training,
+        of each epoch and of each batch; one of them setting ``model.stop_training`` ends training after
+        the current batch (the history then holds the epochs that finished).
         History keys: loss, accuracy, seconds (training time of the epoch, without validation),
         images_per_second, lr, and val_loss / val_accuracy with validation_data.
         """
@@ -234,23 +257,34 @@ class Sequential:
         self.optimizer = optimizer or self.optimizer or optim.SGD(lr=0.01)
         rng = np.random.default_rng(self.seed if seed is None else seed)
         self._seed_stochastic_layers(rng)
+        callbacks = CallbackList(callbacks, self)
         history = {"loss": [], "accuracy": [], "seconds": [], "images_per_second": [], "lr": []}
         if validation_data is not None:
             history.update(val_loss=[], val_accuracy=[])
+        self.stop_training = False
+        callbacks.call("on_train_begin", {})
         for epoch in range(int(epochs)):
             if lr_schedule is not None:
                 self.optimizer.lr = float(lr_schedule(epoch))
+            callbacks.call("on_epoch_begin", epoch, {})
             progress = _ProgressBar(epoch, int(epochs), x.shape[0], verbose)
-            loss, accuracy, seconds = self._train_epoch(x, y, int(batch_size), rng if shuffle else None, progress)
+            loss, accuracy, seconds, seen = self._train_epoch(x, y, int(batch_size), rng if shuffle else None,
+                                                              progress, callbacks)
+            if seen == 0:
+                break  # stopped before the epoch's first batch finished
             record = {"loss": loss, "accuracy": accuracy, "seconds": seconds,
-                      "images_per_second": x.shape[0] / seconds if seconds > 0 else float("inf"),
+                      "images_per_second": seen / seconds if seconds > 0 else float("inf"),
                       "lr": self.optimizer.lr}
             if validation_data is not None:
                 record["val_loss"], record["val_accuracy"] = self.evaluate(val_x, val_y)
             for key, value in record.items():
                 history[key].append(value)
             progress.finish(record)
+            callbacks.call("on_epoch_end", epoch, dict(record))
+            if self.stop_training:
+                break
         self.clear_caches()
+        callbacks.call("on_train_end", {})
         return history
 
     def _seed_stochastic_layers(self, rng):
@@ -258,26 +292,37 @@ class Sequential:
             if isinstance(layer, layers_module.Dropout) and layer.seed is None:
                 layer.rng = np.random.default_rng(rng.integers(2**63))
 
-    def _train_epoch(self, x, y, batch_size, rng, progress):
-        """One pass over the data: (mean loss, accuracy, seconds)."""
+    def _train_epoch(self, x, y, batch_size, rng, progress, callbacks):
+        """One pass over the data, or up to a stop request: (mean loss, accuracy, seconds, images seen)
+        of the batches that ran."""
         count = x.shape[0]
         order = rng.permutation(count) if rng is not None else None
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, seen = 0.0, 0, 0
         start = time.perf_counter()
-        for begin in range(0, count, batch_size):
+        for step, begin in enumerate(range(0, count, batch_size)):
             if order is None:
                 batch_x, batch_y = x[begin:begin + batch_size], y[begin:begin + batch_size]
             else:
                 index = order[begin:begin + batch_size]
                 batch_x, batch_y = x[index], y[index]
+            if callbacks:
+                callbacks.call("on_train_batch_begin", step, {"size": len(batch_y)})
             loss, logits = self.loss_and_gradients(batch_x, batch_y)
             self.optimizer.step(self.parameters(), self.gradients())
+            batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
             loss_sum += loss * len(batch_y)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
+            correct += batch_correct
             seen = begin + len(batch_y)
             progress.update(seen, loss_sum / seen, correct / seen, time.perf_counter() - start)
+            if callbacks:
+                callbacks.call("on_train_batch_end", step, {"loss": float(loss), "size": len(batch_y),
+                                                            "accuracy": batch_correct / len(batch_y)})
+                if self.stop_training:
+                    break
         seconds = time.perf_counter() - start
-        return loss_sum / count, correct / count, seconds
+        if seen == 0:
+            return None, None, seconds, 0
+        return loss_sum / seen, correct / seen, seconds, seen
 
     def evaluate(self, x, y, batch_size=256, verbose=0):
         """(mean loss, accuracy) over (x, y), in batches, without keeping gradient buffers."""
@@ -305,6 +350,7 @@ class Sequential:
         return np.concatenate(outputs)
 
     def predict_classes(self, x, batch_size=256):
+        """The most probable class of each sample (N,), from predict."""
         return self.predict(x, batch_size).argmax(axis=1)
 
     # ---- summary -------------------------------------------------------------------------------
@@ -335,6 +381,7 @@ class Sequential:
     # ---- checkpoints ---------------------------------------------------------------------------
 
     def get_config(self):
+        """The architecture as a JSON-able dict (what save writes beside the weights)."""
         return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "name": self.name,
                 "input_shape": list(self.input_shape), "dtype": self.dtype.name, "seed": self.seed,
                 "loss": self.loss.name, "layers": [layers_module.serialize(layer) for layer in self.layers]}
@@ -347,20 +394,8 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             for key, value in layer.params.items():
                 arrays[f"layers.{i}.{key}"] = value
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        handle = tempfile.NamedTemporaryFile(dir=directory, prefix="." + os.path.basename(path) + ".",
-                                             suffix=".tmp", delete=False)
-        try:
-            with handle:
-                np.savez(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(handle.name, path)
-        except BaseException:
-            if os.path.exists(handle.name):
-                os.unlink(handle.name)
-            raise
+        with atomic_write(path) as handle:
+            np.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path):
@@ -426,36 +461,20 @@ def _read_architecture(arrays, path):
 class _ProgressBar:
     """Per-epoch progress: a live bar on a terminal, one line per epoch otherwise, nothing at verbose=0."""
 
-    WIDTH = 24
-    REFRESH_SECONDS = 0.1
-
     def __init__(self, epoch, epochs, total, verbose, stream=None):
-        self.stream = stream or sys.stdout
         self.enabled = bool(verbose)
-        self.live = self.enabled and verbose == 1 and _is_tty(self.stream)
+        self.bar = ProgressBar(total, stream, enabled=verbose == 1)
         self.prefix = f"Epoch {epoch + 1}/{epochs}"
         self.total = total
-        self._last_draw = -math.inf
-        self._last = None
 
     def update(self, seen, loss, accuracy, seconds):
-        self._last = (seen, loss, accuracy, seconds)
-        if not self.live:
-            return
-        now = time.perf_counter()
-        if now - self._last_draw < self.REFRESH_SECONDS and seen < self.total:
-            return
-        self._last_draw = now
-        self.stream.write("\r" + self._line(seen, loss, accuracy, seconds))
-        self.stream.flush()
+        self.bar.update(seen, lambda: self._line(seen, loss, accuracy, seconds))
 
     def _line(self, seen, loss, accuracy, seconds):
-        done = int(self.WIDTH * seen / self.total)
-        bar = "=" * done + (">" if done < self.WIDTH else "") + "." * max(self.WIDTH - done - 1, 0)
         rate = seen / seconds if seconds > 0 else 0.0
         width = len(str(self.total))
-        return (f"{self.prefix} {seen:>{width}}/{self.total} [{bar}] loss {loss:.4f} - acc {accuracy:.4f}"
-                f" - {rate:,.0f} img/s")
+        return (f"{self.prefix} {seen:>{width}}/{self.total} [{self.bar.bar(seen)}] loss {loss:.4f}"
+                f" - acc {accuracy:.4f} - {rate:,.0f} img/s")
 
     def finish(self, record):
         if not self.enabled:
@@ -464,12 +483,4 @@ class _ProgressBar:
         line += f" - {record['seconds']:.1f}s"
         if "val_loss" in record:
             line += f" - val_loss {record['val_loss']:.4f} - val_acc {record['val_accuracy']:.4f}"
-        self.stream.write(("\r" if self.live else "") + line + "\n")
-        self.stream.flush()
-
-
-def _is_tty(stream):
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+        self.bar.close(line)

@@ -47,16 +47,51 @@ def _int_or_pair(pair, as_int):
     return pair[0] if as_int and pair[0] == pair[1] else pair
 
 
+# Multiply-adds one drawn convolution may cost (N * K * OH * OW * C * R * S): each case runs at every
+# algo and SIMD level against the NumPy reference, so the wide families below stay this cheap.
+CONV_CASE_MACS = 200_000
+
+
 @st.composite
-def conv_case(draw, with_bias=None, max_side=12, max_batch=4):
-    """A valid convolution: N 1..4, C 1..5, H/W 1..12, K 1..5, kernel 1..5, stride 1..3, padding 0..2."""
+def conv_case(draw, with_bias=None, max_side=12, max_batch=4, wide=True):
+    """A valid convolution from one of three families (`wide=False`: the first only):
+
+    - small: N 1..4, C 1..5, H/W 1..12, K 1..5, kernel 1..5, stride 1..3, padding 0..2;
+    - many output channels: K 6..40, C 1..16 (the kvec forward and kvgw grad_w kernels, which need K
+      of about a vector: 8 / 16 float32 lanes on AVX2 / AVX-512);
+    - wide rows: K 1..12, C 1..16, stride 1 along the width, padding below the kernel, output rows
+      of 16 to 40 (the kernels vectorised over columns: wvec forward and grad_x, the rows kernel for
+      grad_x with C 1..2, wvgw grad_w below a vector of K).
+
+    The wide families keep N >= 2 (those kernels parallelise over images) and draw C last, within
+    CONV_CASE_MACS."""
+    family = draw(st.sampled_from(("small", "many-out-channels", "wide-rows"))) if wide else "small"
     kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    # Wide rows: padding at most kernel - 1, as grad_x's kernels over columns need.
+    max_padding = [min(2, k - 1) if family == "wide-rows" else 2 for k in kernel]
+    padding = (draw(st.integers(0, max_padding[0])), draw(st.integers(0, max_padding[1])))
     # The padded input must hold the kernel.
-    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), max_side))
-    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), max_side))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    batch, channels, out_channels = draw(st.integers(1, max_batch)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    min_hw = (max(1, kernel[0] - 2 * padding[0]), max(1, kernel[1] - 2 * padding[1]))
+    if family == "small":
+        height, width = draw(st.integers(min_hw[0], max_side)), draw(st.integers(min_hw[1], max_side))
+        stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        batch, out_channels = draw(st.integers(1, max_batch)), draw(st.integers(1, 5))
+    elif family == "many-out-channels":
+        height, width = draw(st.integers(min_hw[0], 10)), draw(st.integers(min_hw[1], 10))
+        stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        batch, out_channels = draw(st.integers(2, max(2, max_batch))), draw(st.integers(6, 40))
+    else:   # rows of 16 outputs or more (a float32 vector on AVX-512); K often half to one wvec block
+        height, width = draw(st.integers(min_hw[0], 8)), draw(st.integers(15 + kernel[1], 40))
+        stride = (draw(st.sampled_from((1, 1, 2))), 1)
+        batch = draw(st.integers(2, max(2, max_batch)))
+        out_channels = draw(st.integers(3, 6) | st.integers(1, 12))
+    out_hw = [(size + 2 * pad - k) // step + 1 for size, pad, k, step in zip((height, width), padding, kernel, stride)]
+    per_channel = batch * out_channels * out_hw[0] * out_hw[1] * kernel[0] * kernel[1]
+    if family == "small":
+        channels = draw(st.integers(1, 5))
+    else:   # 3 or more often: grad_x's wvec kernel takes 3..12 input channels, its rows kernel 1..2
+        max_channels = min(16, max(1, CONV_CASE_MACS // per_channel))
+        channels = draw(st.integers(min(3, max_channels), max_channels) | st.integers(1, max_channels))
     has_bias = draw(st.booleans()) if with_bias is None else with_bias
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     as_int = draw(st.booleans())

@@ -316,3 +316,16 @@ def test_batch_size_zero_gives_empty_outputs(dtype):
     assert y.shape == (0, 3, 4, 3) and y.dtype == dtype
     grad_x = fc.avg_pool2d_backward(y, x.shape, 3, 2, 1)
     assert grad_x.shape == x.shape and grad_x.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("grad_hw", [(0, 2), (3, 0), (0, 0)])
+def test_max_pool2d_backward_of_an_empty_grad_out_is_zero(grad_hw, dtype):
+    """No gradient to route gives zeros of input_shape in both modules (found by tests/fuzz: fastconv
+    refused a grad_out without rows or columns, which the reference accepts)."""
+    grad_out = np.ones((2, 3) + grad_hw, dtype)
+    indices = np.zeros(grad_out.shape, np.int64)
+    for module in (fc, ref):
+        grad_x = module.max_pool2d_backward(grad_out, indices, (2, 3, 5, 4))
+        assert grad_x.shape == (2, 3, 5, 4) and grad_x.dtype == dtype, module.__name__
+        assert not grad_x.any(), module.__name__

@@ -123,7 +123,7 @@ def loop_avg_pool2d_backward(grad_out, input_shape, kernel_size, stride, padding
 
 def small_conv_case(strategies):
     """Shapes small enough for the Python loops."""
-    return strategies.conv_case(max_side=7, max_batch=2)
+    return strategies.conv_case(max_side=7, max_batch=2, wide=False)
 
 
 # ---- reference vs loops --------------------------------------------------------------------------
@@ -275,3 +275,49 @@ def test_max_pool2d_backward_matches_finite_differences(numerics):
 
     np.testing.assert_allclose(ref.max_pool2d_backward(grad_out, indices, x.shape),
                                numerics.numerical_gradient(loss, x), rtol=1e-6, atol=1e-7)
+
+
+# ---- the kernels the layers also call on the reference backend (relu, gemm, backward without grad_x) ----
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reference_relu_and_its_gradient_follow_the_definition(dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 5)).astype(dtype)
+    x[0, 0, :2] = [np.nan, 0.0]
+    grad = rng.standard_normal(x.shape).astype(dtype)
+    y = ref.relu(x)
+    assert y.dtype == dtype and np.isnan(y[0, 0, 0]) and y[0, 0, 1] == 0
+    finite = ~np.isnan(x)
+    np.testing.assert_array_equal(y[finite], [v if v > 0 else 0 for v in x[finite]])
+    want = np.array([g if v > 0 else 0 for g, v in zip(grad.ravel(), y.ravel())], dtype).reshape(x.shape)
+    np.testing.assert_array_equal(ref.relu_backward(grad, y), want)
+    inplace = x.copy()
+    assert ref.relu(inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, y)
+    with pytest.raises(ValueError, match="grad_out"):
+        ref.relu_backward(grad[:1], y)
+    with pytest.raises(ValueError, match="out"):
+        ref.relu(x, out=np.empty(3, dtype))
+
+
+def test_reference_gemm_is_matmul_with_named_errors():
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((5, 7)).astype(np.float32), rng.standard_normal((7, 3))
+    got = ref.gemm(a, b)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, a @ b.astype(np.float32), rtol=1e-6)
+    with pytest.raises(ValueError, match="rows"):
+        ref.gemm(a, b[:6])
+    with pytest.raises(TypeError, match="a must"):
+        ref.gemm(a.astype(np.int32), b)
+
+
+def test_reference_backward_without_grad_x_gives_the_same_weight_gradients():
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
+    grad_out = rng.standard_normal((2, 4, 4, 3))
+    full = ref.conv2d_backward(grad_out, x, w, 2, 1)
+    grad_x, grad_w, grad_b = ref._conv2d_backward(grad_out, x, w, 2, 1, "auto", False)
+    assert grad_x is None
+    np.testing.assert_array_equal(grad_w, full[1])
+    np.testing.assert_array_equal(grad_b, full[2])
