@@ -49,7 +49,7 @@ __all__ = [
     "conv2d", "conv2d_backward", "conv2d_plan", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
     "avg_pool2d_backward", "set_num_threads", "get_num_threads", "set_adaptive_threads", "get_adaptive_threads",
     "build_info", "gemm", "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis",
-    "viz", "callbacks", "checkpoint", "keras", "Sequential", "TrainingDivergedError",
+    "viz", "callbacks", "checkpoint", "keras", "onnx", "Sequential", "TrainingDivergedError",
 ]
 
 
@@ -58,7 +58,7 @@ def __getattr__(name):
     import importlib
 
     if name in ("layers", "optim", "losses", "models", "datasets", "viz", "analysis", "compare", "callbacks",
-                "checkpoint", "keras"):
+                "checkpoint", "keras", "onnx"):
         return importlib.import_module(f".{name}", __name__)
     if name == "Sequential":
         from .model import Sequential

@@ -1,4 +1,4 @@
-"""The `fastconv` command line (also `python -m fastconv`): train, bench, compare, info.
+"""The `fastconv` command line (also `python -m fastconv`): train, bench, compare, export, info.
 
 This module only parses arguments; each command's work lives beside the code it drives
 (training.run_train, benchmarks.command.run_bench, compare.run_compare).
@@ -68,12 +68,35 @@ def _add_compare(subparsers):
     p.add_argument("--verbose", type=int, default=1, help="0 silent, 1 progress (default)")
 
 
+def _add_export(subparsers):
+    p = subparsers.add_parser("export", help="write a saved model (.npz) as ONNX (needs fastconv[onnx])",
+                              description="Convert a checkpoint written by Sequential.save to an ONNX model "
+                                          "(opset 17, float32, output: class probabilities).")
+    p.add_argument("model", help="the checkpoint (.npz) to convert")
+    p.add_argument("out", help="the ONNX file to write")
+
+
+def _run_export(args):
+    from . import onnx
+    from .model import Sequential
+
+    try:
+        onnx.export(Sequential.load(args.model), args.out)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        # a missing or damaged checkpoint, a layer ONNX cannot express, no onnx package: one line, exit 1
+        print(f"fastconv export: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} (ONNX opset {onnx.OPSET}, IR version {onnx.IR_VERSION})")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastconv", description="Fast CPU CNN kernels and training.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
     _add_bench(subparsers)
     _add_compare(subparsers)
+    _add_export(subparsers)
     subparsers.add_parser("info", help="print build information (version, OpenMP, SIMD, compiler)")
     return parser
 
@@ -103,6 +126,8 @@ def main(argv=None):
         from .compare import run_compare
 
         return run_compare(args)
+    if args.command == "export":
+        return _run_export(args)
     return _run_info(args)
 
 

@@ -516,12 +516,18 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
 
 # ---- activations (used by the ReLU layer) --------------------------------------------------------
 
-def relu(x):
-    """max(x, 0) elementwise, any shape (a NaN stays NaN), on the OpenMP threads."""
+def relu(x, out=None):
+    """max(x, 0) elementwise, any shape (a NaN stays NaN), on the OpenMP threads.
+
+    out: optional C-contiguous array of x's shape and dtype to write to (x itself: in place)."""
     x = _input("x", x, ndim=None)
-    y = np.empty_like(x)
-    _kernels.relu_forward(x, y, _num_threads, _simd_level())
-    return y
+    if out is None:
+        out = np.empty_like(x)
+    elif not (isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype == x.dtype
+              and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"out must be a writeable C-contiguous array of shape {x.shape} and dtype {x.dtype}")
+    _kernels.relu_forward(x, out, _num_threads, _simd_level())
+    return out
 
 
 def relu_backward(grad_out, y):

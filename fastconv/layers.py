@@ -228,6 +228,11 @@ class Layer:
         Layers whose input gradient costs real work (Conv2D) override it."""
         self.backward(grad)
 
+    def forward_inference(self, x, overwrite_input=False):
+        """forward(x, training=False); with overwrite_input=True the caller no longer needs x, and
+        an elementwise layer writes its result into x (a fresh array per layer costs page faults)."""
+        return self.forward(x, training=False)
+
     def __call__(self, x, training=False):
         return self.forward(x, training)
 
@@ -513,6 +518,9 @@ class ReLU(Layer):
         self._cache = y if training else None
         return y
 
+    def forward_inference(self, x, overwrite_input=False):
+        return self.kernels.relu(x, out=x) if overwrite_input and x.flags.c_contiguous else self.forward(x)
+
     def backward(self, grad):
         return self.kernels.relu_backward(grad, self._cached())
 
@@ -529,6 +537,12 @@ class LeakyReLU(Layer):
         y = np.where(positive, x, x * np.asarray(self.negative_slope, x.dtype))
         self._cache = positive if training else None
         return y
+
+    def forward_inference(self, x, overwrite_input=False):
+        if not overwrite_input:
+            return self.forward(x)
+        # the same products as forward's np.where, written only where x is not positive (NaN included)
+        return np.multiply(x, np.asarray(self.negative_slope, x.dtype), out=x, where=~(x > 0))
 
     def backward(self, grad):
         slope = np.where(self._cached(), grad.dtype.type(1), grad.dtype.type(self.negative_slope))
@@ -559,6 +573,9 @@ class Tanh(Layer):
         y = np.tanh(x)
         self._cache = y if training else None
         return y
+
+    def forward_inference(self, x, overwrite_input=False):
+        return np.tanh(x, out=x) if overwrite_input else self.forward(x)
 
     def backward(self, grad):
         y = self._cached()

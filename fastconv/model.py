@@ -192,8 +192,19 @@ class Sequential:
         """Logits for a batch; training=True keeps what backward needs."""
         x = self._as_input(x)
         self._ensure_built(x.shape[1:])
+        if not training:
+            return self._forward_inference(x)
         for layer in self.layers:
             x = layer.forward(x, training)
+        return x
+
+    def _forward_inference(self, x):
+        """forward(x, training=False), letting each layer reuse the buffer of the one before: every
+        intermediate array is the model's own, only the caller's x (or a view of it) is kept intact."""
+        source = x
+        for layer in self.layers:
+            overwrite = x.flags.writeable and not np.may_share_memory(x, source)
+            x = layer.forward_inference(x, overwrite_input=overwrite)
         return x
 
     def backward(self, grad, input_grad=True):
