@@ -346,7 +346,7 @@ def conv2d_plan(x_shape, w_shape, stride=1, padding=0, dtype="float32", *, algo=
       "direct.kvgw"       grad_w vectorised over output channels (at least one vector of them)
       "direct.wvgw"       grad_w (and grad_b) vectorised over output columns, for fewer output channels
 
-    >>> fastconv.conv2d_plan((64, 1, 28, 28), (6, 1, 5, 5), padding=2)   # LeNet-5's first layer, AVX2
+    >>> fastconv.conv2d_plan((64, 1, 28, 28), (6, 1, 5, 5), padding=2)   # LeNet-5 C1, AVX2 or AVX-512
     ConvPlan(forward='direct.wvec', grad_x='direct.wrows', grad_w='direct.wvgw')
     """
     x_shape, w_shape = _shape_arg("x_shape", x_shape), _shape_arg("w_shape", w_shape)

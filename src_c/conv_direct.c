@@ -27,21 +27,15 @@
  *   1. (no FC_TEMPLATE_PASS) type-independent geometry, then fc_template.h includes the file as
  *   2. (FC_TEMPLATE_PASS, once for float, once for double) portable kernels and the public drivers;
  *      on x86 this pass includes the file again as
- *   3. (FC_DIRECT_SIMD_PASS = 2: AVX-512, = 1: AVX2) explicit vector kernels for stride_w == 1,
- *      written once against the small fcv_* vocabulary defined at the top of that pass.
+ *   3. (FC_VEC_LEVEL = FC_VEC_AVX512, then FC_VEC_AVX2) explicit vector kernels, written once
+ *      against simd_vec.h's fcv_* vocabulary.
  */
 #if !defined(FC_TEMPLATE_PASS)
 /* ============================== pass 1: type-independent ====================================== */
 #include <stdlib.h>
 #include <string.h>
 #include "conv_plan.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define FC_DIRECT_HAVE_X86 1
-#else
-#define FC_DIRECT_HAVE_X86 0
-#endif
+#include "simd_vec.h"
 
 /* Blocking parameters of the SIMD gather kernel (registers: rows x vectors accumulators). */
 #define FC_DIRECT_ROWS_NARROW 8   /* output rows per block when one vector covers the row */
@@ -206,7 +200,7 @@ static int fc_direct_shape_ok(const fc_ctx *ctx, const fc_conv_shape *sh)
 #define FC_TEMPLATE_FILE "conv_direct.c"
 #include "fc_template.h"
 
-#elif !defined(FC_DIRECT_SIMD_PASS)
+#elif !defined(FC_VEC_LEVEL)
 /* ============================== pass 2: one element type ====================================== */
 
 /* ---- portable kernels (any CPU; the compiler vectorises the contiguous inner loops) ---------- */
@@ -332,13 +326,14 @@ static real FC_FN(grad_b_one)(const fc_conv_shape *sh, const real *grad_y, fc_in
 }
 
 /* ---- explicit SIMD kernels (pass 3), one copy per instruction set -------------------------- */
-#if FC_DIRECT_HAVE_X86
-#define FC_DIRECT_SIMD_PASS 2
+#if FC_HAVE_X86
+#define FC_VEC_LEVEL FC_VEC_AVX512
 #include "conv_direct.c"
-#undef FC_DIRECT_SIMD_PASS
-#define FC_DIRECT_SIMD_PASS 1
+#undef FC_VEC_LEVEL
+#define FC_VEC_LEVEL FC_VEC_AVX2
 #include "conv_direct.c"
-#undef FC_DIRECT_SIMD_PASS
+#undef FC_VEC_LEVEL
+#include "simd_vec.h"   /* (FC_VEC_LEVEL undefined: drops the vocabulary) */
 #endif
 
 /* ---- the SIMD or portable form, as the plan says ------------------------------------------- */
@@ -346,7 +341,7 @@ static real FC_FN(grad_b_one)(const fc_conv_shape *sh, const real *grad_y, fc_in
 static void FC_FN(gather_plane)(const fc_conv_plan *plan, const fc_gather_geometry *gather, const real *in,
                                 const real *w, real bias, const real *zero_row, real *out)
 {
-#if FC_DIRECT_HAVE_X86
+#if FC_HAVE_X86
     if (plan->kernel == FC_KERNEL_DIRECT_GATHER_SIMD) {
         if (plan->simd >= FC_SIMD_AVX512)
             FC_FN(gather_plane_avx512)(gather, in, w, bias, zero_row, out);
@@ -365,7 +360,7 @@ static void FC_FN(grad_w_task)(const fc_conv_plan *plan, const fc_conv_shape *sh
                                fc_range rows, const real *grad_y, const real *x, fc_index k,
                                fc_index c, fc_index r, real *grad_w_row)
 {
-#if FC_DIRECT_HAVE_X86
+#if FC_HAVE_X86
     if (plan->kernel == FC_KERNEL_DIRECT_DOT_SIMD) {
         if (plan->simd >= FC_SIMD_AVX512)
             FC_FN(grad_w_task_avx512)(sh, col_range, rows, grad_y, x, k, c, r, grad_w_row);
@@ -408,7 +403,7 @@ static void FC_FN(scratch_free)(FC_FN(fc_direct_scratch) *scratch)
     free(scratch->zero_row);
 }
 
-#if FC_DIRECT_HAVE_X86
+#if FC_HAVE_X86
 /* ---- forward vectorised over output channels (kvec, pass 3) ------------------------------------ */
 
 /* Weights packed for the vectorised kernels: [block][c'][r][s][block_width] (zero past out_ch), then
@@ -797,7 +792,7 @@ int FC_FN(fc_conv2d_forward_direct)(const fc_ctx *ctx, const fc_conv_shape *shap
     if (!fc_direct_shape_ok(ctx, shape) || x == NULL || weight == NULL || y == NULL)
         return FC_EINVAL;
     const fc_conv_plan plan = fc_conv_plan_forward(ctx, shape, FC_ALGO_DIRECT, FC_DTYPE);
-#if FC_DIRECT_HAVE_X86
+#if FC_HAVE_X86
     if (plan.kernel == FC_KERNEL_DIRECT_WVEC)
         return FC_FN(forward_wvec)(ctx, &plan, shape, x, weight, bias, y);
     if (plan.kernel == FC_KERNEL_DIRECT_KVEC)
@@ -825,7 +820,7 @@ static int FC_FN(grad_x_direct)(const fc_ctx *ctx, const fc_conv_shape *sh, cons
                                 const real *weight, real *grad_x)
 {
     const fc_conv_plan plan = fc_conv_plan_grad_x(ctx, sh, FC_ALGO_DIRECT, FC_DTYPE);
-#if FC_DIRECT_HAVE_X86
+#if FC_HAVE_X86
     if (plan.kernel == FC_KERNEL_DIRECT_WVEC || plan.kernel == FC_KERNEL_DIRECT_WROWS)
         return FC_FN(grad_x_wvec)(ctx, &plan, sh, grad_y, weight, grad_x);
 #endif
@@ -900,7 +895,7 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
         return status;
     const fc_conv_plan plan = fc_conv_plan_grad_w(ctx, shape, FC_ALGO_DIRECT, FC_DTYPE);
     switch (plan.kernel) {
-#if FC_DIRECT_HAVE_X86
+#if FC_HAVE_X86
     case FC_KERNEL_DIRECT_WVGW:   /* grad_w and grad_b together */
         return FC_FN(grad_w_wvgw)(ctx, &plan, shape, grad_y, x, grad_w, grad_b);
     case FC_KERNEL_DIRECT_KVGW:
@@ -922,147 +917,7 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
 
 #else
 /* ============================== pass 3: one SIMD instruction set ============================== */
-/* The vocabulary: fcv_vec (a vector of real), fcv_mask (which lanes), FCV_LANES, and
- * fcv_set1 / fcv_fmadd / fcv_add / fcv_load_mask (masked-off lanes read as 0 and are not touched in
- * memory) / fcv_store_mask / fcv_keep_mask (the other lanes zeroed) / fcv_reduce (horizontal sum in
- * a fixed order) / lane_mask(lo, hi). */
-#if FC_DIRECT_SIMD_PASS == 2
-#define FCV_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
-#define FCV_FN(name) FC_FN(FC_CAT(name, avx512))
-#if FC_IS_F32
-#define fcv_vec __m512
-#define fcv_mask __mmask16
-#define FCV_LANES 16
-#define fcv_set1 _mm512_set1_ps
-#define fcv_fmadd _mm512_fmadd_ps
-#define fcv_add _mm512_add_ps
-#define fcv_load_mask(ptr, mask) _mm512_maskz_loadu_ps((mask), (ptr))
-#define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_ps((ptr), (mask), (v))
-#define fcv_keep_mask(v, mask) _mm512_maskz_mov_ps((mask), (v))
-#define fcv_reduce _mm512_reduce_add_ps
-#else
-#define fcv_vec __m512d
-#define fcv_mask __mmask8
-#define FCV_LANES 8
-#define fcv_set1 _mm512_set1_pd
-#define fcv_fmadd _mm512_fmadd_pd
-#define fcv_add _mm512_add_pd
-#define fcv_load_mask(ptr, mask) _mm512_maskz_loadu_pd((mask), (ptr))
-#define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_pd((ptr), (mask), (v))
-#define fcv_keep_mask(v, mask) _mm512_maskz_mov_pd((mask), (v))
-#define fcv_reduce _mm512_reduce_add_pd
-#endif
-
-/* Lanes j with lo <= j < hi (clamped to the vector). */
-static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
-{
-    lo = lo < 0 ? 0 : (lo > FCV_LANES ? FCV_LANES : lo);
-    hi = hi < lo ? lo : (hi > FCV_LANES ? FCV_LANES : hi);
-    return (fcv_mask)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
-}
-
-#else /* FC_DIRECT_SIMD_PASS == 1: AVX2 + FMA */
-#define FCV_TARGET __attribute__((target("avx2,fma")))
-#define FCV_FN(name) FC_FN(FC_CAT(name, avx2))
-#define fcv_mask __m256i
-#if FC_IS_F32
-#define fcv_vec __m256
-#define FCV_LANES 8
-#define fcv_set1 _mm256_set1_ps
-#define fcv_fmadd _mm256_fmadd_ps
-#define fcv_add _mm256_add_ps
-#define fcv_load_mask(ptr, mask) _mm256_maskload_ps((ptr), (mask))
-#define fcv_store_mask(ptr, mask, v) _mm256_maskstore_ps((ptr), (mask), (v))
-#define fcv_keep_mask(v, mask) _mm256_and_ps((v), _mm256_castsi256_ps(mask))
-
-static inline FCV_TARGET float FCV_FN(hsum)(__m256 v)
-{
-    __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-    sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
-    return _mm_cvtss_f32(sum);
-}
-
-static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
-{
-    lo = lo < 0 ? 0 : (lo > FCV_LANES ? FCV_LANES : lo);
-    hi = hi < lo ? lo : (hi > FCV_LANES ? FCV_LANES : hi);
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32((int)lo - 1)),
-                            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), lane));
-}
-#else
-#define fcv_vec __m256d
-#define FCV_LANES 4
-#define fcv_set1 _mm256_set1_pd
-#define fcv_fmadd _mm256_fmadd_pd
-#define fcv_add _mm256_add_pd
-#define fcv_load_mask(ptr, mask) _mm256_maskload_pd((ptr), (mask))
-#define fcv_store_mask(ptr, mask, v) _mm256_maskstore_pd((ptr), (mask), (v))
-#define fcv_keep_mask(v, mask) _mm256_and_pd((v), _mm256_castsi256_pd(mask))
-
-static inline FCV_TARGET double FCV_FN(hsum)(__m256d v)
-{
-    __m128d sum = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-    sum = _mm_add_sd(sum, _mm_unpackhi_pd(sum, sum));
-    return _mm_cvtsd_f64(sum);
-}
-
-static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
-{
-    lo = lo < 0 ? 0 : (lo > FCV_LANES ? FCV_LANES : lo);
-    hi = hi < lo ? lo : (hi > FCV_LANES ? FCV_LANES : hi);
-    const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
-    return _mm256_and_si256(_mm256_cmpgt_epi64(lane, _mm256_set1_epi64x(lo - 1)),
-                            _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi), lane));
-}
-#endif
-#define fcv_reduce FCV_FN(hsum)
-#endif
-
-/* Store lanes 0 .. count - 1 of v (1 <= count <= FCV_LANES). On AVX2 without a masked store: AMD's
- * vmaskmov stores are microcoded (tens of cycles each), plain narrower stores are not. */
-static inline __attribute__((always_inline)) FCV_TARGET void FCV_FN(store_first)(real *ptr, fcv_vec v, int count)
-{
-#if FC_DIRECT_SIMD_PASS == 2
-    fcv_store_mask(ptr, FCV_FN(lane_mask)(0, count), v);
-#elif FC_IS_F32
-    if (count == FCV_LANES) {
-        _mm256_storeu_ps(ptr, v);
-        return;
-    }
-    __m128 part = _mm256_castps256_ps128(v);
-    if (count >= 4) {
-        _mm_storeu_ps(ptr, part);
-        part = _mm256_extractf128_ps(v, 1);
-        ptr += 4;
-        count -= 4;
-    }
-    if (count >= 2) {
-        _mm_storel_pi((__m64 *)ptr, part);
-        part = _mm_movehl_ps(part, part);
-        ptr += 2;
-        count -= 2;
-    }
-    if (count >= 1)
-        _mm_store_ss(ptr, part);
-#else
-    if (count == FCV_LANES) {
-        _mm256_storeu_pd(ptr, v);
-        return;
-    }
-    __m128d part = _mm256_castpd256_pd128(v);
-    if (count >= 2) {
-        _mm_storeu_pd(ptr, part);
-        part = _mm256_extractf128_pd(v, 1);
-        ptr += 2;
-        count -= 2;
-    }
-    if (count >= 1)
-        _mm_store_sd(ptr, part);
-#endif
-}
-
+#include "simd_vec.h"
 /* -- gather: a block of `rows` output rows x `vecs` vectors, accumulated in registers -------- */
 
 /* `rows` and `vecs` are compile-time constants at every call site (see gather_block_dispatch), so
@@ -1262,30 +1117,17 @@ static FCV_TARGET void FCV_FN(grad_w_task)(const fc_conv_shape *sh, const fc_ran
  * the input must be padded already (the driver copies the image into a zero-bordered buffer when
  * pad > 0); the taps of a block row are consecutive input elements, its columns stride_w apart.
  * Per output element the sum runs bias, then c, r, s: the order of the gather kernels. */
-#if FC_IS_F32 && FC_DIRECT_SIMD_PASS == 2
-#define fcv_loadu _mm512_loadu_ps
-#define fcv_storeu _mm512_storeu_ps
-#elif FC_DIRECT_SIMD_PASS == 2
-#define fcv_loadu _mm512_loadu_pd
-#define fcv_storeu _mm512_storeu_pd
-#elif FC_IS_F32
-#define fcv_loadu _mm256_loadu_ps
-#define fcv_storeu _mm256_storeu_ps
-#else
-#define fcv_loadu _mm256_loadu_pd
-#define fcv_storeu _mm256_storeu_pd
-#endif
 /* Register blocks: rows x cols output pixels times kv vectors of output channels, one accumulator
  * each, as conv_plan.h sizes them per level (FC_PLAN_KVEC_*: AVX-512 1 vector x 2 rows x 12 columns,
  * AVX2 2 vectors x 1 row x 6 columns, and why). A last group of at most one vector of channels takes
  * the 1-vector block (1 x 12 on AVX2). */
-#define FC_KVEC_ROWS (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_KVEC_ROWS_AVX512 : FC_PLAN_KVEC_ROWS_AVX2)
+#define FC_KVEC_ROWS (FC_VEC_LEVEL == FC_VEC_AVX512 ? FC_PLAN_KVEC_ROWS_AVX512 : FC_PLAN_KVEC_ROWS_AVX2)
 #define FC_KVEC_K_VECTORS \
-    (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_KVEC_CHANNEL_VECTORS_AVX512 : FC_PLAN_KVEC_CHANNEL_VECTORS_AVX2)
+    (FC_VEC_LEVEL == FC_VEC_AVX512 ? FC_PLAN_KVEC_CHANNEL_VECTORS_AVX512 : FC_PLAN_KVEC_CHANNEL_VECTORS_AVX2)
 #define FC_KVGW_CHANNEL_VECTORS \
-    (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_KVGW_CHANNEL_VECTORS_AVX512 : FC_PLAN_KVGW_CHANNEL_VECTORS_AVX2)
+    (FC_VEC_LEVEL == FC_VEC_AVX512 ? FC_PLAN_KVGW_CHANNEL_VECTORS_AVX512 : FC_PLAN_KVGW_CHANNEL_VECTORS_AVX2)
 #define FC_KVGW_ACCUMULATORS \
-    (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_KVGW_ACCUMULATORS_AVX512 : FC_PLAN_KVGW_ACCUMULATORS_AVX2)
+    (FC_VEC_LEVEL == FC_VEC_AVX512 ? FC_PLAN_KVGW_ACCUMULATORS_AVX512 : FC_PLAN_KVGW_ACCUMULATORS_AVX2)
 
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, const real *bias,
@@ -1679,61 +1521,7 @@ static FCV_TARGET void FCV_FN(kvgw_task)(const fc_kvgw_geometry *geo, const real
  * last vector, the lanes past out_w have dy and x both zeroed (masks), so they add exactly 0 even
  * where x holds an inf or NaN that the exact sum never multiplies. Lane j of an accumulator sums its columns over
  * n, oh, column vectors in increasing order; the lanes are then added in fcv_reduce's fixed order. */
-/* Lanes rem .. rem + FCV_LANES - 1 of the concatenation lo:hi (lane 0 of lo first), 0 <= rem < FCV_LANES:
- * the vector an unaligned load `rem` elements past lo's address would give, made with in-register
- * shuffles from two loads. rem must fold to a constant (it does in unrolled loops), so each case is one
- * immediate shuffle. */
-#define FCV_SHIFT_CASES4(first, expr) FCV_SHIFT_CASE(first, expr) FCV_SHIFT_CASE(first + 1, expr) \
-    FCV_SHIFT_CASE(first + 2, expr) FCV_SHIFT_CASE(first + 3, expr)
-#define FCV_SHIFT_CASE(n, expr) case n: return expr(n);
-static inline __attribute__((always_inline)) FCV_TARGET fcv_vec FCV_FN(shifted)(fcv_vec lo, fcv_vec hi, const int rem)
-{
-#if FC_DIRECT_SIMD_PASS == 2 && FC_IS_F32
-#define FCV_ALIGNR(n) _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), n))
-    switch (rem) {
-    FCV_SHIFT_CASES4(1, FCV_ALIGNR) FCV_SHIFT_CASES4(5, FCV_ALIGNR) FCV_SHIFT_CASES4(9, FCV_ALIGNR)
-    FCV_SHIFT_CASE(13, FCV_ALIGNR) FCV_SHIFT_CASE(14, FCV_ALIGNR) FCV_SHIFT_CASE(15, FCV_ALIGNR)
-    default: return lo;
-    }
-#elif FC_DIRECT_SIMD_PASS == 2
-#define FCV_ALIGNR(n) _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(hi), _mm512_castpd_si512(lo), n))
-    switch (rem) {
-    FCV_SHIFT_CASES4(1, FCV_ALIGNR) FCV_SHIFT_CASE(5, FCV_ALIGNR) FCV_SHIFT_CASE(6, FCV_ALIGNR)
-    FCV_SHIFT_CASE(7, FCV_ALIGNR)
-    default: return lo;
-    }
-#elif FC_IS_F32
-    /* AVX2 shifts bytes within 128-bit halves only: mid = (upper half of lo, lower half of hi) first */
-    const __m256 mid = _mm256_permute2f128_ps(lo, hi, 0x21);
-#define FCV_ALIGNR(n) _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(mid), _mm256_castps_si256(lo), 4 * (n)))
-#define FCV_ALIGNR_HI(n) _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(hi), _mm256_castps_si256(mid), 4 * ((n) - 4)))
-    switch (rem) {
-    FCV_SHIFT_CASE(1, FCV_ALIGNR) FCV_SHIFT_CASE(2, FCV_ALIGNR) FCV_SHIFT_CASE(3, FCV_ALIGNR)
-    case 4: return mid;
-    FCV_SHIFT_CASE(5, FCV_ALIGNR_HI) FCV_SHIFT_CASE(6, FCV_ALIGNR_HI) FCV_SHIFT_CASE(7, FCV_ALIGNR_HI)
-    default: return lo;
-    }
-#undef FCV_ALIGNR_HI
-#else
-    const __m256d mid = _mm256_permute2f128_pd(lo, hi, 0x21);
-    switch (rem) {
-    case 1: return _mm256_shuffle_pd(lo, mid, 5);
-    case 2: return mid;
-    case 3: return _mm256_shuffle_pd(mid, hi, 5);
-    default: return lo;
-    }
-#endif
-#ifdef FCV_ALIGNR
-#undef FCV_ALIGNR
-#endif
-}
-#undef FCV_SHIFT_CASE
-#undef FCV_SHIFT_CASES4
-
-/* Vectors loaded per output column vector to build the shifted x vectors of taps 0 .. S - 1. */
-#define FCV_SHIFT_LOADS(taps_w) (((taps_w) - 1) / FCV_LANES + 2)
-
-#define FC_WVGW_REGISTERS (FC_DIRECT_SIMD_PASS == 2 ? FC_PLAN_WVGW_REGISTERS_AVX512 : FC_PLAN_WVGW_REGISTERS_AVX2)
+#define FC_WVGW_REGISTERS (FC_VEC_LEVEL == FC_VEC_AVX512 ? FC_PLAN_WVGW_REGISTERS_AVX512 : FC_PLAN_WVGW_REGISTERS_AVX2)
 
 /* One vector of output columns: acc[kk][s] += dy[kk] * (x from column s of x_at on), for the kb
  * output channels and taps_w taps of a task; `keep` (NULL: all) zeroes x in the lanes past the row. */
@@ -1859,25 +1647,10 @@ static FCV_TARGET void FCV_FN(wvgw_task)(const fc_wvgw_geometry *geo, const real
 #undef FC_WVGW_CASE
 }
 #undef FC_WVGW_REGISTERS
-#undef FCV_SHIFT_LOADS
 
-#undef fcv_loadu
-#undef fcv_storeu
 #undef FC_KVEC_ROWS
 #undef FC_KVEC_K_VECTORS
 #undef FC_KVGW_CHANNEL_VECTORS
 #undef FC_KVGW_ACCUMULATORS
 
-#undef FCV_TARGET
-#undef FCV_FN
-#undef fcv_vec
-#undef fcv_mask
-#undef FCV_LANES
-#undef fcv_set1
-#undef fcv_fmadd
-#undef fcv_add
-#undef fcv_load_mask
-#undef fcv_store_mask
-#undef fcv_keep_mask
-#undef fcv_reduce
 #endif

@@ -8,12 +8,7 @@
  * (a vectorised kernel within the level's bounds, or a short reduction C*R*S), else the im2col one.
  */
 #include "conv_plan.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#define FC_PLAN_HAVE_X86 1
-#else
-#define FC_PLAN_HAVE_X86 0
-#endif
+#include "simd_targets.h"
 
 /* The per-level rules of conv_plan.h as one row per fc_simd_level. */
 typedef struct {
@@ -69,7 +64,7 @@ static fc_index fc_plan_elem_bytes(fc_dtype dtype)
 /* A plan for `kernel` at ctx's level (scalar where this build has no vector kernels), lanes filled. */
 static fc_conv_plan fc_plan_make(const fc_ctx *ctx, fc_dtype dtype, fc_conv_kernel kernel)
 {
-    fc_conv_plan plan = { kernel, FC_PLAN_HAVE_X86 ? ctx->simd : FC_SIMD_SCALAR, 0, 0, 0, 0, 0 };
+    fc_conv_plan plan = { kernel, FC_HAVE_X86 ? ctx->simd : FC_SIMD_SCALAR, 0, 0, 0, 0, 0 };
     plan.lanes = fc_plan_table[plan.simd].vector_bytes / fc_plan_elem_bytes(dtype);
     return plan;
 }

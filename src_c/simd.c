@@ -2,9 +2,10 @@
  * simd.c -- which SIMD level and how many threads this build and this CPU offer.
  *
  * The package is compiled without -march, so the AVX2 and AVX-512 code paths are always present
- * (GCC target attributes) and the CPU is asked at run time, through cpuid, which of them it can
- * run. Nothing is cached: __builtin_cpu_supports reads data that __builtin_cpu_init fills once, so
- * asking again is cheap and no global state of ours is needed.
+ * (GCC target attributes, from simd_targets.h) and the CPU is asked at run time, through cpuid, which
+ * of them it can run: a level needs every feature its kernels are compiled for. Nothing is cached:
+ * __builtin_cpu_supports reads data that __builtin_cpu_init fills once, so asking again is cheap and
+ * no global state of ours is needed.
  */
 #include <string.h>
 #ifdef _OPENMP
@@ -12,15 +13,16 @@
 #endif
 
 #include "fastconv.h"
+#include "simd_targets.h"
 
+/* The highest level whose every compiled-for feature (simd_targets.h) the CPU has. */
 fc_simd_level fc_simd_best(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
+#if FC_HAVE_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
+    if (FC_CPU_HAS_AVX512())
         return FC_SIMD_AVX512;
-    /* The AVX2 micro-kernels use fused multiply-add, which is a separate cpuid bit. */
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (FC_CPU_HAS_AVX2())
         return FC_SIMD_AVX2;
 #endif
     return FC_SIMD_SCALAR;
