@@ -46,7 +46,6 @@ import atheris
 
 with atheris.instrument_imports(include=["fastconv"]):
     import fastconv as fc
-    from fastconv import _kernels, functional
     from fastconv import reference as ref
 
 SIMD_LEVELS = tuple(fc.build_info()["simd_available"])
@@ -434,25 +433,22 @@ def mark_route(key):
     atheris._trace_branch(counter)
 
 
-def conv_route(x, weight, stride, padding, simd):
-    """Which direct kernels the binding's rules run vectorised, forward / grad_x / grad_w."""
+def conv_route(x, weight, stride, padding, simd_name, algo):
+    """The kernels the convolution runs, by name: fastconv.conv2d_plan's forward / grad_x / grad_w."""
     x, weight = np.asarray(x), np.asarray(weight)
-    geometry = functional._conv_geometry(x.shape, weight.shape, stride, padding)
-    is_f32 = x.dtype == np.float32
-    return (_kernels.conv2d_direct_forward_vectorised(geometry, is_f32, simd),
-            _kernels.conv2d_direct_grad_x_vectorised(geometry, is_f32, simd),
-            _kernels.conv2d_direct_grad_w_vectorised(geometry, is_f32, simd))
+    os.environ["FASTCONV_SIMD"] = simd_name
+    return tuple(fc.conv2d_plan(x.shape, weight.shape, stride, padding, x.dtype, algo=algo))
 
 
 def route(op, args, kwargs, simd_name, threads):
     """The key of a call that the reference accepted: op, SIMD level, threads, algo, dtype, and for
-    the convolutions which direct kernels run vectorised."""
+    the convolutions the kernels each pass runs."""
     key = (op, simd_name, threads, kwargs.get("algo"))
     if not op.startswith("conv"):
         return key + (str(np.asarray(args[0]).dtype),)
     x, weight = (args[0], args[1]) if op == "conv2d" else (args[1], args[2])
-    return key + (str(np.asarray(x).dtype),) + conv_route(x, weight, args[-2], args[-1],
-                                                          SIMD_LEVELS.index(simd_name))
+    return key + (str(np.asarray(x).dtype),) + conv_route(x, weight, args[-2], args[-1], simd_name,
+                                                          kwargs.get("algo", "auto"))
 
 
 # ---- checks --------------------------------------------------------------------------------------
