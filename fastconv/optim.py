@@ -62,7 +62,7 @@ class Optimizer:
         """Take over state saved by state_arrays() (and the step count) for `params`, so the next step is
         the one the saved optimizer would have made. ValueError if the arrays do not fit the parameters."""
         params = list(params)
-        if not arrays:
+        if not arrays and not iterations:  # saved before the first step
             self.reset()
             return
         state = [dict() for _ in params]

@@ -146,6 +146,20 @@ def test_checkpoint_holds_model_optimizer_position_schedule_and_history(tmp_path
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("optimizer", [optim.SGD(lr=0.1), optim.SGD(lr=0.1, momentum=0.9), optim.Adam(),
+                                       optim.RMSprop(momentum=0.5)], ids=repr)
+def test_optimizer_state_and_step_count_survive_a_checkpoint(tmp_path, optimizer):
+    x, y = tiny_data()
+    model = tiny_model()
+    model.fit(x, y, epochs=1, batch_size=BATCH, optimizer=optimizer, verbose=0,
+              callbacks=[checkpoint.TrainingCheckpoint(tmp_path)])
+    saved = checkpoint.load(tmp_path)
+    assert saved.optimizer.get_config() == optimizer.get_config() and saved.optimizer.iterations == 5
+    assert saved.optimizer.state_arrays().keys() == optimizer.state_arrays().keys()
+    for key, value in optimizer.state_arrays().items():
+        np.testing.assert_array_equal(saved.optimizer.state_arrays()[key], value)
+
+
 def test_checkpoint_with_nan_weights_is_refused_and_the_old_one_kept(tmp_path):
     data = tiny_data()
     saver = checkpoint.TrainingCheckpoint(tmp_path)
