@@ -13,9 +13,10 @@
  *
  * Packing copies each block once into the exact order the micro-kernel reads, zero-padding partial
  * micro-panels, so the micro-kernel never sees an edge. When A is only a few MR rows tall, B's full
- * micro-panels are read in place instead (the micro-kernel takes B's row stride, ldb). Only the right edge of C
- * (fewer than NR columns left) needs care: that tile is computed into a local MR x NR buffer and
- * its valid part merged into C.
+ * micro-panels are read in place instead (the micro-kernel takes B's row stride, ldb). Only the
+ * right edge of C (fewer than NR columns left) needs care: the plan's edge kernel computes just those
+ * columns (AVX-512, masked), or else that tile is computed into a local MR x NR buffer and its valid
+ * part merged into C.
  *
  * Threads (one parallel region per call, none for one thread) share the packing of B, then split C
  * by B's micro-panels or by rows in whole MR tiles, whichever keeps packing and cache traffic lower
@@ -109,6 +110,13 @@ static void FC_FN(team_barrier)(int team)
 
 /* ---- Packing ------------------------------------------------------------------------------------ */
 
+/* True if B's micro-panel of n columns is read where it is: a full one when B is read in place, and
+ * an edge one too when the plan's edge kernel touches only the n columns. */
+static int FC_FN(panel_in_place)(const FC_FN(gemm_call) *call, fc_index n)
+{
+    return call->b_in_place && (n == call->plan.blocks.nr || call->plan.edge_ukernel != NULL);
+}
+
 #if defined(FC_GEMM_HAVE_SSE2) && FC_IS_F32
 /* Six contiguous rows of A (float) -> a 6-tall panel, four columns at a time: a 4x4 transpose of rows
  * 0-3 and the interleave of rows 4-5 give the four columns' 24 values in 8 stores instead of 24. With
@@ -199,7 +207,7 @@ static void FC_FN(pack_b_block)(const FC_FN(gemm_call) *call, fc_index pc, fc_in
     for (fc_index jr = panels * me / team; jr < panels * (me + 1) / team; jr++) {
         const real *B = call->B + pc * call->rs_b + (jc + jr * nr) * call->cs_b;
         const fc_index n = fc_gemm_min(nr, nc - jr * nr);
-        if (call->b_in_place && n == nr)
+        if (FC_FN(panel_in_place)(call, n))
             continue;
         FC_FN(pack_b_panel)(B, call->rs_b, call->cs_b, kc, n, nr, call->b_pack + jr * nr * kc);
     }
@@ -262,8 +270,8 @@ static void FC_FN(edge_tile)(const gemm_plan *plan, int m, fc_index n, fc_index 
 }
 
 /* C (m x n) = beta C + alpha A B for one B micro-panel (kc rows ldb apart; n <= NR valid columns,
- * ldb == NR, packed, when n < NR) and the m rows of a packed A block (MR-tall micro-panels, kc long
- * each): the micro-kernel down C. */
+ * ldb == NR, packed, when n < NR and the plan has no edge kernel) and the m rows of a packed A block
+ * (MR-tall micro-panels, kc long each): the micro-kernel down C. */
 static void FC_FN(multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n, fc_index kc,
                                   real alpha, const real *a_block, const real *b, fc_index ldb,
                                   real beta, real *c, fc_index ldc)
@@ -274,6 +282,9 @@ static void FC_FN(multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n,
         const int rows = (int)fc_gemm_min(mr, m - ir);
         if (n == nr)
             plan->ukernel(rows, kc, alpha, a_block + ir * kc, b, ldb, beta, c + ir * ldc, ldc);
+        else if (plan->edge_ukernel != NULL)
+            plan->edge_ukernel(rows, (int)n, kc, alpha, a_block + ir * kc, b, ldb, beta,
+                               c + ir * ldc, ldc);
         else
             FC_FN(edge_tile)(plan, rows, n, kc, alpha, a_block + ir * kc, b, beta, c + ir * ldc, ldc);
     }
@@ -296,7 +307,7 @@ static void FC_FN(macro_kernel)(const FC_FN(gemm_call) *call, const real *a_pack
 
     for (fc_index jr = jr_begin; jr < jr_end; jr++) {
         const fc_index n = fc_gemm_min(nr, nc - jr * nr);
-        const int in_place = call->b_in_place && n == nr;
+        const int in_place = FC_FN(panel_in_place)(call, n);
         const real *b = in_place ? call->B + pc * call->rs_b + jc + jr * nr
                                  : call->b_pack + jr * nr * kc;
         FC_FN(multiply_panel)(&call->plan, mc, n, kc, call->alpha, a_pack, b,
