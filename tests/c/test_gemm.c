@@ -192,6 +192,8 @@ static int correctness(void)
         {12, 128, 512}, {13, 129, 513}, {16, 6400, 150}, {50, 1210, 225}, {6, 784, 25},
         {145, 70, 300}, {300, 2100, 40}, {97, 4100, 9}, {1, 3000, 300}, {3000, 1, 300},
         {150, 16, 6400}, {25, 6, 784}, {0, 5, 5}, {5, 0, 5}, {5, 5, 0},
+        /* B exactly NR wide (AVX-512 f32 / f64), read in place when unpadded; narrow edges (masked) */
+        {128, 64, 576}, {45, 32, 300}, {16, 100, 150}, {20, 17, 33},
     };
     const size_t n_fixed = sizeof fixed / sizeof fixed[0];
     for (size_t f = 0; f < n_fixed; f++)
