@@ -13,12 +13,14 @@
  *
  * Packing copies each block once into the exact order the micro-kernel reads, zero-padding partial
  * micro-panels, so the micro-kernel never sees an edge. When A is only a few MR rows tall, B's full
- * micro-panels are read in place instead (the micro-kernel takes B's row stride, ldb). Only the right edge of C
- * (fewer than NR columns left) needs care: that tile is computed into a local MR x NR buffer and
- * its valid part merged into C.
+ * micro-panels are read in place instead (the micro-kernel takes B's row stride, ldb). Only the
+ * right edge of C (fewer than NR columns left) needs care: the plan's edge kernel computes just those
+ * columns (AVX-512, masked), or else that tile is computed into a local MR x NR buffer and its valid
+ * part merged into C.
  *
- * Threads (one parallel region per call) share the packing of B, then split C by B's micro-panels or
- * by rows in whole MR tiles, whichever keeps packing and cache traffic lower (gemm_thread). Every C element is computed by
+ * Threads (one parallel region per call, none for one thread) share the packing of B, then split C
+ * by B's micro-panels or by rows in whole MR tiles, whichever keeps packing and cache traffic lower
+ * (gemm_thread). Every C element is computed by
  * one thread, on the same MR x NR tile grid and with the same KC steps whatever the thread count, so
  * the result is bitwise identical for any num_threads.
  */
@@ -97,7 +99,23 @@ typedef struct {
     real *a_packs;            /* one MC x KC block per thread */
 } FC_FN(gemm_call);
 
+/* Wait for the whole team. A team of one runs outside any parallel region of its own (it may be
+ * inside a caller's, where a barrier would wait for that caller's threads), and needs none. */
+static void FC_FN(team_barrier)(int team)
+{
+    if (team > 1) {
+#pragma omp barrier
+    }
+}
+
 /* ---- Packing ------------------------------------------------------------------------------------ */
+
+/* True if B's micro-panel of n columns is read where it is: a full one when B is read in place, and
+ * an edge one too when the plan's edge kernel touches only the n columns. */
+static int FC_FN(panel_in_place)(const FC_FN(gemm_call) *call, fc_index n)
+{
+    return call->b_in_place && (n == call->plan.blocks.nr || call->plan.edge_ukernel != NULL);
+}
 
 #if defined(FC_GEMM_HAVE_SSE2) && FC_IS_F32
 /* Six contiguous rows of A (float) -> a 6-tall panel, four columns at a time: a 4x4 transpose of rows
@@ -177,22 +195,23 @@ static FC_INLINE_LOOPS void FC_FN(pack_b_panel)(const real *B, fc_index rs_b, fc
     }
 }
 
-/* Pack the KC x NC block of B at (pc, jc); the team shares the micro-panels among itself. When B
- * is read in place, only a right-edge panel (fewer than NR columns) is packed. */
+/* Pack the KC x NC block of B at (pc, jc); thread `me` of `team` packs its even share of the
+ * micro-panels, then waits for the others. When B is read in place, only a right-edge panel (fewer
+ * than NR columns) is packed. */
 static void FC_FN(pack_b_block)(const FC_FN(gemm_call) *call, fc_index pc, fc_index jc,
-                                fc_index kc, fc_index nc)
+                                fc_index kc, fc_index nc, int me, int team)
 {
     const int nr = call->plan.blocks.nr;
     const fc_index panels = fc_gemm_ceil_div(nc, nr);
 
-#pragma omp for schedule(static)
-    for (fc_index jr = 0; jr < panels; jr++) {
+    for (fc_index jr = panels * me / team; jr < panels * (me + 1) / team; jr++) {
         const real *B = call->B + pc * call->rs_b + (jc + jr * nr) * call->cs_b;
         const fc_index n = fc_gemm_min(nr, nc - jr * nr);
-        if (call->b_in_place && n == nr)
+        if (FC_FN(panel_in_place)(call, n))
             continue;
         FC_FN(pack_b_panel)(B, call->rs_b, call->cs_b, kc, n, nr, call->b_pack + jr * nr * kc);
     }
+    FC_FN(team_barrier)(team);
 }
 
 /* Pack the MC x KC block of A at (ic, pc) into this thread's a_pack. */
@@ -251,8 +270,8 @@ static void FC_FN(edge_tile)(const gemm_plan *plan, int m, fc_index n, fc_index 
 }
 
 /* C (m x n) = beta C + alpha A B for one B micro-panel (kc rows ldb apart; n <= NR valid columns,
- * ldb == NR, packed, when n < NR) and the m rows of a packed A block (MR-tall micro-panels, kc long
- * each): the micro-kernel down C. */
+ * ldb == NR, packed, when n < NR and the plan has no edge kernel) and the m rows of a packed A block
+ * (MR-tall micro-panels, kc long each): the micro-kernel down C. */
 static void FC_FN(multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n, fc_index kc,
                                   real alpha, const real *a_block, const real *b, fc_index ldb,
                                   real beta, real *c, fc_index ldc)
@@ -263,6 +282,9 @@ static void FC_FN(multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n,
         const int rows = (int)fc_gemm_min(mr, m - ir);
         if (n == nr)
             plan->ukernel(rows, kc, alpha, a_block + ir * kc, b, ldb, beta, c + ir * ldc, ldc);
+        else if (plan->edge_ukernel != NULL)
+            plan->edge_ukernel(rows, (int)n, kc, alpha, a_block + ir * kc, b, ldb, beta,
+                               c + ir * ldc, ldc);
         else
             FC_FN(edge_tile)(plan, rows, n, kc, alpha, a_block + ir * kc, b, beta, c + ir * ldc, ldc);
     }
@@ -285,7 +307,7 @@ static void FC_FN(macro_kernel)(const FC_FN(gemm_call) *call, const real *a_pack
 
     for (fc_index jr = jr_begin; jr < jr_end; jr++) {
         const fc_index n = fc_gemm_min(nr, nc - jr * nr);
-        const int in_place = call->b_in_place && n == nr;
+        const int in_place = FC_FN(panel_in_place)(call, n);
         const real *b = in_place ? call->B + pc * call->rs_b + jc + jr * nr
                                  : call->b_pack + jr * nr * kc;
         FC_FN(multiply_panel)(&call->plan, mc, n, kc, call->alpha, a_pack, b,
@@ -296,16 +318,15 @@ static void FC_FN(macro_kernel)(const FC_FN(gemm_call) *call, const real *a_pack
 
 /* ---- The loops of one thread (called by every member of the team) ---------------------------- */
 
-static void FC_FN(gemm_thread)(const FC_FN(gemm_call) *call)
+static void FC_FN(gemm_thread)(const FC_FN(gemm_call) *call, int me, int team)
 {
-    const int team = fc_gemm_team_size(), me = fc_gemm_thread_id();
     const int mr = call->plan.blocks.mr, nr = call->plan.blocks.nr;
     real *a_pack = call->a_packs + (fc_index)me * call->mc * call->kc;
     /* How the team splits C (both keep the MR x NR tile grid anchored at (0, 0), so the split never
      * changes a result):
      *  - B's panels, when A is one MC block and each thread gets at least 4 panels: every thread packs
-     *    the whole (small) A, and computes with exactly the B panels it packed itself (pack_b_block's
-     *    static schedule), which are still in its own cache. Measured with `python
+     *    the whole (small) A, and computes with exactly the B panels it packed itself (pack_b_block
+     *    splits them the same way), which are still in its own cache. Measured with `python
      *    bench/gemm_threads.py`, 2 threads, AVX2: 64x256x288
      *    109 GFLOP/s this way vs 72 with rows, 128x1024x576 147 vs 132.
      *  - else rows, evenly in whole MR tiles, when there are at least two per thread: each thread
@@ -329,13 +350,13 @@ static void FC_FN(gemm_thread)(const FC_FN(gemm_call) *call)
             const fc_index kc = fc_gemm_min(call->kc, call->K - pc);
             const real beta = pc == 0 ? call->beta : (real)1;
 
-            FC_FN(pack_b_block)(call, pc, jc, kc, nc);      /* ends with a barrier */
+            FC_FN(pack_b_block)(call, pc, jc, kc, nc, me, team);   /* ends with a barrier */
             for (fc_index ic = row_begin; ic < row_end && jr_begin < jr_end; ic += call->mc) {
                 const fc_index mc = fc_gemm_min(call->mc, row_end - ic);
                 FC_FN(pack_a_block)(call, ic, pc, mc, kc, a_pack);
                 FC_FN(macro_kernel)(call, a_pack, ic, mc, pc, jc, nc, kc, jr_begin, jr_end, beta);
             }
-#pragma omp barrier   /* b_pack is overwritten by the next step */
+            FC_FN(team_barrier)(team);   /* b_pack is overwritten by the next step */
         }
     }
 }
@@ -392,8 +413,11 @@ int FC_FN(fc_gemm)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real a
     /* With A a few rows of micro-tiles, each element of a packed B panel would be read only that many
      * times: the packing copy costs more than it saves. Measured (1 thread, AVX2, GFLOP/s, packed vs
      * in place, tests/c/test_gemm.c `bench M N K 1`, best of 6): 6x784x25 29.7 vs 53.3, 16x100x150
-     * 40.4 vs 45.9 (the im2col GEMMs of LeNet's two convolutions). */
-    call.b_in_place = cs_b == 1 && M <= FC_GEMM_IN_PLACE_B_MAX_ROW_TILES * blocks->mr;
+     * 40.4 vs 45.9 (the im2col GEMMs of LeNet's two convolutions). A B of exactly NR contiguous
+     * columns is already in the packed layout: 128x64x576, AVX-512, 1 thread, 90.2 -> 95.1 GFLOP/s
+     * (mean of 3, same bench), and on 2 threads no serial copy of its one panel. */
+    call.b_in_place = cs_b == 1 && (M <= FC_GEMM_IN_PLACE_B_MAX_ROW_TILES * blocks->mr
+                                    || rs_b == blocks->nr);
 
     call.b_pack = fc_gemm_alloc((size_t)(call.kc * call.nc) * sizeof(real));
     call.a_packs = fc_gemm_alloc((size_t)(threads * call.mc * call.kc) * sizeof(real));
@@ -402,8 +426,14 @@ int FC_FN(fc_gemm)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real a
         free(call.a_packs);
         return FC_ENOMEM;
     }
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    FC_FN(gemm_thread)(&call);
+    /* One thread runs without a parallel region: opening one, even of one thread, cost about 1 us
+     * a call (6x64x1 took 1.3 us, 0.2 without; tests/c/test_gemm.c `bench 6 64 1 1`, AVX-512). */
+    if (threads == 1) {
+        FC_FN(gemm_thread)(&call, 0, 1);
+    } else {
+#pragma omp parallel num_threads(threads)
+        FC_FN(gemm_thread)(&call, fc_gemm_thread_id(), fc_gemm_team_size());
+    }
 
     free(call.b_pack);
     free(call.a_packs);

@@ -53,7 +53,9 @@ typedef struct {
  * MR tiles (each B element is then read this many times: see fc_gemm in gemm.c). */
 #define FC_GEMM_IN_PLACE_B_MAX_ROW_TILES 3
 
-/* Below this many multiply-adds (M*N*K) a GEMM runs on one thread: waking the team costs more. */
-#define FC_GEMM_MIN_PARALLEL_FMAS 32768
+/* Below this many multiply-adds (M*N*K) a GEMM runs on one thread: waking the team costs more than
+ * the 2-3 us of work it would share, and far more when the other core is busy (16x100x150, 2 threads
+ * asked, machine loaded: 1.4 GFLOP/s through the team, 16.9 on one thread). OpenBLAS's bound is the same. */
+#define FC_GEMM_MIN_PARALLEL_FMAS 262144
 
 #endif /* FASTCONV_GEMM_CONFIG_H */

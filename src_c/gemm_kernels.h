@@ -10,9 +10,11 @@
  * or B itself when its rows are contiguous and NR columns exist (gemm.c reads B in place when packing
  * would not pay). k may be 0.
  * beta == 0 means C is write-only (never read, so NaN in C does not leak into the result).
- * Rows beyond m are neither computed nor stored; columns are always NR (gemm.c handles a right
- * edge through a local NR-wide tile). Each C element is a sum over p in increasing order, the same
- * whatever m is, so how tiles are cut never changes a result.
+ * Rows beyond m are neither computed nor stored; columns are always NR. A right edge of C (n < NR
+ * columns) goes to the plan's edge kernel, which takes n and touches only those n columns of b and
+ * C (AVX-512 masks them); a plan without one has gemm.c run the micro-kernel on a local NR-wide tile.
+ * Each C element is a sum over p in increasing order, the same whatever m and n are, so how tiles
+ * are cut never changes a result.
  */
 #ifndef FASTCONV_GEMM_KERNELS_H
 #define FASTCONV_GEMM_KERNELS_H
@@ -26,10 +28,15 @@
 typedef void (*fc_gemm_ukernel_##sfx)(int m, fc_index k, real alpha, const real *a_pack,          \
                                       const real *b, fc_index ldb, real beta, real *c,            \
                                       fc_index ldc);                                              \
-/* What gemm.c needs for one SIMD level: the micro-kernel and its blocking parameters. */          \
+typedef void (*fc_gemm_edge_ukernel_##sfx)(int m, int n, fc_index k, real alpha,                  \
+                                           const real *a_pack, const real *b, fc_index ldb,       \
+                                           real beta, real *c, fc_index ldc);                     \
+/* What gemm.c needs for one SIMD level: the micro-kernel, its blocking parameters and the kernel  \
+ * for a right edge of n < NR columns (NULL: gemm.c computes an NR-wide tile aside). */            \
 typedef struct {                                                                                  \
     fc_gemm_ukernel_##sfx ukernel;                                                                \
     fc_gemm_blocks blocks;                                                                        \
+    fc_gemm_edge_ukernel_##sfx edge_ukernel;                                                      \
 } fc_gemm_plan_##sfx;                                                                             \
 /* The plan for `level` (a level this build cannot run falls back to the scalar plan). */         \
 fc_gemm_plan_##sfx fc_gemm_plan_for_##sfx(fc_simd_level level);                                  \
