@@ -203,7 +203,7 @@ class Sequential:
         return x, y.astype(np.int64, copy=False)
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None, shuffle=True,
-            seed=None, verbose=1, lr_schedule=None, callbacks=None):
+            seed=None, verbose=1, lr_schedule=None, callbacks=None, distribute=None):
         """Train for `epochs` passes over (x, y) in mini-batches; returns the history dict.
 
         optimizer: an optim.Optimizer (default: the last one used, else SGD(lr=0.01)).
@@ -213,6 +213,10 @@ class Sequential:
         callbacks: fastconv.callbacks.Callback objects whose hooks run at the start and end of training,
         of each epoch and of each batch; one of them setting ``model.stop_training`` ends training after
         the current batch (the history then holds the epochs that finished).
+        distribute: a data-parallel strategy (fastconv.distributed.MPIStrategy) run by every process with the
+        same data and seed: it is called as the first callback, and ``distribute.train_step(model, x, y)``
+        replaces ``model.train_step(x, y)`` on each global batch, returning the loss and correct count
+        over the whole global batch, so every process sees the same figures.
         History keys: loss, accuracy, seconds (training time of the epoch, without validation),
         images_per_second, lr, and val_loss / val_accuracy with validation_data.
         """
@@ -228,7 +232,8 @@ class Sequential:
         self.optimizer = optimizer or self.optimizer or optim.SGD(lr=0.01)
         rng = np.random.default_rng(self.seed if seed is None else seed)
         self._seed_stochastic_layers(rng)
-        callbacks = CallbackList(callbacks, self)
+        callbacks = CallbackList(([distribute] if distribute is not None else []) + list(callbacks or ()), self)
+        train_step = self.train_step if distribute is None else lambda bx, by: distribute.train_step(self, bx, by)
         history = {"loss": [], "accuracy": [], "seconds": [], "images_per_second": [], "lr": []}
         if validation_data is not None:
             history.update(val_loss=[], val_accuracy=[])
@@ -240,7 +245,7 @@ class Sequential:
             callbacks.call("on_epoch_begin", epoch, {})
             progress = _ProgressBar(epoch, int(epochs), x.shape[0], verbose)
             loss, accuracy, seconds, seen = self._train_epoch(x, y, int(batch_size), rng if shuffle else None,
-                                                              progress, callbacks)
+                                                              progress, callbacks, train_step)
             if seen == 0:
                 break  # stopped before the epoch's first batch finished
             record = {"loss": loss, "accuracy": accuracy, "seconds": seconds,
@@ -263,7 +268,13 @@ class Sequential:
             if isinstance(layer, layers_module.Dropout) and layer.seed is None:
                 layer.rng = np.random.default_rng(rng.integers(2**63))
 
-    def _train_epoch(self, x, y, batch_size, rng, progress, callbacks):
+    def train_step(self, x, y):
+        """One optimizer step on a batch: (mean loss, number of samples classified correctly)."""
+        loss, logits = self.loss_and_gradients(x, y)
+        self.optimizer.step(self.parameters(), self.gradients())
+        return loss, int(np.count_nonzero(logits.argmax(axis=1) == y))
+
+    def _train_epoch(self, x, y, batch_size, rng, progress, callbacks, train_step):
         """One pass over the data, or up to a stop request: (mean loss, accuracy, seconds, images seen)
         of the batches that ran."""
         count = x.shape[0]
@@ -278,9 +289,7 @@ class Sequential:
                 batch_x, batch_y = x[index], y[index]
             if callbacks:
                 callbacks.call("on_train_batch_begin", step, {"size": len(batch_y)})
-            loss, logits = self.loss_and_gradients(batch_x, batch_y)
-            self.optimizer.step(self.parameters(), self.gradients())
-            batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == batch_y))
+            loss, batch_correct = train_step(batch_x, batch_y)
             loss_sum += loss * len(batch_y)
             correct += batch_correct
             seen = begin + len(batch_y)
@@ -296,7 +305,13 @@ class Sequential:
         return loss_sum / seen, correct / seen, seconds, seen
 
     def evaluate(self, x, y, batch_size=256, verbose=0):
-        """(mean loss, accuracy) over (x, y), in batches, without keeping gradient buffers."""
+        """(mean loss, accuracy) over (x, y), in batches, without keeping gradient buffers.
+
+        With a dask.array x (or y): two lazy 0-d dask arrays, computed block by block (fastconv.dask)."""
+        if _is_dask_array(x) or _is_dask_array(y):
+            from . import dask as dask_inference  # dask is imported only when given a dask array
+
+            return dask_inference.evaluate(self, x, y, batch_size)
         x, y = self._check_data(x, y)
         loss_sum, correct = 0.0, 0
         for begin in range(0, x.shape[0], batch_size):
@@ -311,7 +326,14 @@ class Sequential:
         return loss, accuracy
 
     def predict(self, x, batch_size=256):
-        """Class probabilities (N, classes), computed in batches with no gradient buffers kept."""
+        """Class probabilities (N, classes), computed in batches with no gradient buffers kept.
+
+        With a dask.array x: a lazy dask.array, computed block by block by the active Dask scheduler,
+        the model shipped to each worker once (fastconv.dask)."""
+        if _is_dask_array(x):
+            from . import dask as dask_inference  # dask is imported only when given a dask array
+
+            return dask_inference.predict(self, x, batch_size)
         x = self._as_input(x)
         self._ensure_built(x.shape[1:])
         outputs = [self.loss.output_probabilities(self.forward(x[begin:begin + batch_size], training=False))
@@ -482,6 +504,11 @@ class _ProgressBar:
             line += f" - val_loss {record['val_loss']:.4f} - val_acc {record['val_accuracy']:.4f}"
         self.stream.write(("\r" if self.live else "") + line + "\n")
         self.stream.flush()
+
+
+def _is_dask_array(value):
+    """True for a dask.array.Array, found without importing dask (which is an optional extra)."""
+    return type(value).__module__.startswith("dask.array") and hasattr(value, "chunks")
 
 
 def _is_tty(stream):

@@ -62,8 +62,9 @@ def _write_json(path, payload):
             os.unlink(handle.name)
 
 
-def _train(args, say):
-    """Load data, build, fit, evaluate: (the run's figures as a dict, the model, the test data)."""
+def _train(args, say, strategy=None):
+    """Load data, build, fit, evaluate: (the run's figures as a dict, the model, the test data).
+    strategy: a fastconv.distributed.MPIStrategy for --distributed (each rank runs this function)."""
     if getattr(args, "plots", None):
         from . import viz
 
@@ -71,18 +72,20 @@ def _train(args, say):
     (x_train, y_train), (x_test, y_test), source = load_training_data(args.data_dir, say)
     model = models.get(args.model, seed=args.seed)
     optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)
-    verbose = args.verbose
+    verbose = args.verbose if strategy is None or strategy.is_chief else 0
     if verbose:
         if not functional.build_info()["openmp"]:
             say("note: " + functional.SERIAL_BUILD_MESSAGE)
         say(f"training {args.model} ({model.count_params():,} parameters) on {source}: {len(y_train):,} train / "
             f"{len(y_test):,} test images, {args.epochs} epochs, batch {args.batch_size}, {optimizer}, "
             f"{args.schedule} lr schedule, "
-            f"{functional.get_num_threads()} thread(s)")
+            f"{functional.get_num_threads()} thread(s)"
+            + (f" on each of {strategy.size} MPI ranks" if strategy is not None else ""))
     initial_lr = optimizer.lr  # the schedule changes optimizer.lr epoch by epoch
     schedule = optim.cosine_decay(initial_lr, args.epochs) if args.schedule == "cosine" else None
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
-                        validation_data=(x_test, y_test), seed=args.seed, verbose=verbose, lr_schedule=schedule)
+                        validation_data=(x_test, y_test), seed=args.seed, verbose=verbose, lr_schedule=schedule,
+                        distribute=strategy)
     test_loss, test_accuracy = model.evaluate(x_test, y_test)
     train_seconds = float(sum(history["seconds"]))
     figures = {
@@ -96,7 +99,10 @@ def _train(args, say):
         "train_seconds": train_seconds,
         "images_per_second": len(y_train) * args.epochs / train_seconds if train_seconds > 0 else None,
         "history": history,
+        "world_size": 1 if strategy is None else strategy.size,
     }
+    if strategy is not None:
+        figures["allreduce_seconds_per_step"] = strategy.allreduce_seconds / max(strategy.steps, 1)
     return figures, model, (x_test, y_test)
 
 
@@ -108,15 +114,33 @@ def _write_plots(model, history, test_data, directory, say, verbose):
         say(f"wrote {len(paths)} pictures to {directory}: {', '.join(os.path.basename(p) for p in paths)}")
 
 
+def _strategy(args):
+    """The MPI strategy of `--distributed` (threads: --threads, else OMP_NUM_THREADS, else cores per rank)."""
+    if not getattr(args, "distributed", False):
+        return None
+    from .distributed import MPIStrategy
+
+    return MPIStrategy(threads=getattr(args, "threads", None))
+
+
+def _silent(*args, **kwargs):
+    pass
+
+
 def run_train(args):
     """Entry point of `fastconv train` (args: the argparse Namespace of fastconv.cli); returns the exit code."""
     say = print
     try:
-        figures, model, test_data = _train(args, say)
+        strategy = _strategy(args)
+        if strategy is not None and not strategy.is_chief:
+            say = _silent  # only rank 0 prints and writes files
+        figures, model, test_data = _train(args, say, strategy)
     except (ValueError, OSError, ImportError) as exc:
         # bad --model / --data-dir / IDX files, or --plots without matplotlib: one clear line, exit 1
         print(f"fastconv train: error: {exc}", file=sys.stderr)
         return 1
+    if strategy is not None and not strategy.is_chief:
+        return 0
     say(f"test accuracy {100 * figures['test_accuracy']:.2f}% ({figures['test_images']:,} images) - "
         f"training {figures['train_seconds']:.1f} s, {figures['images_per_second']:,.0f} images/s "
         f"({figures['threads']} thread(s))")
