@@ -18,6 +18,7 @@ the whole job instead of leaving the others waiting in a collective); ``fastconv
 does the same by itself (`run_or_abort`). mpi4py is imported only when a strategy is created.
 """
 import os
+import socket
 import sys
 import time
 import traceback
@@ -70,6 +71,8 @@ class MPIStrategy(Callback):
         local = self.comm.Split_type(mpi.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
         local.Free()
+        # mpiexec reports a killed rank by host and PID only; this map turns that back into the rank
+        self.processes = self.comm.allgather((socket.gethostname(), os.getpid()))
         if threads is not None or not os.environ.get("OMP_NUM_THREADS"):
             functional.set_num_threads(threads if threads is not None else threads_per_rank(self.local_size))
         self.threads = functional.get_num_threads()
@@ -82,6 +85,10 @@ class MPIStrategy(Callback):
     def is_chief(self):
         """True on the one rank that prints, saves and writes files (rank 0)."""
         return self.rank == 0
+
+    def placement(self):
+        """One line naming every rank's host and PID (what mpiexec names when a rank is killed)."""
+        return "; ".join(f"rank {rank}: pid {pid} on {host}" for rank, (host, pid) in enumerate(self.processes))
 
     def __repr__(self):
         return f"MPIStrategy(rank={self.rank}, size={self.size}, local_size={self.local_size}, threads={self.threads})"

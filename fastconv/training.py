@@ -80,7 +80,7 @@ def _train(args, say, strategy=None):
             f"{len(y_test):,} test images, {args.epochs} epochs, batch {args.batch_size}, {optimizer}, "
             f"{args.schedule} lr schedule, "
             f"{functional.get_num_threads()} thread(s)"
-            + (f" on each of {strategy.size} MPI ranks" if strategy is not None else ""))
+            + (f" on each of {strategy.size} MPI ranks ({strategy.placement()})" if strategy is not None else ""))
     initial_lr = optimizer.lr  # the schedule changes optimizer.lr epoch by epoch
     schedule = optim.cosine_decay(initial_lr, args.epochs) if args.schedule == "cosine" else None
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
