@@ -164,18 +164,42 @@ def run_or_abort(function, *args, comm=None, stream=None):
     mpi = _mpi()
     comm = mpi.COMM_WORLD if comm is None else comm
     stream = stream or sys.stderr
+    rank, size = comm.Get_rank(), comm.Get_size()
+    processes = comm.allgather((socket.gethostname(), os.getpid()))
     try:
         code = function(*args)
     except SystemExit as exc:
         code = exc.code
+    except mpi.Exception as exc:  # a collective failed: usually because another rank died
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        _abort(comm, f"rank {rank} of {size}: MPI communication failed ({first_line}); "
+                     f"{_gone_ranks(processes)}", 1, stream)
     except BaseException as exc:  # noqa: B902 - KeyboardInterrupt too: the other ranks must not hang
         traceback.print_exc(file=stream)
-        _abort(comm, f"rank {comm.Get_rank()} of {comm.Get_size()} failed with {type(exc).__name__}: {exc}", 1,
-               stream)
+        _abort(comm, f"rank {rank} of {size} failed with {type(exc).__name__}: {exc}", 1, stream)
     if code not in (0, None):
-        _abort(comm, f"rank {comm.Get_rank()} of {comm.Get_size()} exited with code {code}",
-               code if isinstance(code, int) else 1, stream)
+        _abort(comm, f"rank {rank} of {size} exited with code {code}", code if isinstance(code, int) else 1, stream)
     return code
+
+
+def _gone_ranks(processes):
+    """Which ranks of this host no longer run (a rank on another host cannot be checked from here)."""
+    host = socket.gethostname()
+    gone = [f"rank {rank} (pid {pid} on {where})" for rank, (where, pid) in enumerate(processes)
+            if where == host and not _alive(pid)]
+    if gone:
+        return "gone: " + ", ".join(gone)
+    return "no rank on this host has died, so one on another host probably did (mpiexec names it by host and PID)"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _abort(comm, message, code, stream):

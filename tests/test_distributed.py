@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from fastconv import functional
+from fastconv import Sequential, functional
 from fastconv.distributed import threads_per_rank
 
 pytest.importorskip("mpi4py", reason="the fastconv[mpi] extra (mpi4py, mpich) is not installed")
@@ -73,6 +73,18 @@ RANK_SCRIPT = MODEL_SOURCE + textwrap.dedent('''
                 with open(f"{out}/{dtype}-rank{strategy.rank}.json", "w") as f:
                     json.dump({"history": history, "threads": functional.get_num_threads(),
                                "local_size": strategy.local_size, "size": strategy.size}, f)
+        elif mode == "kill-saving":
+            model = tiny_model(seed=0, dtype="float32")
+            model.save(f"{out}/model.npz")  # a good checkpoint first
+            train(model, strategy, epochs=1)
+            if strategy.rank == 0:
+                def half_then_killed(handle, **arrays):
+                    handle.write(b"PK\x03\x04 half a zip archive")
+                    handle.flush()
+                    os.kill(os.getpid(), signal.SIGKILL)
+                np.savez = half_then_killed
+                model.save(f"{out}/model.npz")
+            strategy.comm.Barrier()
         else:
             model = tiny_model(seed=0, dtype="float32")
             x, y = tiny_data()
@@ -156,19 +168,35 @@ def test_threads_per_rank_splits_the_cores():
     assert threads_per_rank(2, cores=2) == 1
 
 
-@pytest.mark.parametrize("mode", ["raise", "kill"])
-def test_a_failing_rank_ends_the_job_in_seconds(rank_script, tmp_path, mode):
-    result, seconds = _mpiexec([sys.executable, rank_script, mode, str(tmp_path)], _env())
+@pytest.mark.parametrize("mode,transport", [("raise", "shared memory"), ("kill", "shared memory"),
+                                            ("kill", "tcp loopback")])
+def test_a_failing_rank_ends_the_job_in_seconds(rank_script, tmp_path, mode, transport):
+    tcp = transport == "tcp loopback"
+    result, seconds = _mpiexec([sys.executable, rank_script, mode, str(tmp_path)],
+                               _env(TCP_LOOPBACK if tcp else None), hosts="127.0.0.1" if tcp else None)
     assert result.returncode != 0
     assert seconds < 20, f"the job took {seconds:.1f} s to end after rank 1 failed"
     output = result.stdout + result.stderr
     if mode == "raise":
         assert "fastconv: rank 1 of 2 failed with RuntimeError: injected failure" in output
     else:
-        # mpiexec names the killed process by PID; the strategy's placement line maps that PID to rank 1
+        # Whichever notices first names rank 1: rank 0, whose allreduce fails, or mpiexec, by a PID that
+        # the strategy's placement line maps to rank 1.
         killed = re.search(r"PID (\d+) RUNNING AT", output)
-        assert killed and "Killed (signal 9)" in output, output
-        assert f"rank 1: pid {killed.group(1)} on " in result.stdout
+        named_by_rank_0 = re.search(r"fastconv: rank 0 of 2: MPI communication failed .*gone: rank 1 \(pid", output)
+        named_by_mpiexec = killed and f"rank 1: pid {killed.group(1)} on " in result.stdout
+        assert named_by_rank_0 or named_by_mpiexec, output
+
+
+def test_a_rank_killed_while_saving_leaves_the_last_good_checkpoint(rank_script, tmp_path):
+    result, seconds = _mpiexec([sys.executable, rank_script, "kill-saving", str(tmp_path)], _env())
+    assert result.returncode != 0 and seconds < 20
+    namespace = {}
+    exec(MODEL_SOURCE, namespace)
+    saved = Sequential.load(tmp_path / "model.npz")  # still the complete first checkpoint
+    for p, q in zip(saved.parameters(), namespace["tiny_model"](seed=0, dtype="float32").parameters()):
+        np.testing.assert_array_equal(p, q)
+    assert [name for name in os.listdir(tmp_path) if not name.startswith(".")] == ["model.npz"]
 
 
 # ---- the command line ----------------------------------------------------------------------------
