@@ -85,7 +85,11 @@ def main(argv=None):
         if args.distributed:
             from .distributed import run_or_abort  # a failing rank ends the whole MPI job, never a hang
 
-            return run_or_abort(run_train, args)
+            try:
+                return run_or_abort(run_train, args)
+            except ImportError as exc:  # no mpi4py: run_or_abort raises before running anything
+                print(f"fastconv train: error: {exc}", file=sys.stderr)
+                return 1
         return run_train(args)
     if args.command == "bench":
         from .benchmark import run_bench
