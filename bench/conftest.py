@@ -1,6 +1,6 @@
 """pytest-benchmark plumbing of the benchmark suite (`python -m pytest bench --benchmark-only`).
 
-The cases themselves live in fastconv.benchmark (shared with `fastconv bench`); every test here is
+The cases themselves live in fastconv.benchmarks (shared with `fastconv bench`); every test here is
 one (case, implementation) pair, put in the pytest-benchmark group named after the case (e.g.
 "conv2d-fwd lenet-c1") so the implementations line up side by side, and `--benchmark-compare`
 matches runs by test name ("test_conv2d_fwd[lenet-c1-direct]").
@@ -17,7 +17,7 @@ import time
 import pytest
 
 import fastconv
-from fastconv import benchmark as fcb
+from fastconv.benchmarks import cases, impls, machine, timing
 
 BUDGET_S = float(os.environ.get("FASTCONV_BENCH_BUDGET", "1.0"))
 AUTO_CALIBRATE_BELOW_S = 0.02
@@ -27,9 +27,9 @@ BASELINE_MAX_ROUNDS = 3
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Record what was measured with the saved runs (--benchmark-autosave / --benchmark-json)."""
-    torch = fcb.load_torch()
+    torch = impls.load_torch()
     machine_info["fastconv"] = fastconv.build_info()
-    machine_info["cpu_model"] = fcb.cpu_model()
+    machine_info["cpu_model"] = machine.cpu_model()
     machine_info["torch"] = torch.__version__ if torch is not None else None
 
 
@@ -40,7 +40,7 @@ def _first_call_seconds(bench):
     start = time.perf_counter()
     bench.fn()
     cost = time.perf_counter() - start
-    if cost < fcb.KEEP_FIRST_CALL_S:  # the first call may have paid one-time costs
+    if cost < timing.KEEP_FIRST_CALL_S:  # the first call may have paid one-time costs
         start = time.perf_counter()
         bench.fn()
         cost = min(cost, time.perf_counter() - start)
@@ -49,16 +49,17 @@ def _first_call_seconds(bench):
 
 @pytest.fixture
 def run_case(benchmark):
-    """run_case(case, impl): benchmark one implementation of a fastconv.benchmark case."""
+    """run_case(case, impl, group=None): benchmark one implementation of a fastconv.benchmarks case
+    (in the pytest-benchmark group named after the case unless `group` is given)."""
 
-    def run(case, impl):
+    def run(case, impl, group=None):
         if impl == "torch":
             pytest.importorskip("torch")
         try:
-            bench = fcb.prepare(case, impl)  # sets torch to fastconv's thread count
-        except fcb.Unavailable as exc:
+            bench = impls.prepare(case, impl)  # sets torch to fastconv's thread count
+        except impls.Unavailable as exc:
             pytest.skip(str(exc))
-        benchmark.group = case.group
+        benchmark.group = group or case.group
         benchmark.extra_info.update(case=case.name, impl=impl, dims=case.describe(),
                                     threads=fastconv.get_num_threads())
         if case.flops():
@@ -66,7 +67,7 @@ def run_case(benchmark):
         cost = _first_call_seconds(bench)
         if cost < AUTO_CALIBRATE_BELOW_S:
             return benchmark(bench.fn)
-        max_rounds = BASELINE_MAX_ROUNDS if impl in fcb.BASELINES else MAX_ROUNDS
+        max_rounds = BASELINE_MAX_ROUNDS if impl in cases.BASELINES else MAX_ROUNDS
         rounds = max(1, min(max_rounds, int(BUDGET_S / cost)))
         return benchmark.pedantic(bench.fn, rounds=rounds, iterations=1)
 

@@ -13,12 +13,12 @@ import numpy as np
 
 import fastconv
 from fastconv import _kernels, functional
-from fastconv.benchmark import CONV_SHAPES
+from fastconv.benchmarks.cases import CONV_SHAPES
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("shapes", nargs="*", help="names from fastconv.benchmark.CONV_SHAPES (default: all)")
+    parser.add_argument("shapes", nargs="*", help="names from fastconv.benchmarks.cases.CONV_SHAPES (default: all)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:

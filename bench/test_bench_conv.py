@@ -3,14 +3,14 @@ for fastconv direct, fastconv im2col, the NumPy reference and PyTorch; and threa
 threads, forward + backward) on vgg-ish."""
 import pytest
 
-from fastconv import benchmark as fcb
+from fastconv.benchmarks import cases as catalogue
 
-_CASES = fcb.conv_cases()
+_CASES = catalogue.conv_cases()
 
 
 def _params(kind):
     cases = [case for case in _CASES if case.kind == kind]
-    return [pytest.param(*pair, id=name) for pair, name in fcb.suite_parameters(cases)]
+    return [pytest.param(*pair, id=name) for pair, name in catalogue.suite_parameters(cases)]
 
 
 @pytest.mark.parametrize("case, impl", _params("conv2d-fwd"))
@@ -24,6 +24,6 @@ def test_conv2d_bwd(run_case, case, impl):
 
 
 @pytest.mark.parametrize("case, impl", [pytest.param(*pair, id=name)
-                                        for pair, name in fcb.suite_parameters(fcb.thread_cases())])
+                                        for pair, name in catalogue.suite_parameters(catalogue.thread_cases())])
 def test_conv2d_threads(run_case, case, impl):
     run_case(case, impl)

@@ -3,13 +3,13 @@ the same network on the NumPy reference kernels, PyTorch's plain loop), and one 
 at batch 64 (fastconv's fit, the reference, PyTorch)."""
 import pytest
 
-from fastconv import benchmark as fcb
+from fastconv.benchmarks import cases as catalogue
 
-_CASES = {case.kind: case for case in fcb.lenet_cases()}
+_CASES = {case.kind: case for case in catalogue.lenet_cases()}
 
 
 def _params(kind):
-    return [pytest.param(*pair, id=name) for pair, name in fcb.suite_parameters([_CASES[kind]])]
+    return [pytest.param(*pair, id=name) for pair, name in catalogue.suite_parameters([_CASES[kind]])]
 
 
 @pytest.mark.parametrize("case, impl", _params("lenet5-step"))

@@ -2,14 +2,14 @@
 for fastconv, the NumPy reference and PyTorch."""
 import pytest
 
-from fastconv import benchmark as fcb
+from fastconv.benchmarks import cases as catalogue
 
-_CASES = fcb.pool_cases()
+_CASES = catalogue.pool_cases()
 
 
 def _params(kind):
     cases = [case for case in _CASES if case.kind == kind]
-    return [pytest.param(*pair, id=name) for pair, name in fcb.suite_parameters(cases)]
+    return [pytest.param(*pair, id=name) for pair, name in catalogue.suite_parameters(cases)]
 
 
 @pytest.mark.parametrize("case, impl", _params("max_pool2d-fwd"))

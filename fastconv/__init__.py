@@ -16,17 +16,19 @@ from .functional import (  # noqa: E402
     conv2d,
     conv2d_backward,
     gemm,
+    get_adaptive_threads,
     get_num_threads,
     max_pool2d,
     max_pool2d_backward,
+    set_adaptive_threads,
     set_num_threads,
 )
 from . import functional, reference  # noqa: E402
 
 __all__ = [
     "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-    "avg_pool2d_backward", "set_num_threads", "get_num_threads", "build_info", "gemm",
-    "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis", "viz", "callbacks", "Sequential",
+    "avg_pool2d_backward", "set_num_threads", "get_num_threads", "set_adaptive_threads", "get_adaptive_threads",
+    "build_info", "gemm", "functional", "reference", "layers", "optim", "losses", "models", "datasets", "analysis", "viz", "callbacks", "Sequential",
 ]
 
 

@@ -36,6 +36,10 @@ cdef extern from "fastconv.h" nogil:
     const char *fc_simd_name(fc_simd_level level)
     int fc_have_openmp()
     int fc_max_threads()
+    int fc_threads_for_call(int requested)
+    void fc_threads_set_adaptive(int enabled)
+    int fc_threads_adaptive()
+    int fc_threads_free_cores(int cpus, double others_busy)
 
     int fc_gemm_f32(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, float alpha,
                     const float *A, fc_index rs_a, fc_index cs_a, const float *B, fc_index rs_b,
@@ -101,6 +105,19 @@ def have_openmp():
 def max_threads():
     return fc_max_threads()
 
+def threads_for_call(int requested):
+    """The threads a kernel call asking for `requested` runs on now (see src_c/threads.c)."""
+    return fc_threads_for_call(requested)
+
+def set_adaptive_threads(bint enabled):
+    fc_threads_set_adaptive(enabled)
+
+def adaptive_threads():
+    return bool(fc_threads_adaptive())
+
+def threads_free_cores(int cpus, double others_busy):
+    return fc_threads_free_cores(cpus, others_busy)
+
 def simd_best():
     """Name of the best SIMD level this CPU runs."""
     return SIMD_NAMES[<int>fc_simd_best()]
@@ -126,7 +143,7 @@ cdef inline void* data_or_null(object arr):
 
 cdef inline fc_ctx make_ctx(int num_threads, int simd):
     cdef fc_ctx ctx
-    ctx.num_threads = num_threads
+    ctx.num_threads = fc_threads_for_call(num_threads)
     ctx.simd = <fc_simd_level>simd
     return ctx
 

@@ -1,7 +1,7 @@
 """The `fastconv` command line (also `python -m fastconv`): train, bench, compare, info.
 
 This module only parses arguments; each command's work lives beside the code it drives
-(training.run_train, benchmark.run_bench, compare.run_compare).
+(training.run_train, benchmarks.command.run_bench, compare.run_compare).
 """
 import argparse
 import json
@@ -45,6 +45,10 @@ def _add_bench(subparsers):
     p.add_argument("--json", default=None, help="write the results as JSON here")
     p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP threads (default: all cores)")
     p.add_argument("--plot", default=None, help="draw the table as a bar chart PNG (needs matplotlib)")
+    p.add_argument("--contention", action="store_true",
+                   help="only LeNet-5 fit images/s idle vs beside one busy process it starts (and PyTorch's idle rate)")
+    p.add_argument("--markdown", default=None, metavar="PATH",
+                   help="write the run into this Markdown page (e.g. docs/performance.md), between its markers")
 
 
 def _add_compare(subparsers):
@@ -92,7 +96,7 @@ def main(argv=None):
                 return 1
         return run_train(args)
     if args.command == "bench":
-        from .benchmark import run_bench
+        from .benchmarks.command import run_bench
 
         return run_bench(args)
     if args.command == "compare":

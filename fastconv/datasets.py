@@ -14,13 +14,13 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 import zlib
 
 import numpy as np
+
+from ._io import ProgressBar, atomic_write
 
 __all__ = ["load_mnist", "load_mnist_sample", "read_idx", "download_mnist", "cache_dir", "DownloadError",
            "MNIST_FILES", "MIRRORS", "SAMPLE_DIR"]
@@ -147,66 +147,27 @@ def _is_verified(path, sha256):
     return os.path.isfile(path) and _sha256(path) == sha256
 
 
-class _Progress:
-    """A download progress bar on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, name, total, enabled):
-        self.name, self.total = name, total
-        self.enabled = enabled and _stderr_is_tty()
-        self._last = 0.0
-
-    def update(self, done):
-        now = time.monotonic()
-        if not self.enabled or (now - self._last < 0.1 and done < self.total):
-            return
-        self._last = now
-        fraction = min(done / self.total, 1.0) if self.total else 1.0
-        bar = "=" * int(20 * fraction)
-        sys.stderr.write(f"\rdownloading {self.name} [{bar:<20}] {done / 1e6:.1f}/{self.total / 1e6:.1f} MB")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def _stderr_is_tty():
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def _fetch(url, destination, size, sha256, timeout, progress):
     """Download url to a temporary file beside destination; rename it there only if the checksum matches."""
-    directory = os.path.dirname(destination)
-    handle = tempfile.NamedTemporaryFile(dir=directory, prefix="." + os.path.basename(destination) + ".",
-                                         suffix=".part", delete=False)
-    try:
+    bar = ProgressBar(size, sys.stderr, enabled=progress, width=20)
+    name = os.path.basename(destination)
+    with atomic_write(destination, suffix=".part") as handle, urllib.request.urlopen(url, timeout=timeout) as response:
         digest, received = hashlib.sha256(), 0
-        with handle, urllib.request.urlopen(url, timeout=timeout) as response:
-            bar = _Progress(os.path.basename(destination), size, progress)
-            try:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    if received > size:
-                        raise ValueError(f"more than the expected {size} bytes")
-                    bar.update(received)
-            finally:
-                bar.close()
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                handle.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                if received > size:
+                    raise ValueError(f"more than the expected {size} bytes")
+                bar.update(received, lambda: f"downloading {name} [{bar.bar(received)}] "
+                                             f"{received / 1e6:.1f}/{size / 1e6:.1f} MB")
+        finally:
+            bar.close()
         if received != size:
             raise ValueError(f"got {received} bytes, expected {size}")
         if digest.hexdigest() != sha256:
             raise ValueError(f"SHA-256 mismatch (got {digest.hexdigest()[:16]}..., expected {sha256[:16]}...)")
-        os.replace(handle.name, destination)
-    finally:
-        if os.path.exists(handle.name):
-            os.unlink(handle.name)
 
 
 def _download_one(name, directory, mirrors, timeout, progress):

@@ -17,7 +17,8 @@ from . import _kernels
 
 __all__ = [
     "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-    "avg_pool2d_backward", "set_num_threads", "get_num_threads", "build_info", "gemm",
+    "avg_pool2d_backward", "set_num_threads", "get_num_threads", "set_adaptive_threads", "get_adaptive_threads",
+    "build_info", "gemm",
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -60,8 +61,30 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The number of threads the kernels use (always 1 in a build without OpenMP)."""
+    """The number of threads the kernels use (always 1 in a build without OpenMP); while adaptive
+    threading is on, a call runs on fewer when other processes keep cores busy."""
     return _num_threads
+
+
+def set_adaptive_threads(enabled):
+    """Adaptive threading (on by default; FASTCONV_ADAPTIVE_THREADS=0 turns it off at import).
+
+    While on, each kernel call runs on at most get_num_threads() threads and on no more than the cores
+    that other processes left free over the last quarter second: with a busy neighbour, a fork-join
+    kernel would otherwise wait at every step for its preempted thread. Results are the same either way
+    (they never depend on the thread count)."""
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"enabled must be a bool, got {enabled!r}")
+    _kernels.set_adaptive_threads(bool(enabled))
+
+
+def get_adaptive_threads():
+    """True while adaptive threading is on (see set_adaptive_threads)."""
+    return _kernels.adaptive_threads()
+
+
+if os.environ.get("FASTCONV_ADAPTIVE_THREADS", "").strip() == "0":
+    set_adaptive_threads(False)
 
 
 def _simd_level():
@@ -85,6 +108,7 @@ def build_info():
         "simd": _kernels.SIMD_NAMES[_simd_level()],
         "simd_available": available,
         "num_threads": get_num_threads(),
+        "adaptive_threads": get_adaptive_threads(),
         "max_threads": _kernels.max_threads(),
     }
     info.update(_kernels.compiler_info())

@@ -1,4 +1,4 @@
-"""Stateful layers of the Keras-like training API (see API.md, "Training API").
+"""Stateful layers of the Keras-like training API (reference: docs/api.md, "fastconv.layers").
 
 Every layer works on a batch (N, ...) and follows one protocol:
 
@@ -12,9 +12,10 @@ Every layer works on a batch (N, ...) and follows one protocol:
 * ``params`` / ``grads``: dicts name -> array, in a fixed order ("weight", then "bias").
 * ``get_config()`` / ``from_config(config)`` rebuild the layer (the model's checkpoint format).
 
-The heavy lifting is done by fastconv's functional kernels (C, OpenMP); layers never call the
-NumPy reference. Weights are (K, C, R, S) for Conv2D and (in_features, units) for Dense, so a Dense
-forward is ``x @ weight + bias`` with no transpose.
+The heavy lifting is done by a kernel module, ``layer.kernels``: fastconv's functional kernels (C,
+OpenMP) by default, or the NumPy reference (``kernel_module("reference")``, which a model selects
+with ``Sequential(backend="reference")``: the benchmarks' baseline runs the same layers on it). Weights are (K, C, R, S) for Conv2D and
+(in_features, units) for Dense, so a Dense forward is ``x @ weight + bias`` with no transpose.
 """
 import math
 
@@ -24,7 +25,7 @@ from . import functional as F
 
 __all__ = [
     "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-    "Flatten", "Dense", "Dropout", "get", "serialize", "deserialize",
+    "Flatten", "Dense", "Dropout", "get", "serialize", "deserialize", "kernel_module", "BACKENDS",
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -33,6 +34,29 @@ BIAS_INITIALIZERS = ("pytorch", "zeros")
 
 
 # ---- helpers -------------------------------------------------------------------------------------
+
+BACKENDS = ("fastconv", "reference")
+
+
+def kernel_module(backend):
+    """The module of kernels a layer computes with: "fastconv" (fastconv.functional, the C kernels)
+    or "reference" (fastconv.reference, plain NumPy with the same signatures and results)."""
+    if backend == "fastconv":
+        return F
+    if backend == "reference":
+        from . import reference
+
+        return reference
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def backend_name(module):
+    """The name kernel_module() takes for a kernel module."""
+    for name in BACKENDS:
+        if kernel_module(name) is module:
+            return name
+    raise ValueError(f"{module!r} is not one of the kernel modules {BACKENDS}")
+
 
 def _float_dtype(dtype):
     dtype = np.dtype(dtype)
@@ -150,6 +174,15 @@ class Layer:
         self.grads = {}
         self.built = False
         self._cache = None
+        self.kernels = F
+
+    # A module does not pickle, so a pickled layer names its backend instead (models travel by pickle,
+    # e.g. to Dask workers, and deepcopy goes the same way).
+    def __getstate__(self):
+        return dict(self.__dict__, kernels=backend_name(self.kernels))
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, kernels=kernel_module(state["kernels"]))
 
     # -- shapes and parameters --
     def compute_output_shape(self, input_shape):
@@ -330,8 +363,8 @@ class Conv2D(Layer):
     def forward(self, x, training=False):
         if self._pre_pad is not None:
             x = np.pad(x, self._pre_pad)
-        y = F.conv2d(x, self.effective_weight(), self.params.get("bias"), self.strides, self._kernel_pad,
-                     algo=self.algo)
+        y = self.kernels.conv2d(x, self.effective_weight(), self.params.get("bias"), self.strides,
+                                self._kernel_pad, algo=self.algo)
         self._cache = x if training else None
         return y
 
@@ -343,8 +376,8 @@ class Conv2D(Layer):
 
     def _backward(self, grad, need_grad_x):
         x = self._cached()
-        grad_x, grad_w, grad_b = F._conv2d_backward(grad, x, self.effective_weight(), self.strides,
-                                                    self._kernel_pad, self.algo, need_grad_x)
+        grad_x, grad_w, grad_b = self.kernels._conv2d_backward(
+            grad, x, self.effective_weight(), self.strides, self._kernel_pad, self.algo, need_grad_x)
         self.grads["weight"] = self.weight_gradient(grad_w)
         if self.use_bias:
             self.grads["bias"] = grad_b
@@ -424,18 +457,19 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x, training=False):
         if self._symmetric:
-            y, indices = F.max_pool2d(x, self.pool_size, self.strides, (self._pads[0][0], self._pads[1][0]))
+            y, indices = self.kernels.max_pool2d(x, self.pool_size, self.strides,
+                                                 (self._pads[0][0], self._pads[1][0]))
             padded_shape = x.shape
         else:  # asymmetric "same": pad with -inf explicitly, then pool without padding
             x = np.pad(x, ((0, 0), (0, 0)) + self._pads, constant_values=-np.inf)
-            y, indices = F.max_pool2d(x, self.pool_size, self.strides, 0)
+            y, indices = self.kernels.max_pool2d(x, self.pool_size, self.strides, 0)
             padded_shape = x.shape
         self._cache = (indices, padded_shape) if training else None
         return y
 
     def backward(self, grad):
         indices, padded_shape = self._cached()
-        grad_x = F.max_pool2d_backward(grad, indices, padded_shape)
+        grad_x = self.kernels.max_pool2d_backward(grad, indices, padded_shape)
         return grad_x if self._symmetric else self._crop(grad_x)
 
 
@@ -456,8 +490,10 @@ class AvgPool2D(_Pool2D):
 
     def _pool(self, x):
         if self._symmetric:
-            return F.avg_pool2d(x, self.pool_size, self.strides, (self._pads[0][0], self._pads[1][0]))
-        return F.avg_pool2d(np.pad(x, ((0, 0), (0, 0)) + self._pads), self.pool_size, self.strides, 0)
+            return self.kernels.avg_pool2d(x, self.pool_size, self.strides,
+                                           (self._pads[0][0], self._pads[1][0]))
+        return self.kernels.avg_pool2d(np.pad(x, ((0, 0), (0, 0)) + self._pads), self.pool_size, self.strides,
+                                       0)
 
     def forward(self, x, training=False):
         y = self._pool(x)
@@ -471,11 +507,12 @@ class AvgPool2D(_Pool2D):
         if self._divisor_scale is not None:
             grad = grad / self._divisor_scale.astype(grad.dtype)
         if self._symmetric:
-            return F.avg_pool2d_backward(grad, input_shape, self.pool_size, self.strides,
+            return self.kernels.avg_pool2d_backward(grad, input_shape, self.pool_size, self.strides,
                                          (self._pads[0][0], self._pads[1][0]))
         (top, bottom), (left, right) = self._pads
         padded_shape = input_shape[:2] + (input_shape[2] + top + bottom, input_shape[3] + left + right)
-        return self._crop(F.avg_pool2d_backward(grad, padded_shape, self.pool_size, self.strides, 0))
+        grad_x = self.kernels.avg_pool2d_backward(grad, padded_shape, self.pool_size, self.strides, 0)
+        return self._crop(grad_x)
 
 
 # ---- activations and reshaping -------------------------------------------------------------------
@@ -484,12 +521,12 @@ class ReLU(Layer):
     """max(x, 0)."""
 
     def forward(self, x, training=False):
-        y = F.relu(x)
+        y = self.kernels.relu(x)
         self._cache = y if training else None
         return y
 
     def backward(self, grad):
-        return F.relu_backward(grad, self._cached())
+        return self.kernels.relu_backward(grad, self._cached())
 
 
 class LeakyReLU(Layer):
@@ -593,7 +630,7 @@ class Dense(Layer):
             self.params["bias"] = _initial_bias(self.bias_initializer, self.units, fan_in, rng, self.dtype)
 
     def _matmul(self, a, b):
-        return F.gemm(a, b) if self.gemm == "fastconv" else a @ b
+        return self.kernels.gemm(a, b) if self.gemm == "fastconv" else a @ b
 
     def forward(self, x, training=False):
         weight = self.params["weight"]

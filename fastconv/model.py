@@ -7,10 +7,7 @@ batch. A checkpoint is one .npz file: the architecture as a JSON string plus one
 parameter, written to a temporary file and renamed, so a crash never leaves half a checkpoint.
 """
 import json
-import math
 import os
-import sys
-import tempfile
 import time
 import zipfile
 import zlib
@@ -19,6 +16,7 @@ import numpy as np
 
 from . import layers as layers_module
 from . import losses, optim
+from ._io import ProgressBar, atomic_write
 from .callbacks import CallbackList
 
 __all__ = ["Sequential"]
@@ -41,11 +39,15 @@ class Sequential:
     """A linear stack of layers (see fastconv.layers).
 
     input_shape: per-sample shape, e.g. (1, 28, 28); seed: weight initialisation (and the default
-    shuffling seed of fit); dtype: float32 (default) or float64.
+    shuffling seed of fit); dtype: float32 (default) or float64. backend: the kernels every layer
+    computes with, "fastconv" (the C kernels, default) or "reference" (the NumPy oracle: slow, for
+    checks and as the benchmarks' baseline); settable later (model.backend = ...), not saved.
     """
 
     def __init__(self, layers=None, input_shape=None, seed=None, dtype=np.float32, name="sequential",
-                 loss="softmax_cross_entropy"):
+                 loss="softmax_cross_entropy", backend="fastconv"):
+        self._kernels = layers_module.kernel_module(backend)
+        self._backend = backend
         self.layers = []
         self.input_shape = None if input_shape is None else tuple(int(v) for v in input_shape)
         self.seed = seed
@@ -58,6 +60,12 @@ class Sequential:
         for layer in layers or ():
             self.add(layer)
 
+    def __getstate__(self):  # the kernel module travels as its backend name (see Layer.__getstate__)
+        return dict(self.__dict__, _kernels=self._backend)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _kernels=layers_module.kernel_module(state["_backend"]))
+
     # ---- structure -----------------------------------------------------------------------------
 
     def add(self, layer):
@@ -68,9 +76,22 @@ class Sequential:
             layer.name = self._unique_name(_snake_case(type(layer).__name__))
         elif any(existing.name == layer.name for existing in self.layers):
             raise ValueError(f"the model already has a layer named {layer.name!r}")
+        layer.kernels = self._kernels
         self.layers.append(layer)
         self.built = False
         return self
+
+    @property
+    def backend(self):
+        """"fastconv" or "reference": the kernel module of every layer (see fastconv.layers.kernel_module)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, name):
+        self._kernels = layers_module.kernel_module(name)
+        self._backend = name
+        for layer in self.layers:
+            layer.kernels = self._kernels
 
     def _unique_name(self, base):
         taken = {layer.name for layer in self.layers}
@@ -385,20 +406,8 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             for key, value in layer.params.items():
                 arrays[f"layers.{i}.{key}"] = value
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        handle = tempfile.NamedTemporaryFile(dir=directory, prefix="." + os.path.basename(path) + ".",
-                                             suffix=".tmp", delete=False)
-        try:
-            with handle:
-                np.savez(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(handle.name, path)
-        except BaseException:
-            if os.path.exists(handle.name):
-                os.unlink(handle.name)
-            raise
+        with atomic_write(path) as handle:
+            np.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path):
@@ -464,36 +473,20 @@ def _read_architecture(arrays, path):
 class _ProgressBar:
     """Per-epoch progress: a live bar on a terminal, one line per epoch otherwise, nothing at verbose=0."""
 
-    WIDTH = 24
-    REFRESH_SECONDS = 0.1
-
     def __init__(self, epoch, epochs, total, verbose, stream=None):
-        self.stream = stream or sys.stdout
         self.enabled = bool(verbose)
-        self.live = self.enabled and verbose == 1 and _is_tty(self.stream)
+        self.bar = ProgressBar(total, stream, enabled=verbose == 1)
         self.prefix = f"Epoch {epoch + 1}/{epochs}"
         self.total = total
-        self._last_draw = -math.inf
-        self._last = None
 
     def update(self, seen, loss, accuracy, seconds):
-        self._last = (seen, loss, accuracy, seconds)
-        if not self.live:
-            return
-        now = time.perf_counter()
-        if now - self._last_draw < self.REFRESH_SECONDS and seen < self.total:
-            return
-        self._last_draw = now
-        self.stream.write("\r" + self._line(seen, loss, accuracy, seconds))
-        self.stream.flush()
+        self.bar.update(seen, lambda: self._line(seen, loss, accuracy, seconds))
 
     def _line(self, seen, loss, accuracy, seconds):
-        done = int(self.WIDTH * seen / self.total)
-        bar = "=" * done + (">" if done < self.WIDTH else "") + "." * max(self.WIDTH - done - 1, 0)
         rate = seen / seconds if seconds > 0 else 0.0
         width = len(str(self.total))
-        return (f"{self.prefix} {seen:>{width}}/{self.total} [{bar}] loss {loss:.4f} - acc {accuracy:.4f}"
-                f" - {rate:,.0f} img/s")
+        return (f"{self.prefix} {seen:>{width}}/{self.total} [{self.bar.bar(seen)}] loss {loss:.4f}"
+                f" - acc {accuracy:.4f} - {rate:,.0f} img/s")
 
     def finish(self, record):
         if not self.enabled:
@@ -502,17 +495,9 @@ class _ProgressBar:
         line += f" - {record['seconds']:.1f}s"
         if "val_loss" in record:
             line += f" - val_loss {record['val_loss']:.4f} - val_acc {record['val_accuracy']:.4f}"
-        self.stream.write(("\r" if self.live else "") + line + "\n")
-        self.stream.flush()
+        self.bar.close(line)
 
 
 def _is_dask_array(value):
     """True for a dask.array.Array, found without importing dask (which is an optional extra)."""
     return type(value).__module__.startswith("dask.array") and hasattr(value, "chunks")
-
-
-def _is_tty(stream):
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -1,6 +1,6 @@
-"""Plain NumPy reference of the six fastconv kernels.
+"""Plain NumPy reference of the fastconv kernels.
 
-Same signatures and results as ``fastconv.conv2d`` & co. (see API.md), written for clarity first
+Same signatures and results as ``fastconv.conv2d`` & co. (reference: docs/api.md), written for clarity first
 and reasonable speed second: every kernel works on the (N, C, out_h, out_w, R, S) window view of
 the padded input that ``numpy.lib.stride_tricks.sliding_window_view`` gives for free.
 This module is the oracle of the test suite and the baseline of the benchmarks; it holds no
@@ -22,6 +22,9 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "relu",
+    "relu_backward",
+    "gemm",
 ]
 
 ALGOS = ("auto", "direct", "im2col")
@@ -209,6 +212,11 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, *, algo="auto"):
     gb = grad_out summed over (N, OH, OW); gw = windows of x contracted with grad_out;
     gx = grad_out times weight, scattered back through the same windows.
     """
+    return _conv2d_backward(grad_out, x, weight, stride, padding, algo, True)
+
+
+def _conv2d_backward(grad_out, x, weight, stride, padding, algo, need_grad_x):
+    """conv2d_backward; grad_x is None when need_grad_x is false (the layers' signature, as in functional)."""
     x, weight, stride, padding, out_hw = _conv_args(x, weight, stride, padding, algo)
     grad_out = _float_array(grad_out, "grad_out", 4, x.dtype)
     _check_grad_shape(grad_out, (x.shape[0], weight.shape[0]) + out_hw)
@@ -218,10 +226,13 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, *, algo="auto"):
     grad_bias = grad_out.sum(axis=(0, 2, 3))
     # (N, K, OH, OW) . (N, C, OH, OW, R, S) over N, OH, OW -> (K, C, R, S)
     grad_weight = np.tensordot(grad_out, windows, axes=([0, 2, 3], [0, 2, 3]))
+    grad_weight, grad_bias = (np.ascontiguousarray(g, dtype=x.dtype) for g in (grad_weight, grad_bias))
+    if not need_grad_x:
+        return None, grad_weight, grad_bias
     # (N, K, OH, OW) . (K, C, R, S) over K -> (N, OH, OW, C, R, S) -> (N, C, OH, OW, R, S)
     grad_windows = np.tensordot(grad_out, weight, axes=([1], [0])).transpose(0, 3, 1, 2, 4, 5)
     grad_x = _scatter_windows(grad_windows, x_padded.shape, padding, stride)
-    return tuple(np.ascontiguousarray(g, dtype=x.dtype) for g in (grad_x, grad_weight, grad_bias))
+    return np.ascontiguousarray(grad_x, dtype=x.dtype), grad_weight, grad_bias
 
 
 # ---- pooling -------------------------------------------------------------------------------------
@@ -304,3 +315,29 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     padded_shape = input_shape[:2] + (input_shape[2] + 2 * padding[0], input_shape[3] + 2 * padding[1])
     grad_x = _scatter_windows(grad_windows, padded_shape, padding, stride)
     return np.ascontiguousarray(grad_x, dtype=grad_out.dtype)
+
+
+# ---- activation and matrix product (the layers' other kernels) ----------------------------------
+
+def relu(x):
+    """max(x, 0) elementwise, any shape; a NaN stays NaN."""
+    x = _float_array(x, "x", np.ndim(x))
+    return np.maximum(x, x.dtype.type(0))  # maximum propagates NaN
+
+
+def relu_backward(grad_out, y):
+    """grad_out where relu's output y > 0, else 0."""
+    y = _float_array(y, "y", np.ndim(y))
+    grad_out = _float_array(grad_out, "grad_out", y.ndim, y.dtype)
+    if grad_out.shape != y.shape:
+        raise ValueError(f"grad_out must have y's shape {y.shape}, got {grad_out.shape}")
+    return np.where(y > 0, grad_out, grad_out.dtype.type(0))
+
+
+def gemm(a, b):
+    """a @ b for 2-D float arrays (b cast to a's dtype)."""
+    a = _float_array(a, "a", 2)
+    b = _float_array(b, "b", 2, a.dtype)
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"b must have {a.shape[1]} rows (a.shape[1]), got {b.shape[0]}")
+    return a @ b

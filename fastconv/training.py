@@ -6,13 +6,11 @@ announced in one line. --out DIR saves model.npz and history.json; --json PATH w
 figures (test_accuracy, epochs, train_seconds, images_per_second, ...); --plots DIR draws the run's
 pictures (fastconv.viz.write_all: curves, filters, feature maps, activation maximisation, confusion).
 """
-import json
 import os
 import sys
-import tempfile
-import time
 
 from . import datasets, functional, models, optim
+from ._io import write_json
 
 __all__ = ["run_train", "load_training_data", "make_optimizer"]
 
@@ -45,21 +43,6 @@ def make_optimizer(name, lr=None, momentum=0.9):
     if name == "rmsprop":
         return optim.RMSprop(lr=lr, momentum=momentum)
     return optim.get(name, lr=lr)
-
-
-def _write_json(path, payload):
-    """Write JSON atomically (temporary file + rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False)
-    try:
-        with handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-        os.replace(handle.name, path)
-    finally:
-        if os.path.exists(handle.name):
-            os.unlink(handle.name)
 
 
 def _train(args, say, strategy=None):
@@ -147,11 +130,11 @@ def run_train(args):
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         model.save(os.path.join(args.out, "model.npz"))
-        _write_json(os.path.join(args.out, "history.json"), figures["history"])
+        write_json(os.path.join(args.out, "history.json"), figures["history"])
         if args.verbose:
             say(f"saved {os.path.join(args.out, 'model.npz')} and history.json")
     if args.json:
-        _write_json(args.json, figures)
+        write_json(args.json, figures)
     if getattr(args, "plots", None):
         _write_plots(model, figures["history"], test_data, args.plots, say, args.verbose)
     return 0

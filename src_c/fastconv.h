@@ -59,6 +59,16 @@ const char *fc_simd_name(fc_simd_level level);
 int fc_have_openmp(void);
 int fc_max_threads(void);     /* omp_get_max_threads() or 1 */
 
+/* threads.c ---------------------------------------------------------------------------------- */
+/* The threads a kernel call gets when `requested` are asked for: `requested`, lowered to the cores
+ * that other processes left free in the last quarter second (at least 1), while adaptive (the
+ * default). Not thread-safe: the binding calls it with the GIL held. */
+int fc_threads_for_call(int requested);
+void fc_threads_set_adaptive(int enabled);
+int fc_threads_adaptive(void);
+/* The rule alone: round(cpus - others_busy) clamped to [1, cpus]; others_busy in cores. */
+int fc_threads_free_cores(int cpus, double others_busy);
+
 /* Geometry of a 2-D convolution. out_h = (h + 2*pad_h - kernel_h) / stride_h + 1, same for w. */
 typedef struct {
     fc_index batch, in_channels, in_h, in_w;

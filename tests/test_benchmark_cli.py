@@ -1,31 +1,35 @@
-"""The machinery of `fastconv bench` (fastconv.benchmark) on tiny cases: no timing is asserted.
+"""The machinery of `fastconv bench` (fastconv.benchmarks) on tiny cases: no timing is asserted.
 
 Checked: the case list holds the issue's shapes; every implementation of a case computes the same
 thing (so the suite compares like with like); the runner's rows, table, JSON and plot; the CLI wiring.
 """
 import argparse
+import dataclasses
 import json
+import os
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import fastconv
-from fastconv import benchmark as fcb
-from fastconv import cli, reference
+from fastconv import cli, models, optim, reference
+from fastconv.benchmarks import cases as catalogue
+from fastconv.benchmarks import command, contention, impls, machine, report, timing
 
-TINY = fcb.Settings(budget_s=0.0, max_rounds=2, baseline_max_rounds=1, min_round_s=1e-4, peak_size=32,
+TINY = timing.Settings(budget_s=0.0, max_rounds=2, baseline_max_rounds=1, min_round_s=1e-4, peak_size=32,
                     settle_s=0.0)
-CONV = fcb.ConvShape(2, 3, 7, 6, 4, 3, 2, 1)
-POOL = fcb.PoolShape(2, 3, 6, 8, 2, 2)
+CONV = catalogue.ConvShape(2, 3, 7, 6, 4, 3, 2, 1)
+POOL = catalogue.PoolShape(2, 3, 6, 8, 2, 2)
 
 
 def tiny_cases():
     """One small case of every kind fastconv bench runs."""
-    cases = [fcb.Case(kind, "tiny", CONV) for kind in fcb.CONV_KINDS]
-    cases += [fcb.Case(kind, "tiny-pool", POOL) for kind in fcb.POOL_KINDS]
-    cases += [fcb.Case("gemm", "5x7x6", fcb.GemmShape(5, 6, 7)), fcb.Case("conv2d-threads", "tiny", CONV)]
-    cases += [fcb.Case(kind, "16img", fcb.LeNetRun(16, 8)) for kind in fcb.LENET_KINDS]
+    cases = [catalogue.Case(kind, "tiny", CONV) for kind in catalogue.CONV_KINDS]
+    cases += [catalogue.Case(kind, "tiny-pool", POOL) for kind in catalogue.POOL_KINDS]
+    cases += [catalogue.Case("gemm", "5x7x6", catalogue.GemmShape(5, 6, 7)), catalogue.Case("conv2d-threads", "tiny", CONV)]
+    cases += [catalogue.Case(kind, "16img", catalogue.LeNetRun(16, 8)) for kind in catalogue.LENET_KINDS]
     return cases
 
 
@@ -39,14 +43,14 @@ def as_arrays(result):
 
 
 def namespace(**overrides):
-    values = dict(quick=True, json=None, threads=None, plot=None)
+    values = dict(quick=True, json=None, threads=None, plot=None, markdown=None, contention=False)
     values.update(overrides)
     return argparse.Namespace(**values)
 
 
 @pytest.fixture
 def no_torch(monkeypatch):
-    monkeypatch.setattr(fcb, "load_torch", lambda: None)
+    monkeypatch.setattr(impls, "load_torch", lambda: None)
 
 
 # ---- the cases ------------------------------------------------------------------------------------
@@ -55,18 +59,18 @@ def test_issue_shapes_are_defined():
     issue = {"lenet-c1": (64, 1, 28, 28, 6, 5, 1, 2), "lenet-c3": (64, 6, 14, 14, 16, 5, 1, 0),
              "seed000-c2": (100, 25, 13, 13, 50, 3, 1, 0), "seed002-c4": (64, 64, 10, 10, 128, 3, 1, 0),
              "vgg-ish": (32, 64, 32, 32, 128, 3, 1, 1), "strided": (32, 32, 31, 31, 64, 3, 2, 1)}
-    assert {name: tuple(vars(shape).values()) for name, shape in fcb.CONV_SHAPES.items()} == issue
-    assert fcb.PoolShape(64, 6, 28, 28, 2, 2) in fcb.POOL_SHAPES.values()
-    names = [case.name for case in fcb.default_cases()]
+    assert {name: tuple(vars(shape).values()) for name, shape in catalogue.CONV_SHAPES.items()} == issue
+    assert catalogue.PoolShape(64, 6, 28, 28, 2, 2) in catalogue.POOL_SHAPES.values()
+    names = [case.name for case in catalogue.default_cases()]
     assert len(names) == len(set(names)), "case names must be unique (they are the JSON keys)"
-    for shape in fcb.CONV_SHAPES:
+    for shape in catalogue.CONV_SHAPES:
         assert f"conv2d-fwd {shape}" in names and f"conv2d-bwd {shape}" in names
 
 
-@pytest.mark.parametrize("name", sorted(fcb.CONV_SHAPES))
+@pytest.mark.parametrize("name", sorted(catalogue.CONV_SHAPES))
 def test_conv_geometry_matches_the_kernel(name):
     """out_hw and the im2col GEMM shape agree with what conv2d itself produces (batch 0: no work)."""
-    s = fcb.CONV_SHAPES[name]
+    s = catalogue.CONV_SHAPES[name]
     y = fastconv.conv2d(np.zeros((0, s.c, s.h, s.w), np.float32), np.zeros((s.k, s.c, s.kernel, s.kernel),
                         np.float32), stride=s.stride, padding=s.pad)
     assert y.shape[2:] == s.out_hw
@@ -74,15 +78,15 @@ def test_conv_geometry_matches_the_kernel(name):
 
 
 def test_suite_parameters_have_unique_ids_and_skip_auto():
-    params = fcb.suite_parameters(fcb.default_cases())
+    params = catalogue.suite_parameters(catalogue.default_cases())
     ids = [(case.kind, name) for (case, _), name in params]
     assert len(ids) == len(set(ids))
-    assert all(impl not in fcb.SUITE_SKIPS for (_, impl), _ in params)
+    assert all(impl not in catalogue.SUITE_SKIPS for (_, impl), _ in params)
 
 
 def test_unknown_implementation_is_refused():
     with pytest.raises(ValueError, match="implementation"):
-        fcb.prepare(fcb.Case("gemm", "g", fcb.GemmShape(2, 2, 2)), "blas")
+        impls.prepare(catalogue.Case("gemm", "g", catalogue.GemmShape(2, 2, 2)), "blas")
 
 
 # ---- every implementation computes the same thing -------------------------------------------------
@@ -92,8 +96,8 @@ def test_implementations_agree(case):
     results = {}
     for impl in case.implementations:
         try:
-            results[impl] = as_arrays(fcb.prepare(case, impl).fn())
-        except fcb.Unavailable:
+            results[impl] = as_arrays(impls.prepare(case, impl).fn())
+        except impls.Unavailable:
             assert impl == "torch"  # the only optional implementation of the kernel cases
     baseline = results.pop(case.roles[1])
     assert results, "nothing to compare against the baseline"
@@ -105,53 +109,75 @@ def test_implementations_agree(case):
 
 def test_thread_case_restores_the_thread_count():
     before = fastconv.get_num_threads()
-    fcb.prepare(fcb.Case("conv2d-threads", "tiny", CONV), "1-thread").fn()
+    impls.prepare(catalogue.Case("conv2d-threads", "tiny", CONV), "1-thread").fn()
     assert fastconv.get_num_threads() == before
 
 
-def test_functional_lenet_same_steps_on_fastconv_and_reference():
-    x, y = fcb.lenet_data(16)
-    nets = [fcb.FunctionalLeNet(fastconv.functional, "direct"), fcb.FunctionalLeNet(reference)]
-    for batch in (slice(0, 8), slice(8, 16)):
-        losses = [net.step(x[batch], y[batch]) for net in nets]
-        assert losses[0] == pytest.approx(losses[1], rel=1e-4)
-    for name, value in nets[1].params.items():
-        np.testing.assert_allclose(nets[0].params[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+def lenet_steps(model, x, y, steps, lr=0.05):
+    """`steps` SGD steps (momentum 0.9) of `model` on the batch (x, y); returns the losses."""
+    optimizer = optim.SGD(lr=lr, momentum=0.9)
+    losses = []
+    for _ in range(steps):
+        loss, _ = model.loss_and_gradients(x, y)
+        optimizer.step(model.parameters(), model.gradients())
+        losses.append(loss)
+    return losses
 
 
-def test_functional_lenet_learns():
-    """Repeated steps on one small batch memorise it: the loss falls well below chance (ln 10)."""
-    x, y = fcb.lenet_data(8)
-    net = fcb.FunctionalLeNet(reference, lr=0.01)
-    first = net.step(x, y)
-    for _ in range(40):
-        last = net.step(x, y)
-    assert last < 0.8 * first
+@pytest.mark.parametrize("algo", ["direct", "im2col"])
+def test_reference_backend_takes_the_same_steps_as_fastconv(algo):
+    """The reference row times the very same model and work as the fastconv rows, on NumPy kernels."""
+    x, y = impls.lenet_data(8)
+    fast, slow = models.lenet5(seed=1, algo=algo), models.lenet5(seed=1)
+    slow.backend = "reference"
+    assert all(layer.kernels is reference for layer in slow.layers)
+    assert lenet_steps(fast, x, y, 3) == pytest.approx(lenet_steps(slow, x, y, 3), rel=1e-4)
+    for (name, got), (_, want) in zip(fast.named_parameters(), slow.named_parameters()):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
-def test_functional_lenet_matches_torch():
-    """The reference LeNet-5 step is PyTorch's step: same weights in, same weights out."""
+def test_reference_lenet_learns():
+    """Repeated steps on one small batch memorise it: the loss falls well below its first value."""
+    x, y = impls.lenet_data(8)
+    model = models.lenet5(seed=0)
+    model.backend = "reference"
+    losses = lenet_steps(model, x, y, 40, lr=0.01)
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_reference_lenet_matches_torch():
+    """The model's step (on either backend) is PyTorch's step: same weights in, same weights out."""
     torch = pytest.importorskip("torch")
-    x, y = fcb.lenet_data(8)
-    net, model = fcb.FunctionalLeNet(reference), fcb.torch_lenet5(torch)
-    layers = [m for m in model if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    x, y = impls.lenet_data(8)
+    model, torch_model = models.lenet5(seed=0), impls.torch_lenet5(torch)
+    model.backend = "reference"
+    ours = [layer for layer in model.layers if layer.params]
+    theirs = [m for m in torch_model if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    as_torch = lambda layer, w: w if w.ndim == 4 else w.T.copy()  # noqa: E731  Dense keeps (in, out)
     with torch.no_grad():
-        for name, layer in zip(fcb.FunctionalLeNet.LAYERS, layers):
-            weight = net.params[name + "w"]
-            layer.weight.copy_(torch.from_numpy(weight if name.startswith("c") else weight.T.copy()))
-            layer.bias.copy_(torch.from_numpy(net.params[name + "b"]))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        for layer, twin in zip(ours, theirs):
+            twin.weight.copy_(torch.from_numpy(as_torch(layer, layer.params["weight"])))
+            twin.bias.copy_(torch.from_numpy(layer.params["bias"]))
+    optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.05, momentum=0.9)
+    torch_losses = []
     for _ in range(2):
-        loss = net.step(x, y)
         optimizer.zero_grad()
-        torch_loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
-        torch_loss.backward()
+        loss = torch.nn.functional.cross_entropy(torch_model(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
         optimizer.step()
-        assert loss == pytest.approx(torch_loss.item(), rel=1e-4)
-    for name, layer in zip(fcb.FunctionalLeNet.LAYERS, layers):
-        weight = layer.weight.detach().numpy()
-        np.testing.assert_allclose(net.params[name + "w"], weight if name.startswith("c") else weight.T,
-                                   rtol=1e-3, atol=1e-5, err_msg=name)
+        torch_losses.append(loss.item())
+    assert lenet_steps(model, x, y, 2) == pytest.approx(torch_losses, rel=1e-4)
+    for layer, twin in zip(ours, theirs):
+        np.testing.assert_allclose(layer.params["weight"], as_torch(layer, twin.weight.detach().numpy()),
+                                   rtol=1e-3, atol=1e-5, err_msg=layer.name)
+
+
+def test_backend_is_checked_and_not_saved(tmp_path):
+    with pytest.raises(ValueError, match="backend"):
+        models.lenet5(seed=0).backend = "numpy"
+    model = fastconv.Sequential([fastconv.layers.Dense(3)], input_shape=(4,), backend="reference")
+    model.save(tmp_path / "m.npz")
+    assert fastconv.Sequential.load(tmp_path / "m.npz").backend == "fastconv"
 
 
 # ---- the runner -----------------------------------------------------------------------------------
@@ -165,11 +191,11 @@ def test_measure_counts_rounds_and_warms_up():
     def warmup():
         calls["warmup"] += 1
 
-    timing = fcb.measure(fcb.Bench(fn, warmup), budget_s=0.0, max_rounds=3, min_round_s=1e-4)
+    result = timing.measure(impls.Bench(fn, warmup), budget_s=0.0, max_rounds=3, min_round_s=1e-4)
     assert calls["warmup"] == 1
-    assert 1 <= timing["rounds"] <= 3
-    assert calls["fn"] >= timing["rounds"]
-    assert 0 < timing["min_s"] <= timing["median_s"]
+    assert 1 <= result["rounds"] <= 3
+    assert calls["fn"] >= result["rounds"]
+    assert 0 < result["min_s"] <= result["median_s"]
 
 
 def check_row(row, case, peak):
@@ -186,7 +212,7 @@ def check_row(row, case, peak):
 def test_run_cases_rows_without_torch():
     cases = tiny_cases()
     seen = []
-    rows = fcb.run_cases(cases, TINY, torch_available=False, peak_gflops=10.0, on_row=seen.append)
+    rows = timing.run_cases(cases, TINY, torch_available=False, peak_gflops=10.0, on_row=seen.append)
     assert seen == rows and len(rows) == len(cases)
     for row, case in zip(rows, cases):
         check_row(row, case, 10.0)
@@ -196,16 +222,16 @@ def test_run_cases_rows_without_torch():
 def test_run_cases_rows_with_torch():
     pytest.importorskip("torch")
     cases = [c for c in tiny_cases() if c.kind in ("conv2d-fwd", "conv2d-bwd", "max_pool2d-fwd")]
-    for row, case in zip(fcb.run_cases(cases, TINY, True, 10.0), cases):
+    for row, case in zip(timing.run_cases(cases, TINY, True, 10.0), cases):
         check_row(row, case, 10.0)
         assert row["torch_s"] > 0
         assert row["torch_ratio"] == pytest.approx(row["fastconv_s"] / row["torch_s"])
 
 
 def test_table_has_one_aligned_line_per_row():
-    rows = fcb.run_cases(tiny_cases()[:3], TINY, False, 10.0)
+    rows = timing.run_cases(tiny_cases()[:3], TINY, False, 10.0)
     for with_torch in (False, True):
-        lines = fcb.format_table(rows, with_torch).splitlines()
+        lines = report.format_table(rows, with_torch).splitlines()
         assert len(lines) == 1 + len(rows)
         assert ("torch ms" in lines[0]) == with_torch and "% peak" in lines[0]
         assert len({len(line) for line in lines}) == 1, "columns must line up"
@@ -216,7 +242,7 @@ def test_table_has_one_aligned_line_per_row():
 def test_run_bench_prints_table_and_writes_json(tmp_path, capsys, no_torch):
     path = tmp_path / "bench.json"
     cases = tiny_cases()
-    assert fcb.run_bench(namespace(json=str(path)), cases=cases, settings=TINY) == 0
+    assert command.run_bench(namespace(json=str(path)), cases=cases, settings=TINY) == 0
     out = capsys.readouterr().out
     assert "fastconv ms" in out and "torch ms" not in out
     data = json.loads(path.read_text())
@@ -234,8 +260,8 @@ def test_run_bench_prints_table_and_writes_json(tmp_path, capsys, no_torch):
 def test_cli_bench_threads_and_quick(tmp_path, monkeypatch, no_torch):
     """`fastconv bench --quick --threads 1 --json PATH` through the real argument parser."""
     cases = tiny_cases()[:2]
-    monkeypatch.setattr(fcb, "default_cases", lambda: cases)
-    monkeypatch.setattr(fcb, "QUICK", TINY)
+    monkeypatch.setattr(catalogue, "default_cases", lambda: cases)
+    monkeypatch.setattr(timing, "QUICK", TINY)
     path = tmp_path / "quick.json"
     before = fastconv.get_num_threads()
     try:
@@ -243,7 +269,7 @@ def test_cli_bench_threads_and_quick(tmp_path, monkeypatch, no_torch):
     finally:
         fastconv.set_num_threads(before)
     data = json.loads(path.read_text())
-    assert data["settings"] == fcb.dataclasses.asdict(TINY)
+    assert data["settings"] == dataclasses.asdict(TINY)
     assert data["machine"]["threads"] == 1
     assert [r["name"] for r in data["results"]] == [c.name for c in cases]
 
@@ -252,7 +278,7 @@ def test_plot_without_matplotlib_fails_before_timing(tmp_path, monkeypatch, caps
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     path = tmp_path / "never.json"
     args = namespace(json=str(path), plot=str(tmp_path / "plot.png"))
-    assert fcb.run_bench(args, cases=tiny_cases(), settings=TINY) == 2
+    assert command.run_bench(args, cases=tiny_cases(), settings=TINY) == 2
     assert "fastconv[plot]" in capsys.readouterr().err
     assert not path.exists()
 
@@ -260,5 +286,109 @@ def test_plot_without_matplotlib_fails_before_timing(tmp_path, monkeypatch, caps
 def test_plot_writes_png(tmp_path, no_torch):
     pytest.importorskip("matplotlib")
     path = tmp_path / "bench.png"
-    assert fcb.run_bench(namespace(plot=str(path)), cases=tiny_cases()[:3], settings=TINY) == 0
+    assert command.run_bench(namespace(plot=str(path)), cases=tiny_cases()[:3], settings=TINY) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_page_keeps_the_hand_written_text(tmp_path, no_torch):
+    """`--markdown PAGE` writes the run between the page's markers and leaves the rest as it was."""
+    page = tmp_path / "performance.md"
+    page.write_text(f"# Performance\n\nintro\n\n{report.MARKDOWN_BEGIN}\nold run\n{report.MARKDOWN_END}\n\nnotes\n")
+    chosen = tiny_cases()[:2]
+    assert command.run_bench(namespace(markdown=str(page)), cases=chosen, settings=TINY) == 0
+    text = page.read_text()
+    assert text.startswith("# Performance\n\nintro\n\n") and text.endswith("\nnotes\n")
+    assert "old run" not in text and text.count(report.MARKDOWN_BEGIN) == 1
+    for case in chosen:
+        assert case.kind in text
+    new_page = tmp_path / "new.md"
+    assert command.run_bench(namespace(markdown=str(new_page)), cases=chosen, settings=TINY) == 0
+    assert new_page.read_text().startswith("# Performance\n\n" + report.MARKDOWN_BEGIN)
+
+
+# ---- the numpy baseline's BLAS kernel -------------------------------------------------------------
+
+def test_blas_overrides_are_warned_about():
+    blas = [{"internal_api": "openblas", "version": "0.3", "architecture": "Haswell", "threading_layer": "pthreads",
+             "num_threads": 2}]
+    warnings = machine.blas_warnings({"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576",
+                                      "HOME": "/root"}, blas)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("OPENBLAS_CORETYPE=Haswell") and "openblas Haswell" in warnings[0]
+    assert warnings[1].startswith("OPENBLAS_L2_SIZE=1048576") and "unset it" in warnings[1]
+    assert machine.blas_warnings({"OPENBLAS_CORETYPE": ""}, blas) == []
+    assert machine.describe_blas(blas) == "numpy BLAS: openblas 0.3 (Haswell kernels, pthreads, 2 threads)"
+
+
+def test_missing_threadpoolctl_is_said(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import threadpoolctl -> ImportError
+    assert machine.blas_info() is None
+    assert "fastconv[bench]" in machine.describe_blas(None)
+
+
+def test_preamble_and_json_carry_the_blas_kernel_and_warnings(tmp_path, capsys, monkeypatch, no_torch):
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # read by the report only: numpy is already loaded
+    path = tmp_path / "bench.json"
+    assert command.run_bench(namespace(json=str(path)), cases=tiny_cases()[:1], settings=TINY) == 0
+    out = capsys.readouterr().out
+    data = json.loads(path.read_text())["machine"]
+    assert "numpy BLAS: " in out and "WARNING: OPENBLAS_CORETYPE=Haswell" in out
+    assert data["blas"] == machine.blas_info() and data["blas_warnings"][0].startswith("OPENBLAS_CORETYPE=Haswell")
+
+
+# ---- contention -----------------------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    """User + system CPU time of a live process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_busy_neighbour_burns_cpu_and_is_stopped():
+    with contention.busy_neighbour() as process:
+        assert process.poll() is None
+        if os.path.exists(f"/proc/{process.pid}/stat"):
+            before = cpu_seconds(process.pid)
+            time.sleep(0.5)
+            assert cpu_seconds(process.pid) - before > 0.05  # it computes (at least a tenth of a core here)
+    assert process.poll() is not None
+
+
+def test_contention_measures_alternating_rounds(monkeypatch):
+    starts = []
+    real = contention.busy_neighbour
+    monkeypatch.setattr(contention, "busy_neighbour", lambda: starts.append(1) or real())
+    result = contention.measure(rounds=2, run=catalogue.LeNetRun(16, 8), with_torch=False)
+    assert len(starts) == 2 and len(result["idle_s"]) == len(result["loaded_s"]) == 2
+    assert result["idle_images_per_s"] == pytest.approx(16 / np.median(result["idle_s"]))
+    assert result["loaded_over_idle"] == pytest.approx(result["loaded_images_per_s"] / result["idle_images_per_s"])
+    assert "torch_idle_images_per_s" not in result
+    lines = contention.format_result(result)
+    assert "loaded / idle" in lines[2] and "not measured" in lines[3]
+
+
+def test_cli_contention_writes_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(contention, "RUN", catalogue.LeNetRun(16, 8))
+    monkeypatch.setattr(contention, "ROUNDS", {"quick": 1, "full": 1})
+    path = tmp_path / "contention.json"
+    assert cli.main(["bench", "--contention", "--quick", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["contention"]["rounds"] == 1 and data["contention"]["loaded_images_per_s"] > 0
+    assert "beside 1 busy process" in capsys.readouterr().out
+    if impls.load_torch() is not None:
+        assert data["contention"]["idle_over_torch"] == pytest.approx(
+            data["contention"]["idle_images_per_s"] / data["contention"]["torch_idle_images_per_s"])
+
+
+def test_contention_report_warns_when_idle_was_not_idle():
+    result = {"dims": "16 images, batch 8", "rounds": 3, "idle_images_per_s": 1000.0, "loaded_images_per_s": 600.0,
+              "loaded_over_idle": 0.6, "torch_idle_images_per_s": 400.0, "idle_over_torch": 2.5,
+              "loadavg_1min_before": 3.0, "cores": 2}
+    lines = contention.format_result(result)
+    assert "0.60 (meets the target >= 0.55)" in lines[2] and "2.50x (meets the target >= 2.0x)" in lines[3]
+    assert lines[-1].startswith("WARNING: the machine was already busy")
+    result.update(loaded_over_idle=0.3, loadavg_1min_before=0.2)
+    lines = contention.format_result(result)
+    assert "MISSES" in lines[2] and not lines[-1].startswith("WARNING")

@@ -1,7 +1,12 @@
 """Threads: OpenMP thread count never changes a result (bit for bit), concurrent calls from
-several Python threads are safe, and the thread / build-info accessors behave."""
+several Python threads are safe, adaptive threading gives way to a busy neighbour, and the thread /
+build-info accessors behave."""
 
 import concurrent.futures
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,9 +20,12 @@ DTYPES = (np.float64, np.float32)
 
 @pytest.fixture
 def restore_threads():
-    saved = fc.get_num_threads()
+    """Fixed thread counts for the test (adaptive threading off), restored after it."""
+    saved, adaptive = fc.get_num_threads(), fc.get_adaptive_threads()
+    fc.set_adaptive_threads(False)
     yield
     fc.set_num_threads(saved)
+    fc.set_adaptive_threads(adaptive)
 
 
 def bitwise_equal(a, b):
@@ -131,3 +139,54 @@ def test_a_serial_build_says_so_when_threads_are_asked_for(restore_threads, monk
     with pytest.warns(RuntimeWarning, match="without OpenMP"):
         fc.set_num_threads(2)
     assert fc.get_num_threads() == 1
+
+
+# ---- adaptive threading --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cpus, others_busy, expected", [
+    (2, 0.0, 2), (2, 0.4, 2), (2, 0.67, 1), (2, 1.0, 1), (2, 3.5, 1), (2, -0.2, 2),
+    (8, 2.2, 6), (8, 0.0, 8), (1, 0.0, 1),
+])
+def test_free_core_rule(cpus, others_busy, expected):
+    from fastconv import _kernels
+
+    assert _kernels.threads_free_cores(cpus, others_busy) == expected
+
+
+def test_adaptive_threads_switch_and_argument_check():
+    from fastconv import _kernels
+
+    saved = fc.get_adaptive_threads()
+    try:
+        fc.set_adaptive_threads(False)
+        assert fc.get_adaptive_threads() is False and fc.build_info()["adaptive_threads"] is False
+        assert _kernels.threads_for_call(7) == 7
+        fc.set_adaptive_threads(True)
+        assert fc.get_adaptive_threads() is True
+        assert 1 <= _kernels.threads_for_call(2) <= 2
+        assert _kernels.threads_for_call(1) == 1
+        with pytest.raises(TypeError, match="enabled"):
+            fc.set_adaptive_threads("yes")
+    finally:
+        fc.set_adaptive_threads(saved)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) != 2,
+                    reason="the check is for a Linux machine with exactly 2 usable cores")
+def test_a_busy_neighbour_leaves_one_thread_on_two_cores():
+    """One CPU-bound process beside us takes a whole core: calls then get one thread, not two."""
+    from fastconv import _kernels
+
+    saved = fc.get_adaptive_threads()
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        fc.set_adaptive_threads(True)       # starts a fresh window
+        _kernels.threads_for_call(2)
+        time.sleep(0.6)                     # two windows with the neighbour running
+        _kernels.threads_for_call(2)
+        time.sleep(0.3)
+        assert _kernels.threads_for_call(2) == 1
+    finally:
+        busy.kill()
+        busy.wait()
+        fc.set_adaptive_threads(saved)

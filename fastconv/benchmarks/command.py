@@ -1,0 +1,60 @@
+"""`fastconv bench`: time every case, print the table as rows complete, optionally save JSON, a bar
+chart and the Markdown page (docs/performance.md)."""
+import shlex
+import sys
+
+from .. import _io
+from . import cases as catalogue
+from . import contention, impls, machine, report, timing
+
+
+def run_bench(args, cases=None, settings=None):
+    """Run `fastconv bench` with argparse's `args` (quick, json, plot, markdown, contention; threads
+    already applied). With args.contention only the contention case runs (fastconv.benchmarks.contention).
+
+    `cases` / `settings` default to the whole catalogue and QUICK or FULL (tests pass tiny ones)."""
+    plt = None
+    if args.plot:
+        plt = report.load_pyplot()
+        if plt is None:  # refuse before a minute of timing, not after
+            print("fastconv bench: --plot needs matplotlib: pip install 'fastconv[plot]'", file=sys.stderr)
+            return 2
+    if getattr(args, "contention", False):
+        return _run_contention(args)
+    cases = catalogue.default_cases() if cases is None else cases
+    settings = settings or (timing.QUICK if args.quick else timing.FULL)
+    torch = impls.load_torch()
+    peak = timing.measure_peak(settings)
+    info = machine.machine_info(peak, torch, settings.peak_size)
+    print("\n".join(report.preamble(info, cases)) + "\n", flush=True)
+    columns = report.table_columns(torch is not None)
+    print(report.format_header(columns), flush=True)
+    rows = timing.run_cases(cases, settings, torch is not None, peak,
+                            on_row=lambda row: print(report.format_row(row, columns), flush=True))
+    if args.json:
+        _io.write_json(args.json, report.report(info, settings, rows))
+        print(f"wrote {args.json}")
+    if getattr(args, "markdown", None):
+        report.write_markdown(args.markdown, report.markdown_section(info, cases, rows, _command_line()))
+        print(f"wrote {args.markdown}")
+    if plt is not None:
+        report.plot(rows, args.plot, plt)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _run_contention(args):
+    torch = impls.load_torch()
+    info = machine.machine_info(None, torch)
+    print(report.machine_line(info), flush=True)
+    result = contention.measure(contention.ROUNDS["quick" if args.quick else "full"])
+    print("\n".join(contention.format_result(result)), flush=True)
+    if args.json:
+        _io.write_json(args.json, {"machine": info, "contention": result})
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _command_line():
+    """The command as the user typed it (for the Markdown page), program name shortened to `fastconv`."""
+    return shlex.join(["fastconv"] + sys.argv[1:]) if sys.argv and "fastconv" in sys.argv[0] else "fastconv bench"
