@@ -78,8 +78,7 @@ class MPIStrategy(Callback):
         self.threads = functional.get_num_threads()
         self.allreduce_seconds = 0.0  # time spent in the per-step allreduce, for the scaling figures
         self.steps = 0
-        self._buffer = None
-        self._slices = None
+        self._buffer = self._slices = self._signature = None  # the flat buffer's layout, made on first use
 
     @property
     def is_chief(self):
@@ -98,7 +97,7 @@ class MPIStrategy(Callback):
     def _layout(self, model):
         params = model.parameters()
         signature = [(p.shape, p.dtype) for p in params]
-        if self._slices is None or self._signature != signature:
+        if self._signature != signature:
             offsets = np.cumsum([0] + [p.size for p in params])
             self._slices = [slice(int(a), int(b)) for a, b in zip(offsets[:-1], offsets[1:])]
             self._signature = signature
