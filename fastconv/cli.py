@@ -40,6 +40,9 @@ def _add_train(subparsers):
     p.add_argument("--plots", default=None, help="directory for PNG pictures of the run (needs matplotlib)")
     p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP threads (default: all cores)")
     p.add_argument("--verbose", type=int, default=1, help="0 silent, 1 progress (default)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI, launched as `mpiexec -n N fastconv train --distributed ...` "
+                        "(needs fastconv[mpi]); --batch-size is the global batch; rank 0 prints and writes files")
 
 
 def _add_bench(subparsers):
@@ -117,6 +120,14 @@ def main(argv=None):
     if args.command == "train":
         from .training import run_train
 
+        if args.distributed:
+            from .distributed import run_or_abort  # a failing rank ends the whole MPI job, never a hang
+
+            try:
+                return run_or_abort(run_train, args)
+            except ImportError as exc:  # no mpi4py: run_or_abort raises before running anything
+                print(f"fastconv train: error: {exc}", file=sys.stderr)
+                return 1
         return run_train(args)
     if args.command == "bench":
         from .benchmarks.command import run_bench

@@ -50,6 +50,14 @@ def kernel_module(backend):
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
+def backend_name(module):
+    """The name kernel_module() takes for a kernel module."""
+    for name in BACKENDS:
+        if kernel_module(name) is module:
+            return name
+    raise ValueError(f"{module!r} is not one of the kernel modules {BACKENDS}")
+
+
 def _float_dtype(dtype):
     dtype = np.dtype(dtype)
     if dtype not in _FLOAT_DTYPES:
@@ -167,6 +175,14 @@ class Layer:
         self.built = False
         self._cache = None
         self.kernels = F
+
+    # A module does not pickle, so a pickled layer names its backend instead (models travel by pickle,
+    # e.g. to Dask workers, and deepcopy goes the same way).
+    def __getstate__(self):
+        return dict(self.__dict__, kernels=backend_name(self.kernels))
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, kernels=kernel_module(state["kernels"]))
 
     # -- shapes and parameters --
     def compute_output_shape(self, input_shape):

@@ -41,6 +41,21 @@ class TrainingDivergedError(FloatingPointError):
                          f"step {step + 1}{of_steps}; lower the learning rate (or check the data for NaN/inf)")
 
 
+class NonFiniteLoss(ArithmeticError):
+    """A training step's loss is NaN or inf (raised before its update; fit turns it into
+    TrainingDivergedError with the epoch and step)."""
+
+    def __init__(self, loss):
+        super().__init__(f"the loss is {loss}")
+        self.loss = float(loss)
+
+
+def check_finite_loss(loss):
+    """Raise NonFiniteLoss unless loss is finite: every training step calls it before its update."""
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(loss)
+
+
 def _snake_case(name):
     out = []
     for i, ch in enumerate(name):
@@ -74,6 +89,12 @@ class Sequential:
         self.stop_training = False
         for layer in layers or ():
             self.add(layer)
+
+    def __getstate__(self):  # the kernel module travels as its backend name (see Layer.__getstate__)
+        return dict(self.__dict__, _kernels=self._backend)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _kernels=layers_module.kernel_module(state["_backend"]))
 
     # ---- structure -----------------------------------------------------------------------------
 
@@ -241,7 +262,8 @@ class Sequential:
         return x, self.loss.check_targets(y, self.output_shape, self.dtype)
 
     def fit(self, x, y, epochs=1, batch_size=32, optimizer=None, validation_data=None, shuffle=True,
-            seed=None, verbose=1, lr_schedule=None, callbacks=None, initial_epoch=0, initial_step=0):
+            seed=None, verbose=1, lr_schedule=None, callbacks=None, initial_epoch=0, initial_step=0,
+            distribute=None):
         """Train for `epochs` passes over (x, y) in mini-batches; returns the history dict.
 
         y: the targets the model's loss checks (loss.check_targets): for the default loss, integer
@@ -259,6 +281,10 @@ class Sequential:
         order and lr_schedule are those the uninterrupted run would have had (the skipped epochs' shuffles
         are drawn again from the seed), so with the saved weights and optimizer state the result is the same.
         A batch whose loss is not finite stops training at once with TrainingDivergedError (before its update).
+        distribute: a data-parallel strategy (fastconv.distributed.MPIStrategy) run by every process with the
+        same data and seed: it is called as the first callback, and ``distribute.train_step(model, x, y)``
+        replaces ``model.train_step(x, y)`` on each global batch, returning the loss and correct count
+        over the whole global batch, so every process sees the same figures.
         History keys: loss, accuracy, seconds (training time of the epoch, without validation),
         images_per_second, lr, and val_loss / val_accuracy with validation_data.
         """
@@ -279,11 +305,12 @@ class Sequential:
         self._seed_stochastic_layers(rng)
         for _ in range(initial_epoch if shuffle else 0):
             rng.permutation(x.shape[0])  # the skipped epochs' draws, so the next shuffle is the one it would be
-        callbacks = CallbackList(callbacks, self)
+        callbacks = CallbackList(([distribute] if distribute is not None else []) + list(callbacks or ()), self)
         callbacks.set_params({"epochs": int(epochs), "steps": steps, "batch_size": int(batch_size),
                               "samples": int(x.shape[0]), "seed": seed, "shuffle": bool(shuffle),
                               "lr_schedule": lr_schedule, "initial_epoch": initial_epoch,
                               "initial_step": initial_step})
+        train_step = self.train_step if distribute is None else lambda bx, by: distribute.train_step(self, bx, by)
         history = {"loss": [], "accuracy": [], "seconds": [], "images_per_second": [], "lr": []}
         if validation_data is not None:
             history.update(val_loss=[], val_accuracy=[])
@@ -296,8 +323,8 @@ class Sequential:
             progress = _ProgressBar(epoch, int(epochs), x.shape[0], verbose)
             first_step = initial_step if epoch == initial_epoch else 0
             loss, accuracy, seconds, seen = self._train_epoch(x, y, int(batch_size), rng if shuffle else None,
-                                                              progress, callbacks, (epoch, int(epochs)),
-                                                              first_step)
+                                                              progress, callbacks, train_step,
+                                                              (epoch, int(epochs)), first_step)
             if seen == 0:
                 break  # stopped before the epoch's first batch finished
             record = {"loss": loss, "accuracy": accuracy, "seconds": seconds,
@@ -320,7 +347,15 @@ class Sequential:
             if isinstance(layer, layers_module.Dropout) and layer.seed is None:
                 layer.rng = np.random.default_rng(rng.integers(2**63))
 
-    def _train_epoch(self, x, y, batch_size, rng, progress, callbacks, epoch_of, first_step=0):
+    def train_step(self, x, y):
+        """One optimizer step on a batch: (mean loss, number of samples classified correctly). A loss that
+        is not finite raises NonFiniteLoss before the update, so the weights stay those of the last good step."""
+        loss, logits = self.loss_and_gradients(x, y)
+        check_finite_loss(loss)
+        self.optimizer.step(self.parameters(), self.gradients())
+        return loss, self.loss.count_correct(logits, y)
+
+    def _train_epoch(self, x, y, batch_size, rng, progress, callbacks, train_step, epoch_of, first_step=0):
         """One pass over the data from batch first_step on, or up to a stop request: (mean loss, accuracy,
         seconds, images seen) of the batches that ran. epoch_of: (epoch index, epochs) for the error message."""
         count = x.shape[0]
@@ -337,11 +372,10 @@ class Sequential:
                 batch_x, batch_y = x[index], y[index]
             if callbacks:
                 callbacks.call("on_train_batch_begin", step, {"size": len(batch_y)})
-            loss, logits = self.loss_and_gradients(batch_x, batch_y)
-            if not math.isfinite(loss):
-                raise TrainingDivergedError(epoch_of[0], step, float(loss), epoch_of[1], steps)
-            self.optimizer.step(self.parameters(), self.gradients())
-            batch_correct = self.loss.count_correct(logits, batch_y)
+            try:
+                loss, batch_correct = train_step(batch_x, batch_y)
+            except NonFiniteLoss as exc:
+                raise TrainingDivergedError(epoch_of[0], step, exc.loss, epoch_of[1], steps) from None
             loss_sum += loss * len(batch_y)
             correct += batch_correct
             seen += len(batch_y)
@@ -357,7 +391,13 @@ class Sequential:
         return loss_sum / seen, correct / seen, seconds, seen
 
     def evaluate(self, x, y, batch_size=256, verbose=0):
-        """(mean loss, accuracy) over (x, y), in batches, without keeping gradient buffers."""
+        """(mean loss, accuracy) over (x, y), in batches, without keeping gradient buffers.
+
+        With a dask.array x (or y): two lazy 0-d dask arrays, computed block by block (fastconv.dask)."""
+        if _is_dask_array(x) or _is_dask_array(y):
+            from . import dask as dask_inference  # dask is imported only when given a dask array
+
+            return dask_inference.evaluate(self, x, y, batch_size)
         x, y = self._check_data(x, y)
         loss_sum, correct = 0.0, 0
         for begin in range(0, x.shape[0], batch_size):
@@ -372,7 +412,14 @@ class Sequential:
         return loss, accuracy
 
     def predict(self, x, batch_size=256):
-        """Class probabilities (N, classes), computed in batches with no gradient buffers kept."""
+        """Class probabilities (N, classes), computed in batches with no gradient buffers kept.
+
+        With a dask.array x: a lazy dask.array, computed block by block by the active Dask scheduler,
+        the model shipped to each worker once (fastconv.dask)."""
+        if _is_dask_array(x):
+            from . import dask as dask_inference  # dask is imported only when given a dask array
+
+            return dask_inference.predict(self, x, batch_size)
         x = self._as_input(x)
         self._ensure_built(x.shape[1:])
         outputs = [self.loss.output_probabilities(self.forward(x[begin:begin + batch_size], training=False))
@@ -535,3 +582,8 @@ class _ProgressBar:
         if "val_loss" in record:
             line += f" - val_loss {record['val_loss']:.4f} - val_acc {record['val_accuracy']:.4f}"
         self.bar.close(line)
+
+
+def _is_dask_array(value):
+    """True for a dask.array.Array, found without importing dask (which is an optional extra)."""
+    return type(value).__module__.startswith("dask.array") and hasattr(value, "chunks")

@@ -89,16 +89,18 @@ def _recipe(args, resumed):
 
 class _SigintStop(Callback):
     """Ctrl-C during fit: the first stops training after the current step (model.stop_training), the
-    second raises KeyboardInterrupt at once. A context manager: the handler is installed inside `with`."""
+    second raises KeyboardInterrupt at once. A context manager: the handler is installed inside `with`
+    (unless enabled is False: then Ctrl-C keeps Python's default, KeyboardInterrupt)."""
 
-    def __init__(self, say):
+    def __init__(self, say, enabled=True):
         super().__init__()
         self.say = say
+        self.enabled = enabled
         self.requested = False
         self._previous = None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+        if self.enabled and threading.current_thread() is threading.main_thread():  # handlers live there
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -132,7 +134,7 @@ class _StopOnExplodingLoss(Callback):
                                         reason=f"the loss is {logs['loss']:.3g} (over {EXPLODED_LOSS:g})")
 
 
-def _header(recipe, model, optimizer, source, train_count, test_count, resumed):
+def _header(recipe, model, optimizer, source, train_count, test_count, resumed, strategy=None):
     momentum = getattr(optimizer, "momentum", None)
     line = (f"training {recipe['model']} ({model.count_params():,} parameters) on {source}: {train_count:,} train / "
             f"{test_count:,} test images, {recipe['epochs']} epochs, batch {recipe['batch_size']}, "
@@ -140,6 +142,8 @@ def _header(recipe, model, optimizer, source, train_count, test_count, resumed):
             f"{'' if recipe['lr'] is not None else ' (its default)'}"
             f"{'' if momentum is None else f' momentum {momentum:g}'}, {recipe['schedule']} lr schedule, "
             f"{functional.get_num_threads()} thread(s)")
+    if strategy is not None:
+        line += f" on each of {strategy.size} MPI ranks ({strategy.placement()})"
     if resumed is not None:
         line += f"; resuming {_describe_position(resumed.epoch, resumed.step)}"
     return line
@@ -163,8 +167,10 @@ def _build(recipe, resumed, train_count):
     return model, optimizer, schedule
 
 
-def _train(args, say):
-    """Load data, build (or resume), fit, evaluate: (the run's figures, the model, the test data, the saver)."""
+def _train(args, say, strategy=None):
+    """Load data, build (or resume), fit, evaluate: (the run's figures, the model, the test data, the saver).
+    strategy: a fastconv.distributed.MPIStrategy for --distributed (each rank runs this function; only
+    rank 0 prints and checkpoints, and Ctrl-C ends the whole job, as mpiexec forwards it to every rank)."""
     if getattr(args, "plots", None):
         from . import viz
 
@@ -173,20 +179,25 @@ def _train(args, say):
     recipe = _recipe(args, resumed)
     (x_train, y_train), (x_test, y_test), source = load_training_data(recipe["data_dir"], say)
     model, optimizer, schedule = _build(recipe, resumed, len(y_train))
-    verbose = args.verbose
+    chief = strategy is None or strategy.is_chief
+    verbose = args.verbose if chief else 0
     if verbose and not functional.build_info()["openmp"]:
         say("note: " + functional.SERIAL_BUILD_MESSAGE)
     out = args.out or (_resume_dir(args.resume) if resumed is not None else None)
     saver = checkpoint.TrainingCheckpoint(out or INTERRUPT_DIR, every_epoch=bool(out), extra={"recipe": recipe},
-                                          resume_from=resumed)
+                                          resume_from=resumed) if chief else None
     start = (resumed.epoch, resumed.step) if resumed is not None else (0, 0)
-    with _SigintStop(lambda text: print(text, file=sys.stderr, flush=True)) as sigint:
+    sigint = _SigintStop(lambda text: print(text, file=sys.stderr, flush=True), enabled=strategy is None)
+    with sigint:
         if verbose:  # once the header is out, Ctrl-C saves a checkpoint
-            say(_header(recipe, model, optimizer, source, len(y_train), len(y_test), resumed), flush=True)
-        model.fit(x_train, y_train, epochs=recipe["epochs"], batch_size=recipe["batch_size"], optimizer=optimizer,
-                  validation_data=(x_test, y_test), seed=recipe["seed"], verbose=verbose, lr_schedule=schedule,
-                  callbacks=[saver, sigint, _StopOnExplodingLoss()], initial_epoch=start[0], initial_step=start[1])
-    history = saver.history
+            say(_header(recipe, model, optimizer, source, len(y_train), len(y_test), resumed, strategy), flush=True)
+        callbacks = [saver, sigint] if chief else []
+        fit_history = model.fit(x_train, y_train, epochs=recipe["epochs"], batch_size=recipe["batch_size"],
+                                optimizer=optimizer, validation_data=(x_test, y_test), seed=recipe["seed"],
+                                verbose=verbose, lr_schedule=schedule,
+                                callbacks=callbacks + [_StopOnExplodingLoss()], initial_epoch=start[0],
+                                initial_step=start[1], distribute=strategy)
+    history = saver.history if saver is not None else fit_history
     test_loss, test_accuracy = model.evaluate(x_test, y_test)
     train_seconds = float(sum(history.get("seconds", ())))
     trained_images = len(y_train) * len(history.get("seconds", ()))
@@ -201,12 +212,28 @@ def _train(args, say):
         "train_seconds": train_seconds,
         "images_per_second": trained_images / train_seconds if train_seconds > 0 else None,
         "interrupted": sigint.requested, "history": history,
+        "world_size": 1 if strategy is None else strategy.size,
     }
+    if strategy is not None:
+        figures["allreduce_seconds_per_step"] = strategy.allreduce_seconds / max(strategy.steps, 1)
     return figures, model, (x_test, y_test), saver
 
 
 def _resume_dir(path):
     return path if os.path.isdir(path) else os.path.dirname(path) or "."
+
+
+def _strategy(args):
+    """The MPI strategy of `--distributed` (threads: --threads, else OMP_NUM_THREADS, else cores per rank)."""
+    if not getattr(args, "distributed", False):
+        return None
+    from .distributed import MPIStrategy
+
+    return MPIStrategy(threads=getattr(args, "threads", None))
+
+
+def _silent(*args, **kwargs):
+    pass
 
 
 def _write_plots(model, history, test_data, directory, say, verbose):
@@ -217,12 +244,28 @@ def _write_plots(model, history, test_data, directory, say, verbose):
         say(f"wrote {len(paths)} pictures to {directory}: {', '.join(os.path.basename(p) for p in paths)}")
 
 
+def _strategy(args):
+    """The MPI strategy of `--distributed` (threads: --threads, else OMP_NUM_THREADS, else cores per rank)."""
+    if not getattr(args, "distributed", False):
+        return None
+    from .distributed import MPIStrategy
+
+    return MPIStrategy(threads=getattr(args, "threads", None))
+
+
+def _silent(*args, **kwargs):
+    pass
+
+
 def run_train(args):
     """Entry point of `fastconv train` (args: the argparse Namespace of fastconv.cli); returns the exit code:
     0 done, 1 bad input or a diverged run, 130 interrupted (Ctrl-C; a checkpoint to resume from is saved)."""
     say = print
     try:
-        figures, model, test_data, saver = _train(args, say)
+        strategy = _strategy(args)
+        if strategy is not None and not strategy.is_chief:
+            say = _silent  # only rank 0 prints and writes files
+        figures, model, test_data, saver = _train(args, say, strategy)
     except TrainingDivergedError as exc:
         print(f"fastconv train: error: {exc}", file=sys.stderr)
         print(_last_checkpoint_note(args), file=sys.stderr)
@@ -234,6 +277,8 @@ def run_train(args):
         # bad --model / --data-dir / --resume / IDX files, or --plots without matplotlib: one clear line, exit 1
         print(f"fastconv train: error: {exc}", file=sys.stderr)
         return 1
+    if strategy is not None and not strategy.is_chief:
+        return 0
     if figures["interrupted"]:
         say(f"interrupted: saved the run {_describe_position(*saver.saved_position)} to {saver.path}; "
             f"continue it with: fastconv train --resume {saver.directory}")

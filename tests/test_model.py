@@ -349,3 +349,17 @@ def test_models_get_knows_its_models():
     assert models.get("mlp", hidden=(32,)).count_params() == 784 * 32 + 32 + 32 * 10 + 10
     with pytest.raises(ValueError, match="unknown model"):
         models.get("resnet50")
+
+
+@pytest.mark.parametrize("backend", ["fastconv", "reference"])
+def test_a_model_pickles_with_its_kernel_backend(backend):
+    # models travel by pickle (Dask workers, multiprocessing); the kernel module goes as its name
+    import copy
+    import pickle
+
+    model = models.lenet5(seed=0)
+    model.backend = backend
+    x = np.random.default_rng(0).random((6, 1, 28, 28), dtype=np.float32)
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert clone.backend == backend and all(layer.kernels is model.layers[0].kernels for layer in clone.layers)
+        np.testing.assert_array_equal(clone.predict(x), model.predict(x))
