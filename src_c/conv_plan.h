@@ -24,22 +24,15 @@
  * kvgw, wvgw), within the level's bounds below. */
 #define FC_PLAN_DIRECT_MAX_REDUCTION 64
 
-/* The forward's bound on AVX2: kvec / wvec up to FC_PLAN_AUTO_MAX_VECTORS_AVX2 vectors of output
- * channels (8 floats or 4 doubles each), or up to FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2 when
- * C*R*S is at most FC_PLAN_AUTO_SMALL_REDUCTION; im2col + GEMM above. Measured with
- * `python bench/forward_k_sweep.py` (AVX2 EPYC, float32, ms, direct / im2col, 1 and 2 threads) after the
- * fused im2col forward got its stride-2 packer and single-step depth: at K 32 direct wins on every layer
- * (0.64-0.94); at K 48 and 64 im2col wins on the 3x3 layers with C >= 32 (1.01-1.37: N64 C32 16x16, N64
- * C64 10x10, the strided shape, vgg-ish) while direct keeps LeNet-C3-like N64 C6 14x14 5x5 (0.75-0.90)
- * and seed000-c2 (N100 C25 13x13 K 50: 4.9 vs 5.3 ms at 1 thread, 2.5 vs 2.75 at 2). The rule's one
- * miss: N64 C16 14x14 3x3 at K 64, where im2col is 12-16% faster. On AVX-512 (0: no bound) the
- * vectorised direct kernels beat im2col + GEMM (the chunked one, before the fused forward) on every such
- * benchmark shape (2 threads, float32, ms): LeNet's C3 0.115 vs 0.68, seed002-c4 3.5 vs 5.1, vgg-ish 40
- * vs 44, strided 1.7 vs 2.3. */
+/* The forward's bound per level: kvec / wvec up to FC_PLAN_AUTO_MAX_VECTORS_* vectors of output channels
+ * (8 or 16 floats each), or up to FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_* when C*R*S is at most
+ * FC_PLAN_AUTO_SMALL_REDUCTION; im2col + GEMM above, where the GEMM's register blocking beats the direct
+ * loops. Both levels were measured with `python bench/forward_k_sweep.py` (figures: docs/performance.md,
+ * "The auto rules"). */
 #define FC_PLAN_AUTO_MAX_VECTORS_AVX2 4
 #define FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2 8
-#define FC_PLAN_AUTO_MAX_VECTORS_AVX512 0
-#define FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX512 0
+#define FC_PLAN_AUTO_MAX_VECTORS_AVX512 3
+#define FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX512 3
 #define FC_PLAN_AUTO_SMALL_REDUCTION 225
 
 /* ---- register budgets of the vector kernels, per level ------------------------------------------- */
