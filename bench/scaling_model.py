@@ -16,7 +16,7 @@ import numpy as np
 import fastconv
 from fastconv import layers, models, optim
 
-MODELS = ("lenet5", "lenet5_classic", "keras_cnn", "dense_net", "deep_cnn")
+MODELS = ("lenet5", "lenet5_classic", "keras_cnn", "keras_cnn_30_60", "dense_net", "deep_cnn")
 BANDWIDTHS_GBIT = (1, 10, 100)
 RANKS = (2, 4, 8, 16, 32)
 
