@@ -56,6 +56,9 @@ def _add_bench(subparsers):
     p.add_argument("--plot", default=None, help="draw the table as a bar chart PNG (needs matplotlib)")
     p.add_argument("--contention", action="store_true",
                    help="only LeNet-5 fit images/s idle vs beside one busy process it starts (and PyTorch's idle rate)")
+    p.add_argument("--onnx", action="store_true",
+                   help="only LeNet-5 predict on 10,000 images vs ONNX Runtime running the exported model, "
+                        "at batch 256 and 1024 (needs onnxruntime)")
     p.add_argument("--markdown", default=None, metavar="PATH",
                    help="write the run into this Markdown page (e.g. docs/performance.md), between its markers")
 

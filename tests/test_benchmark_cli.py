@@ -434,3 +434,16 @@ def test_conv_plan_reports_what_conv2d_plan_says(name):
     want = fastconv.conv2d_plan((shape.n, shape.c, shape.h, shape.w), (shape.k, shape.c, shape.kernel, shape.kernel),
                                 shape.stride, shape.pad, "float32")
     assert impls.conv_plan(shape) == {"forward": want.forward, "grad_x": want.grad_x, "grad_w": want.grad_w}
+
+
+def test_bench_onnx_compares_predict_with_onnx_runtime(tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="fastconv bench --onnx needs onnxruntime (the test extra)")
+    path = tmp_path / "onnx.json"
+    assert cli.main(["bench", "--onnx", "--quick", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())["onnx_inference"]
+    assert [row["batch_size"] for row in rows] == [256, 1024]
+    for row in rows:
+        assert row["max_abs_diff"] <= 1e-5            # both sides computed the same probabilities
+        assert row["ratio"] == pytest.approx(row["fastconv_seconds"] / row["ort_seconds"])
+    out = capsys.readouterr().out
+    assert "fastconv/ORT" in out and "LeNet-5 predict vs ONNX Runtime" in out

@@ -21,6 +21,8 @@ def run_bench(args, cases=None, settings=None):
             return 2
     if getattr(args, "contention", False):
         return _run_contention(args)
+    if getattr(args, "onnx", False):
+        return _run_onnx(args)
     cases = catalogue.default_cases() if cases is None else cases
     settings = settings or (timing.QUICK if args.quick else timing.FULL)
     torch = impls.load_torch()
@@ -59,6 +61,28 @@ def _run_contention(args):
         report.write_markdown(args.markdown, "contention",
                               report.markdown_section("contention", info, body, _command_line()))
         print(f"wrote {args.markdown}")
+    return 0
+
+
+def _run_onnx(args):
+    from . import inference
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("fastconv bench: --onnx needs onnx and onnxruntime: pip install 'fastconv[test]'", file=sys.stderr)
+        return 2
+    from .. import functional
+
+    repeats = 3 if args.quick else 5
+    images = 2000 if args.quick else inference.IMAGES
+    info = machine.machine_info(None, None)
+    print(report.machine_line(info), flush=True)
+    rows = inference.measure_predict_vs_ort(inference.BATCH_SIZES, images, functional.get_num_threads(), repeats)
+    print("\n".join(inference.format_rows(rows, repeats)), flush=True)
+    if args.json:
+        _io.write_json(args.json, {"machine": info, "onnx_inference": rows})
+        print(f"wrote {args.json}")
     return 0
 
 
