@@ -1,7 +1,10 @@
-"""File and terminal helpers shared by the package: atomic writes and a one-line progress bar.
+"""File and terminal helpers shared by the package: atomic writes, checked .npz reads and a one-line
+progress bar.
 
 Checkpoints (model.save), downloads (datasets), run figures (training) and benchmark reports
-(benchmarks) all write through atomic_write; training epochs and downloads draw a ProgressBar.
+(benchmarks) all write through atomic_write; every .npz the package saves (Sequential, training
+checkpoints, fastconv.keras models) is read back through read_npz and read_json_record; training
+epochs and downloads draw a ProgressBar.
 """
 import contextlib
 import json
@@ -10,8 +13,42 @@ import os
 import sys
 import tempfile
 import time
+import zipfile
+import zlib
 
-__all__ = ["atomic_write", "write_json", "ProgressBar", "is_tty"]
+__all__ = ["atomic_write", "write_json", "read_npz", "read_json_record", "ProgressBar", "is_tty"]
+
+
+def read_npz(path, what):
+    """Every array of the .npz at `path`, read (and CRC-checked) now: FileNotFoundError if there is no
+    such file, ValueError naming `what` it should be if it is damaged or not an .npz."""
+    import numpy as np
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such {what}: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError) as exc:
+        raise ValueError(f"{path} is not a readable {what} (damaged or not an .npz file): {exc}") from None
+
+
+def read_json_record(arrays, key, path, what, file_format, version, missing_hint=""):
+    """The dict stored as JSON under `key` of an .npz's arrays, checked to be `what` of `file_format`
+    at `version`; ValueError naming the file otherwise (missing_hint ends the no-record message)."""
+    if key not in arrays:
+        raise ValueError(f"{path} is not a {what} (no {key!r} record{missing_hint})")
+    try:
+        record = json.loads(str(arrays[key][()]))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ValueError(f"{path}: the {what}'s record is not valid JSON: {exc}") from None
+    if not isinstance(record, dict) or record.get("format") != file_format:
+        raise ValueError(f"{path} is not a {what}")
+    if record.get("version") != version:
+        raise ValueError(f"{path}: {what} format version {record.get('version')!r} is not supported "
+                         f"(this fastconv reads version {version})")
+    return record
 
 
 @contextlib.contextmanager

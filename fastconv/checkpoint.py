@@ -24,9 +24,9 @@ import os
 import numpy as np
 
 from . import optim
-from ._io import atomic_write
+from ._io import atomic_write, read_json_record, read_npz
 from .callbacks import Callback
-from .model import _ARCHITECTURE_KEY, Sequential, TrainingDivergedError, _read_npz
+from .model import _ARCHITECTURE_KEY, Sequential, TrainingDivergedError
 
 __all__ = ["TrainingCheckpoint", "Checkpoint", "load", "save", "resume", "CHECKPOINT_FILE"]
 
@@ -87,19 +87,8 @@ def save(path, model, state):
 
 
 def _read_state(arrays, path):
-    if _STATE_KEY not in arrays:
-        raise ValueError(f"{path} is not a fastconv training checkpoint (no {_STATE_KEY!r} record; "
-                         f"a model saved by Sequential.save loads with Sequential.load)")
-    try:
-        state = json.loads(str(arrays[_STATE_KEY][()]))
-    except (ValueError, TypeError, IndexError) as exc:
-        raise ValueError(f"{path}: the training record is not valid JSON: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a fastconv training checkpoint")
-    if state.get("version") != VERSION:
-        raise ValueError(f"{path}: checkpoint version {state.get('version')!r} is not supported (this fastconv "
-                         f"reads version {VERSION})")
-    return state
+    return read_json_record(arrays, _STATE_KEY, path, "fastconv training checkpoint", FORMAT, VERSION,
+                            missing_hint="; a model saved by Sequential.save loads with Sequential.load")
 
 
 def _checkpoint_path(path):
@@ -113,7 +102,7 @@ def load(path):
     path = _checkpoint_path(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no training checkpoint at {path}")
-    arrays = _read_npz(path)
+    arrays = read_npz(path, "fastconv training checkpoint")
     state = _read_state(arrays, path)
     model = Sequential._from_arrays({key: value for key, value in arrays.items()
                                      if key != _STATE_KEY and not key.startswith(_OPTIMIZER_PREFIX)}, path)

@@ -11,14 +11,12 @@ import json
 import math
 import os
 import time
-import zipfile
-import zlib
 
 import numpy as np
 
 from . import layers as layers_module
 from . import losses, optim
-from ._io import ProgressBar, atomic_write
+from ._io import ProgressBar, atomic_write, read_json_record, read_npz
 from .callbacks import CallbackList
 
 __all__ = ["Sequential", "TrainingDivergedError"]
@@ -484,7 +482,7 @@ class Sequential:
     def load(cls, path):
         """A model from a checkpoint written by save(); ValueError if the file is not one (or is damaged)."""
         path = os.fspath(path)
-        return cls._from_arrays(_read_npz(path), path)
+        return cls._from_arrays(read_npz(path, "fastconv checkpoint"), path)
 
     @classmethod
     def _from_arrays(cls, arrays, path):
@@ -515,18 +513,6 @@ class Sequential:
         return model
 
 
-def _read_npz(path):
-    """Every array of the .npz at `path` (FileNotFoundError, or ValueError if it is damaged or not an .npz)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such checkpoint: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}  # reads (and CRC-checks) every member
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError) as exc:
-        raise ValueError(f"{path} is not a readable fastconv checkpoint (damaged or not an .npz "
-                         f"file): {exc}") from None
-
-
 def _check_start(initial_epoch, initial_step, epochs, steps):
     """ValueError unless (initial_epoch, initial_step) is a point of a run of `epochs` epochs of `steps` batches."""
     for name, value in (("initial_epoch", initial_epoch), ("initial_step", initial_step)):
@@ -539,18 +525,8 @@ def _check_start(initial_epoch, initial_step, epochs, steps):
 
 
 def _read_architecture(arrays, path):
-    if _ARCHITECTURE_KEY not in arrays:
-        raise ValueError(f"{path} is an .npz file but not a fastconv checkpoint (no {_ARCHITECTURE_KEY!r} record)")
-    record = arrays[_ARCHITECTURE_KEY]
-    try:
-        config = json.loads(str(record[()]))
-    except (ValueError, TypeError, IndexError) as exc:
-        raise ValueError(f"{path}: the architecture record is not valid JSON: {exc}") from None
-    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a fastconv Sequential checkpoint")
-    if config.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint format version {config.get('version')!r} is not supported "
-                         f"(this fastconv reads version {CHECKPOINT_VERSION})")
+    config = read_json_record(arrays, _ARCHITECTURE_KEY, path, "fastconv checkpoint", CHECKPOINT_FORMAT,
+                              CHECKPOINT_VERSION)
     if not isinstance(config.get("layers"), list) or not isinstance(config.get("input_shape"), list):
         raise ValueError(f"{path}: the architecture record lacks its layer list or input shape")
     return config

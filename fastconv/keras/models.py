@@ -21,13 +21,11 @@ and compile settings as JSON, the weights, and the optimizer's state; load_model
 import json
 import math
 import os
-import zipfile
-import zlib
 
 import numpy as np
 
 from .. import callbacks as core_callbacks
-from .._io import atomic_write
+from .._io import atomic_write, read_json_record, read_npz
 from .. import losses as core_losses
 from ..model import Sequential as CoreSequential
 from . import backend
@@ -541,7 +539,7 @@ class Sequential:
         kwargs.pop("skip_mismatch", None)
         reject_unknown("load_weights", kwargs)
         self.build()
-        self._restore_weights(_read_npz(filepath), filepath)
+        self._restore_weights(read_npz(filepath, "fastconv.keras model file"), filepath)
 
     def _weight_arrays(self):
         return {f"layers.{i}.{key}": value
@@ -583,23 +581,12 @@ def _write_npz(path, arrays, overwrite=True):
         np.savez(handle, **arrays)
 
 
-def _read_npz(path):
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError) as exc:
-        raise ValueError(f"{path} is not a readable fastconv.keras file (damaged or not .npz): {exc}") from None
-
-
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):  # noqa: A002 - Keras's argument name
     """A Sequential saved by model.save, with its weights and (compile=True) its compile settings and
     optimizer state, so fit continues where it stopped."""
     reject_non_default("load_model", {"custom_objects": (custom_objects, None)},
                        {"custom_objects": "models hold fastconv.keras layers only"})
-    arrays = _read_npz(filepath)
+    arrays = read_npz(filepath, "fastconv.keras model file")
     config = _read_config(arrays, filepath)
     previous = backend.floatx()
     backend.set_floatx(config.get("dtype", "float32"))
@@ -620,18 +607,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):  # 
 
 
 def _read_config(arrays, path):
-    if _CONFIG_KEY not in arrays:
-        raise ValueError(f"{path} is not a fastconv.keras model file (no {_CONFIG_KEY!r} record)")
-    try:
-        config = json.loads(str(arrays[_CONFIG_KEY][()]))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: the model record is not valid JSON: {exc}") from None
-    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a fastconv.keras Sequential file")
-    if config.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: format version {config.get('version')!r} is not supported "
-                         f"(this fastconv.keras reads version {CHECKPOINT_VERSION})")
-    return config
+    return read_json_record(arrays, _CONFIG_KEY, path, "fastconv.keras model file", CHECKPOINT_FORMAT,
+                            CHECKPOINT_VERSION)
 
 
 class Model:
