@@ -19,14 +19,15 @@ import zlib
 __all__ = ["atomic_write", "write_json", "read_npz", "read_json_record", "ProgressBar", "is_tty"]
 
 
-def read_npz(path, what):
-    """Every array of the .npz at `path`, read (and CRC-checked) now: FileNotFoundError if there is no
-    such file, ValueError naming `what` it should be if it is damaged or not an .npz."""
+def read_npz(path, what, missing="file"):
+    """Every array of the .npz at `path`, read (and CRC-checked) now: FileNotFoundError ("no such
+    {missing}") if there is no such file, ValueError naming `what` it should be if it is damaged or not
+    an .npz."""
     import numpy as np
 
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no such {what}: {path}")
+        raise FileNotFoundError(f"no such {missing}: {path}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}

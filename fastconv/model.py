@@ -482,7 +482,7 @@ class Sequential:
     def load(cls, path):
         """A model from a checkpoint written by save(); ValueError if the file is not one (or is damaged)."""
         path = os.fspath(path)
-        return cls._from_arrays(read_npz(path, "fastconv checkpoint"), path)
+        return cls._from_arrays(read_npz(path, "fastconv checkpoint", missing="checkpoint"), path)
 
     @classmethod
     def _from_arrays(cls, arrays, path):
