@@ -106,11 +106,16 @@ def _env(extra=None, omp_threads="1"):
     return env
 
 
+# Subprocesses start here, not in the repository root, whose fastconv/ (the unbuilt source tree) would
+# shadow the installed package for `python -c` and `python -m`.
+OUTSIDE_TREE = os.path.dirname(os.path.abspath(__file__))
+
+
 def _mpiexec(args, env, ranks=2, hosts=None):
     """Run `mpiexec -n ranks ARGS`, bounded by TIMEOUT: (CompletedProcess, seconds)."""
     command = [MPIEXEC, "-n", str(ranks)] + (["-hosts", hosts] if hosts else []) + args
     start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT, cwd=OUTSIDE_TREE)
     return result, time.perf_counter() - start
 
 
@@ -232,7 +237,7 @@ def test_cli_distributed_rank_zero_writes_the_figures(idx_dir, tmp_path):
     # rank 0's checkpoints only: no second writer, no temporary file left behind
     assert sorted(os.listdir(tmp_path / "out")) == ["best.npz", "checkpoint.npz", "history.json", "model.npz"]
     single = subprocess.run(_cli(*common, "--json", str(tmp_path / "one.json"), "--verbose", "0"), env=_env(),
-                            capture_output=True, text=True, timeout=TIMEOUT)
+                            capture_output=True, text=True, timeout=TIMEOUT, cwd=OUTSIDE_TREE)
     assert single.returncode == 0, single.stderr
     one = json.loads((tmp_path / "one.json").read_text())
     assert one["world_size"] == 1
@@ -245,7 +250,7 @@ def test_cli_rank_failing_before_training_aborts_the_job(idx_dir, tmp_path):
     command = [MPIEXEC, "-n", "1", *_cli(*args, "--data-dir", idx_dir), ":",
                "-n", "1", *_cli(*args, "--data-dir", str(tmp_path / "missing"))]
     start = time.perf_counter()
-    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=TIMEOUT, cwd=OUTSIDE_TREE)
     assert result.returncode != 0
     assert time.perf_counter() - start < 20
     assert "fastconv: rank 1 of 2 exited with code 1" in result.stderr

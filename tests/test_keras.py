@@ -642,7 +642,8 @@ def test_importing_fastconv_does_not_import_fastconv_keras():
     import sys
 
     code = "import sys, fastconv; fastconv.conv2d; assert 'fastconv.keras' not in sys.modules; fastconv.keras.Sequential"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # started outside the repository root, whose unbuilt fastconv/ would shadow the installed package
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("loss, activation, units", [("sparse_categorical_crossentropy", "softmax", 3),

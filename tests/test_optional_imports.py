@@ -1,4 +1,5 @@
 """The optional engines stay optional: no fastconv import, and no normal work, pulls in mpi4py or dask."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -22,8 +23,14 @@ PROBE = textwrap.dedent('''
 ''')
 
 
+# Fresh interpreters start here, not in the repository root, whose unbuilt fastconv/ would shadow the
+# installed package.
+OUTSIDE_TREE = os.path.dirname(os.path.abspath(__file__))
+
+
 def test_no_fastconv_module_imports_mpi4py_or_dask():
-    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120,
+                            cwd=OUTSIDE_TREE)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
@@ -31,7 +38,8 @@ def test_no_fastconv_module_imports_mpi4py_or_dask():
 def _without(module, code):
     """Run code in a fresh interpreter in which `module` cannot be imported (as if not installed)."""
     probe = f"import sys\nsys.modules[{module!r}] = None\n" + textwrap.dedent(code)
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          cwd=OUTSIDE_TREE)
 
 
 def test_distributed_training_without_mpi4py_says_which_extra_to_install():
