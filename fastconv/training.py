@@ -244,19 +244,6 @@ def _write_plots(model, history, test_data, directory, say, verbose):
         say(f"wrote {len(paths)} pictures to {directory}: {', '.join(os.path.basename(p) for p in paths)}")
 
 
-def _strategy(args):
-    """The MPI strategy of `--distributed` (threads: --threads, else OMP_NUM_THREADS, else cores per rank)."""
-    if not getattr(args, "distributed", False):
-        return None
-    from .distributed import MPIStrategy
-
-    return MPIStrategy(threads=getattr(args, "threads", None))
-
-
-def _silent(*args, **kwargs):
-    pass
-
-
 def run_train(args):
     """Entry point of `fastconv train` (args: the argparse Namespace of fastconv.cli); returns the exit code:
     0 done, 1 bad input or a diverged run, 130 interrupted (Ctrl-C; a checkpoint to resume from is saved)."""
