@@ -229,9 +229,9 @@ def _out_size(in_size, kernel, stride, pad, axis, kernel_name):
 def _stride_padding(stride, padding):
     """Validated (stride_h, stride_w), (pad_h, pad_w)."""
     stride = _pair("stride", stride)
-    pad = _pair("padding", padding)
     if stride[0] < 1 or stride[1] < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
+    pad = _pair("padding", padding)
     if pad[0] < 0 or pad[1] < 0:
         raise ValueError(f"padding must be >= 0, got {pad}")
     return stride, pad

@@ -188,6 +188,23 @@ def _scatter_windows(grad_windows, padded_shape, padding, stride):
 
 # ---- convolution ---------------------------------------------------------------------------------
 
+def _tensordot(a, b, axes):
+    """np.tensordot with IEEE products: a sum gets NaN wherever one of its products is NaN.
+
+    BLAS may skip a zero factor (matrix-vector products do), turning NaN * 0 or inf * 0 into 0, so when an
+    operand is not finite the NaN products are counted with a second contraction and restored.
+    """
+    result = np.tensordot(a, b, axes=axes)
+    if np.isfinite(a).all() and np.isfinite(b).all():
+        return result
+    with np.errstate(invalid="ignore"):
+        nan_products = sum(np.tensordot(p.astype(np.float64), q.astype(np.float64), axes=axes)
+                           for p, q in ((np.isnan(a), np.ones(b.shape, bool)), (np.ones(a.shape, bool), np.isnan(b)),
+                                        (np.isinf(a), b == 0), (a == 0, np.isinf(b))))
+    result[nan_products > 0] = np.nan
+    return result
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
     """y[n, k, i, j] = bias[k] + sum_{c, r, s} x_pad[n, c, i*sh + r, j*sw + s] * weight[k, c, r, s].
 
@@ -200,7 +217,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, algo="auto"):
             raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias.shape}")
     windows = _windows(_pad(x, padding), weight.shape[2:], stride, out_hw)
     # (N, C, OH, OW, R, S) . (K, C, R, S) over C, R, S -> (N, OH, OW, K)
-    y = np.tensordot(windows, weight, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+    y = _tensordot(windows, weight, ([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
     if bias is not None:
         y = y + bias[None, :, None, None]
     return np.ascontiguousarray(y, dtype=x.dtype)
@@ -225,12 +242,12 @@ def _conv2d_backward(grad_out, x, weight, stride, padding, algo, need_grad_x):
     windows = _windows(x_padded, weight.shape[2:], stride, out_hw)
     grad_bias = grad_out.sum(axis=(0, 2, 3))
     # (N, K, OH, OW) . (N, C, OH, OW, R, S) over N, OH, OW -> (K, C, R, S)
-    grad_weight = np.tensordot(grad_out, windows, axes=([0, 2, 3], [0, 2, 3]))
+    grad_weight = _tensordot(grad_out, windows, ([0, 2, 3], [0, 2, 3]))
     grad_weight, grad_bias = (np.ascontiguousarray(g, dtype=x.dtype) for g in (grad_weight, grad_bias))
     if not need_grad_x:
         return None, grad_weight, grad_bias
     # (N, K, OH, OW) . (K, C, R, S) over K -> (N, OH, OW, C, R, S) -> (N, C, OH, OW, R, S)
-    grad_windows = np.tensordot(grad_out, weight, axes=([1], [0])).transpose(0, 3, 1, 2, 4, 5)
+    grad_windows = _tensordot(grad_out, weight, ([1], [0])).transpose(0, 3, 1, 2, 4, 5)
     grad_x = _scatter_windows(grad_windows, x_padded.shape, padding, stride)
     return np.ascontiguousarray(grad_x, dtype=x.dtype), grad_weight, grad_bias
 
@@ -343,4 +360,4 @@ def gemm(a, b):
     b = _float_array(b, "b", 2, a.dtype)
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"b must have {a.shape[1]} rows (a.shape[1]), got {b.shape[0]}")
-    return a @ b
+    return _tensordot(a, b, ([1], [0]))

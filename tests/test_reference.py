@@ -321,3 +321,37 @@ def test_reference_backward_without_grad_x_gives_the_same_weight_gradients():
     assert grad_x is None
     np.testing.assert_array_equal(grad_w, full[1])
     np.testing.assert_array_equal(grad_b, full[2])
+
+
+def _specials(data, shape):
+    values = data.draw(st.lists(st.sampled_from((0.0, -1.0, 2.0, np.nan, np.inf, -np.inf)),
+                                min_size=math.prod(shape), max_size=math.prod(shape)))
+    return np.array(values).reshape(shape)
+
+
+def _assert_same_ieee(actual, expected, label):
+    """Same NaN positions, same infinities, equal finite values: what NaN * 0 and inf * 0 must give."""
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=f"{label}: NaN positions")
+    finite = ~np.isnan(expected)
+    np.testing.assert_allclose(actual[finite], expected[finite], rtol=1e-12, err_msg=label)
+
+
+@LOOP_SETTINGS
+@given(data=st.data(), batch=st.integers(1, 2), channels=st.integers(1, 2), out_channels=st.integers(1, 2),
+       side=st.integers(1, 4), kernel=st.integers(1, 3))
+def test_conv2d_products_with_nan_and_inf_follow_ieee(data, batch, channels, out_channels, side, kernel):
+    """NaN * 0 and inf * 0 are NaN in the reference as in the loops, K = 1 and 1x1 kernels included
+    (BLAS matrix-vector products skip zero factors). No padding: the loops skip padded taps."""
+    kernel = min(kernel, side)
+    x = _specials(data, (batch, channels, side, side))
+    weight = _specials(data, (out_channels, channels, kernel, kernel))
+    grad_out = _specials(data, (batch, out_channels, side - kernel + 1, side - kernel + 1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        _assert_same_ieee(ref.conv2d(x, weight), loop_conv2d(x, weight, None, 1, 0), "y")
+        actual = ref.conv2d_backward(grad_out, x, weight)
+        expected = loop_conv2d_backward(grad_out, x, weight, 1, 0)
+        for name, got, want in zip(("gx", "gw", "gb"), actual, expected):
+            _assert_same_ieee(got, want, name)
+        a, b = x.reshape(-1, side), _specials(data, (side, out_channels))
+        loop_gemm = [[sum(p * q for p, q in zip(row, col)) for col in b.T] for row in a]
+        _assert_same_ieee(ref.gemm(a, b), np.array(loop_gemm), "gemm")

@@ -15,7 +15,7 @@ The same call goes to ``fastconv.reference`` (to ``numpy.matmul`` in float64 for
   the same call on the other thread count.
 
 NaN and inf go only where every kernel must treat them alike: never times a padding zero (which a
-direct kernel skips and the reference multiplies) nor times a zero operand (see NONZERO_SPECIALS).
+direct kernel skips and the reference multiplies). Times a zero operand they give NaN everywhere.
 
 Anything else (another exception, a wrong result, a crash, a hang past -timeout) stops the run with
 the input saved as ``crash-<sha1>`` / ``timeout-<sha1>`` (``-artifact_prefix=DIR/`` puts it in DIR).
@@ -60,9 +60,6 @@ MAX_ELEMENTS = 20_000
 MAX_MACS = 400_000
 # Values sprinkled into the arrays, with a subnormal of each dtype.
 SPECIALS = (np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, 5e-324)
-# The reference's convolutions (np.tensordot: BLAS) can drop NaN * 0 (e.g. a NaN in x under a zero
-# weight gives 0), so the operands of products hold no zeros, nor what a cast to float32 makes zero.
-NONZERO_SPECIALS = (np.nan, np.inf, -np.inf, 1e-45)
 # Operand dtypes besides float32/float64: floats are cast to the call's dtype, the rest are refused.
 OTHER_DTYPES = (np.float16, np.longdouble, np.int32, np.int64, np.uint8, np.bool_, np.complex64,
                 np.complex128, object)
@@ -95,7 +92,6 @@ class Draw:
         self.fdp = atheris.FuzzedDataProvider(data)
         self.rng = np.random.default_rng(self.int(0, 2**32 - 1))
         self.defects = []
-        self.zeros = True
 
     def int(self, low, high):
         return self.fdp.ConsumeIntInRange(low, high)
@@ -115,8 +111,8 @@ class Draw:
         if self.rare(32):
             self.defect(name)
             return self.pick(BAD_SIZE_ARGS[name]), None
-        h = self.pick(choices)
-        w = self.pick(choices) if self.int(0, 1) else h
+        h = self.pick(SPECIALS)
+        w = self.pick(SPECIALS) if self.int(0, 1) else h
         spelling = self.int(0, 3)
         if spelling == 0 and h == w:
             return h, (h, w)
@@ -150,22 +146,17 @@ class Draw:
         return value
 
     def values(self, shape, dtype, specials):
-        """Normal values, or small integers (ties, exact zeros) for a quarter of the arrays; without
-        zeros where self.zeros is false."""
+        """Normal values, or small integers (ties, exact zeros) for a quarter of the arrays."""
         if self.int(0, 3) == 3:
             values = self.rng.integers(-2, 3, shape).astype(np.float64)
         else:
             values = self.rng.standard_normal(shape)
         if specials and values.size:
-            choices = SPECIALS if self.zeros else NONZERO_SPECIALS
             for _ in range(self.pick((0, 0, 1, 2, 3, 8))):
-                values.flat[self.int(0, values.size - 1)] = self.pick(choices)
+                values.flat[self.int(0, values.size - 1)] = self.pick(SPECIALS)
         if np.dtype(dtype).kind in "iub":
             return np.nan_to_num(values, posinf=2, neginf=-2).astype(dtype)
-        values = values.astype(dtype)
-        if not self.zeros:
-            values[values == 0] = 1   # also the values the cast rounded to zero
-        return values
+        return values.astype(dtype)
 
     def layout(self, values):
         """values as a C, Fortran, reversed, strided, transposed, unaligned or read-only array, or a list."""
@@ -249,7 +240,6 @@ def conv_shapes(d, kernel, stride, pad):
 def conv_arguments(d, forward):
     """(x, weight, stride, padding) of a convolution (for its `forward` pass or not), its output shape
     (None if invalid), and whether values that meet the padding may hold specials."""
-    d.zeros = False
     stride_arg, stride = d.size_arg("stride", STRIDES)
     padding_arg, pad = d.size_arg("padding", (0, 1, 2, 0, 3))
     kernel = (d.int(1, 7), d.int(1, 7))
@@ -375,7 +365,6 @@ def call_max_pool2d_backward(d):
 
 
 def call_gemm(d):
-    d.zeros = False
     rows, depth, cols = d.int(0, 64), d.int(0, 64), d.int(0, 64)
     rows, depth, cols = shrink((rows, depth, cols), (0, 0, 0), lambda s: s[0] * s[1] * s[2], MAX_MACS // 4)
     b_rows = depth
