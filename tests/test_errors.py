@@ -98,7 +98,7 @@ SHARED_CASES = [
     ("conv2d-stride-0", lambda m: m.conv2d(X, W, stride=0), ValueError, "stride"),
     ("conv2d-stride-negative", lambda m: m.conv2d(X, W, stride=-1), ValueError, "stride"),
     ("conv2d-stride-pair-with-0", lambda m: m.conv2d(X, W, stride=(1, 0)), ValueError, "stride"),
-    # both arguments bad: the first in the signature is named, by both modules (a fuzz finding)
+    # both arguments bad: both modules name the first in the signature
     ("conv2d-stride-0-padding-nan", lambda m: m.conv2d(X, W, stride=(1, 0), padding=(float("nan"),) * 2), ValueError,
      "stride"),
     ("conv2d-stride-3-values", lambda m: m.conv2d(X, W, stride=(1, 1, 1)), ValueError, "stride"),

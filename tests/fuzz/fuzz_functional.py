@@ -111,8 +111,8 @@ class Draw:
         if self.rare(32):
             self.defect(name)
             return self.pick(BAD_SIZE_ARGS[name]), None
-        h = self.pick(SPECIALS)
-        w = self.pick(SPECIALS) if self.int(0, 1) else h
+        h = self.pick(choices)
+        w = self.pick(choices) if self.int(0, 1) else h
         spelling = self.int(0, 3)
         if spelling == 0 and h == w:
             return h, (h, w)
