@@ -377,7 +377,7 @@ class Sequential:
             loss_sum += loss * len(batch_y)
             correct += batch_correct
             seen += len(batch_y)
-            progress.update(begin + len(batch_y), loss_sum / seen, correct / seen, time.perf_counter() - start)
+            progress.update(begin + len(batch_y), seen, loss_sum / seen, correct / seen, time.perf_counter() - start)
             if callbacks:
                 callbacks.call("on_train_batch_end", step, {"loss": float(loss), "size": len(batch_y),
                                                             "accuracy": batch_correct / len(batch_y)})
@@ -533,27 +533,31 @@ def _read_architecture(arrays, path):
 
 
 class _ProgressBar:
-    """Per-epoch progress: a live bar on a terminal, one line per epoch otherwise, nothing at verbose=0."""
+    """Per-epoch progress: a live bar on a terminal, one line per epoch otherwise, nothing at verbose=0.
+    The bar shows the position reached in the epoch (a resumed epoch starts past 0, a stop ends before
+    the total); the rate counts only the images trained in this call."""
 
     def __init__(self, epoch, epochs, total, verbose, stream=None):
         self.enabled = bool(verbose)
         self.bar = ProgressBar(total, stream, enabled=verbose == 1)
         self.prefix = f"Epoch {epoch + 1}/{epochs}"
         self.total = total
+        self.position = 0
 
-    def update(self, seen, loss, accuracy, seconds):
-        self.bar.update(seen, lambda: self._line(seen, loss, accuracy, seconds))
+    def update(self, position, seen, loss, accuracy, seconds):
+        self.position = position
+        self.bar.update(position, lambda: self._line(position, seen / seconds if seconds > 0 else 0.0,
+                                                     loss, accuracy))
 
-    def _line(self, seen, loss, accuracy, seconds):
-        rate = seen / seconds if seconds > 0 else 0.0
+    def _line(self, position, rate, loss, accuracy):
         width = len(str(self.total))
-        return (f"{self.prefix} {seen:>{width}}/{self.total} [{self.bar.bar(seen)}] loss {loss:.4f}"
+        return (f"{self.prefix} {position:>{width}}/{self.total} [{self.bar.bar(position)}] loss {loss:.4f}"
                 f" - acc {accuracy:.4f} - {rate:,.0f} img/s")
 
     def finish(self, record):
         if not self.enabled:
             return
-        line = self._line(self.total, record["loss"], record["accuracy"], record["seconds"])
+        line = self._line(self.position, record["images_per_second"], record["loss"], record["accuracy"])
         line += f" - {record['seconds']:.1f}s"
         if "val_loss" in record:
             line += f" - val_loss {record['val_loss']:.4f} - val_acc {record['val_accuracy']:.4f}"

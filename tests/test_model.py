@@ -222,6 +222,21 @@ def test_progress_is_silent_at_verbose_0_and_one_line_per_epoch_off_a_terminal(c
     assert "\r" not in "".join(lines) and "img/s" in lines[0] and "val_acc" in lines[0]
 
 
+def test_progress_line_shows_where_a_stopped_or_resumed_epoch_ended(capsys):
+    from fastconv import callbacks
+
+    class StopAfterThree(callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                self.model.stop_training = True
+
+    x, y = blobs(64)
+    small_cnn().fit(x, y, epochs=2, batch_size=16, verbose=2, callbacks=[StopAfterThree()])
+    assert capsys.readouterr().out.splitlines()[0].startswith("Epoch 1/2 48/64 ")
+    small_cnn().fit(x, y, epochs=1, batch_size=16, verbose=2, initial_step=2)
+    assert capsys.readouterr().out.splitlines()[0].startswith("Epoch 1/1 64/64 ")
+
+
 class FakeTerminal(io.StringIO):
     def isatty(self):
         return True
