@@ -132,6 +132,16 @@ class MPIStrategy(Callback):
         to within one sample, in rank order."""
         return size * self.rank // self.size, size * (self.rank + 1) // self.size
 
+    def evaluate(self, model, x, y, batch_size=256):
+        """(mean loss, accuracy) over all of (x, y), every rank scoring its shard: the same on every rank."""
+        begin, end = self.shard(len(y))
+        totals = np.zeros(3)  # loss sum, correct count, sample count
+        if end > begin:
+            loss, accuracy = model.evaluate(x[begin:end], y[begin:end], batch_size=batch_size)
+            totals[:] = (loss * (end - begin), accuracy * (end - begin), end - begin)
+        self.comm.Allreduce(self._mpi.IN_PLACE, totals, op=self._mpi.SUM)
+        return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+
     def train_step(self, model, x, y):
         """One synchronous step on the global batch (x, y): (mean loss, correct count) over all of it."""
         total = len(y)

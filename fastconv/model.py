@@ -282,7 +282,8 @@ class Sequential:
         distribute: a data-parallel strategy (fastconv.distributed.MPIStrategy) run by every process with the
         same data and seed: it is called as the first callback, and ``distribute.train_step(model, x, y)``
         replaces ``model.train_step(x, y)`` on each global batch, returning the loss and correct count
-        over the whole global batch, so every process sees the same figures.
+        over the whole global batch, so every process sees the same figures; ``distribute.evaluate(model,
+        x, y)`` scores validation_data, each process its own part.
         History keys: loss, accuracy, seconds (training time of the epoch, without validation),
         images_per_second, lr, and val_loss / val_accuracy with validation_data.
         """
@@ -329,7 +330,8 @@ class Sequential:
                       "images_per_second": seen / seconds if seconds > 0 else float("inf"),
                       "lr": self.optimizer.lr}
             if validation_data is not None:
-                record["val_loss"], record["val_accuracy"] = self.evaluate(val_x, val_y)
+                record["val_loss"], record["val_accuracy"] = (self.evaluate(val_x, val_y) if distribute is None
+                                                              else distribute.evaluate(self, val_x, val_y))
             for key, value in record.items():
                 history[key].append(value)
             progress.finish(record)

@@ -45,7 +45,7 @@ MODEL_SOURCE = textwrap.dedent('''
     def train(model, distribute=None, epochs=2):
         x, y = tiny_data()
         history = model.fit(x, y, epochs=epochs, batch_size=16, optimizer=optim.SGD(lr=0.1, momentum=0.9),
-                            seed=3, verbose=0, distribute=distribute)
+                            seed=3, verbose=0, distribute=distribute, validation_data=(x[:21], y[:21]))
         return np.concatenate([p.ravel() for p in model.parameters()]), history
 ''')
 
@@ -148,6 +148,9 @@ def test_two_ranks_train_the_one_process_model(rank_script, tmp_path, transport)
         # loss and accuracy are over the whole global batch, the same on every rank as in one process
         np.testing.assert_allclose(figures["history"]["loss"], history["loss"], rtol=rtol)
         np.testing.assert_allclose(figures["history"]["accuracy"], history["accuracy"])
+        # validation: each rank scores its part (10 + 11 of 21 samples), the sums are allreduced
+        np.testing.assert_allclose(figures["history"]["val_loss"], history["val_loss"], rtol=rtol)
+        np.testing.assert_allclose(figures["history"]["val_accuracy"], history["val_accuracy"])
         assert figures["size"] == 2 and figures["threads"] == 1  # OMP_NUM_THREADS=1 is respected
         # MPIR_CVAR_NOLOCAL makes MPICH see each rank as on a host of its own, as separate machines are
         assert figures["local_size"] == (1 if tcp else 2)
