@@ -33,6 +33,7 @@ INT64_MAX = np.iinfo(np.int64).max
 
 
 # ---- argument checks -----------------------------------------------------------------------------
+# Written apart from functional's on purpose: the fuzz target checks that the two refuse the same inputs.
 
 def _int(value, name):
     """``value`` as a Python int; bool, float and anything else non-integral is a TypeError."""
