@@ -472,26 +472,43 @@ def as_tuple(result):
     return result if isinstance(result, tuple) else (result,)
 
 
-def mismatches(got, want):
+def mismatches(got, want, magnitude=None):
     """Mask of the positions where got differs from want: integers unequal; where want is NaN or an
     inf, anything else than the same; elsewhere a value off by more than the dtype's tolerance (the
-    absolute one scaled by the largest finite |want|), or not finite."""
+    absolute one scaled by the largest finite |want|, or by `magnitude`, the sum of the absolute
+    terms where want sums many, which bounds rounding when the terms cancel), or not finite."""
     if want.dtype.kind in "iu":
         return got != want
     finite = np.isfinite(want)
     special_differs = ~finite & ~((got == want) | (np.isnan(got) & np.isnan(want)))
     rtol = RTOL[want.dtype]
     scale = np.max(np.abs(want), where=finite, initial=0.0)
+    if magnitude is not None:
+        scale = np.maximum(scale, np.nan_to_num(magnitude, nan=0.0, posinf=0.0))
     with np.errstate(invalid="ignore", over="ignore"):
         far = finite & ~(np.abs(got - want) <= rtol * (scale + np.abs(want)))
     return special_differs | far
 
 
-def assert_same_values(got, want, label):
+def absolute_arguments(args):
+    """args with every float array made |array|: the reference on them gives each result's sum of
+    absolute terms."""
+    def absolute(arg):
+        if isinstance(arg, (np.ndarray, list)) and np.asarray(arg).dtype.kind == "f":
+            return np.abs(np.asarray(arg))
+        return arg
+    return tuple(absolute(arg) for arg in args)
+
+
+def assert_same_values(got, want, label, magnitude=lambda: None):
+    """got equals want within mismatches' tolerance; magnitude() (computed only when the values differ
+    at the plain tolerance) gives the sums of absolute terms."""
     got, want = np.asarray(got), np.asarray(want)
     assert got.dtype == want.dtype, f"{label}: dtype {got.dtype}, reference {want.dtype}"
     assert got.shape == want.shape, f"{label}: shape {got.shape}, reference {want.shape}"
     bad = mismatches(got, want)
+    if bad.any():
+        bad = mismatches(got, want, magnitude())
     if bad.any():
         first = np.unravel_index(np.argmax(bad), bad.shape)
         raise AssertionError(f"{label}: {bad.sum()} of {bad.size} values differ from the reference, the "
@@ -544,8 +561,11 @@ def TestOneInput(data):
                              "result") from exc
     assert_unchanged(call.args, copies, call)
     assert len(got) == len(expected), call
+    def magnitude(position):
+        with np.errstate(all="ignore"):
+            return as_tuple(call.reference(*absolute_arguments(call.args), **call.kwargs))[position]
     for position, (value, want) in enumerate(zip(got, expected)):
-        assert_same_values(value, want, f"{call} result {position}")
+        assert_same_values(value, want, f"{call} result {position}", lambda: magnitude(position))
     if call.compare_threads:
         other = 3 - call.threads
         for position, (value, first) in enumerate(zip(call.run(other), got)):
