@@ -168,6 +168,10 @@ def _export_flatten(graph, layer, tensor):
     return graph.node("Flatten", [tensor], layer, axis=1)
 
 
+def _export_permute(graph, layer, tensor):
+    return graph.node("Transpose", [tensor], layer, perm=[0, *layer.dims])
+
+
 def _export_identity(graph, layer, tensor):
     return tensor
 
@@ -182,6 +186,7 @@ _EXPORTERS = {
     layers.Tanh: _export_elementwise("Tanh"),
     layers.LeakyReLU: _export_leaky_relu,
     layers.Flatten: _export_flatten,
+    layers.Permute: _export_permute,
     layers.Dropout: _export_identity,
 }
 
@@ -191,8 +196,8 @@ _EXPORTERS = {
 def load(path, input_shape=None):
     """A float32 fastconv.Sequential from an ONNX model (a path or an onnx.ModelProto).
 
-    input_shape: the per-sample (C, H, W) or (features,) shape, needed only when the graph's input
-    leaves it unknown. The graph must be a chain (one input, one output, each node reading the
+    input_shape: the per-sample shape the graph takes, (C, H, W), (H, W, C) for a channels-last graph
+    or (features,), needed only when the graph's input leaves it unknown. The graph must be a chain (one input, one output, each node reading the
     previous one's output plus constants); see the module docstring for the operators it reads."""
     onnx = _onnx()
     proto = path if isinstance(path, onnx.ModelProto) else onnx.load(os.fspath(path))
@@ -216,6 +221,7 @@ class _Importer:
         self.shape = self.input_shape  # per-sample shape of the current tensor
         self.tensor = self.input_name
         self.layers = []
+        self.layer_inputs = []  # the per-sample input shape of each layer in self.layers
         self.weights = []  # (layer, param name, array), set once the model is built
         self.softmax_node = None
 
@@ -234,8 +240,8 @@ class _Importer:
         if input_shape is not None:
             return value.name, tuple(int(v) for v in input_shape), dims[0] if dims else None
         if len(dims) not in (2, 4) or None in dims[1:]:
-            raise ValueError(f"the graph input {value.name!r} has shape {dims}: expected (N, C, H, W) or "
-                             f"(N, features) with known sizes; pass load(path, input_shape=...)")
+            raise ValueError(f"the graph input {value.name!r} has shape {dims}: expected (N, C, H, W), (N, H, W, C) "
+                             f"or (N, features) with known sizes; pass load(path, input_shape=...)")
         return value.name, tuple(dims[1:]), dims[0]
 
     def run(self):
@@ -295,10 +301,12 @@ class _Importer:
     def _add(self, layer, node, **weights):
         layer.name = _unique(node.name or f"{node.op_type.lower()}_{len(self.layers)}",
                              {existing.name for existing in self.layers})
+        input_shape = self.shape
         try:
             self.shape = tuple(layer.compute_output_shape(self.shape))
         except ValueError as exc:
             raise ValueError(f"node {node.name!r} ({node.op_type}): {exc}") from None
+        self.layer_inputs.append(input_shape)
         self.layers.append(layer)
         for key, array in weights.items():
             if array is not None:
@@ -391,8 +399,28 @@ class _Importer:
         if weight.shape[0] != self.shape[0]:
             raise ValueError(f"node {node.name!r} ({node.op_type}): the weight maps {weight.shape[0]} features, "
                              f"the input has {self.shape[0]}")
+        if self.layers and isinstance(self.layers[-1], layers.Flatten):
+            weight = self._fold_permute_into(weight)
         layer = layers.Dense(int(weight.shape[1]), use_bias=bias is not None)
         self._add(layer, node, weight=weight, bias=bias)
+
+    def _fold_permute_into(self, weight):
+        """A Permute before the Flatten only reorders the Dense weight's rows: drop it and reorder them (a
+        Keras model's Transpose to (H, W, C) before its Dense layers then costs no transpose at all)."""
+        flatten = len(self.layers) - 1
+        index = self._permute_before(flatten)
+        if index is None:
+            return weight
+        permute_input = self.layer_inputs[index]
+        # row j of weight multiplies the input value whose flat index is source[j]
+        axes = [axis - 1 for axis in self.layers[index].dims]
+        source = np.arange(math.prod(permute_input)).reshape(permute_input).transpose(axes).ravel()
+        folded = np.empty_like(weight)
+        folded[source] = weight
+        for later in range(index + 1, flatten + 1):
+            self.layer_inputs[later] = permute_input
+        del self.layers[index], self.layer_inputs[index]
+        return folded
 
     def _bias(self, node, bias, units):
         try:
@@ -428,6 +456,40 @@ class _Importer:
                              f"= (-1, 0 or N, {features}) or (0 or N, -1), got target shape {shown}")
         if len(self.shape) != 1:
             self._add(layers.Flatten(), node)
+
+    def _op_Transpose(self, node):
+        perm = [int(axis) for axis in _attributes(node).get("perm", range(len(self.shape), -1, -1))]
+        _require(node, len(perm) == len(self.shape) + 1,
+                 f"perm {perm} must have one axis per input axis: {len(self.shape) + 1} for (N,) + {self.shape}")
+        _require(node, sorted(perm) == list(range(len(perm))), f"perm {perm} is not a permutation")
+        _require(node, perm[0] == 0, f"perm {perm} moves the batch axis; fastconv keeps it first (perm[0] = 0)")
+        self._permute(node, tuple(perm[1:]))
+
+    def _permute(self, node, dims):
+        """Add Permute(dims), merged with a Permute that only elementwise layers separate from it
+        (tf2onnx wraps single ops in Transpose pairs, which then cancel)."""
+        if dims == tuple(range(1, len(dims) + 1)):
+            return
+        index = self._permute_before(len(self.layers))
+        if index is not None:
+            earlier = self.layers[index].dims
+            dims = tuple(earlier[axis - 1] for axis in dims)
+            self.shape = self.layer_inputs[index]
+            for later in range(index + 1, len(self.layers)):  # elementwise: they now see the unpermuted tensor
+                self.layer_inputs[later] = self.shape
+            del self.layers[index], self.layer_inputs[index]
+        if dims != tuple(range(1, len(dims) + 1)):
+            self._add(layers.Permute(dims), node)
+
+    def _permute_before(self, end):
+        """The index of a Permute layer reached from layers[end - 1] backwards over elementwise layers only,
+        or None."""
+        for index in range(end - 1, -1, -1):
+            if isinstance(self.layers[index], layers.Permute):
+                return index
+            if not isinstance(self.layers[index], _ELEMENTWISE):
+                return None
+        return None
 
     def _op_Softmax(self, node):
         axis = _attributes(node).get("axis", -1)
@@ -532,6 +594,8 @@ def _unsqueeze(node, inputs):
 def _concat(node, inputs):
     return np.concatenate([np.atleast_1d(value) for value in inputs], axis=_attributes(node).get("axis", 0))
 
+
+_ELEMENTWISE = (layers.ReLU, layers.LeakyReLU, layers.Sigmoid, layers.Tanh)
 
 _SHAPE_OPS = {"Shape": None, "Gather": _gather, "Unsqueeze": _unsqueeze, "Concat": _concat}
 _SUPPORTED_OPS = {name[4:] for name in dir(_Importer) if name.startswith("_op_")} | {"Constant"} | set(_SHAPE_OPS)
