@@ -1,21 +1,27 @@
 """ONNX export and import of fastconv.Sequential models (extra ``fastconv[onnx]``: the ``onnx`` package).
 
 ``export(model, path)`` writes the model as an ONNX graph of opset 17 (ONNX 1.12's, run by every ONNX
-Runtime since 1.13) in IR version 8, float32, NCHW: one input ``input`` of shape (N,) + the model's
+Runtime since 1.13) in IR version 8, float32, in the model's layout (NCHW unless its first layer is a
+Permute): one input ``input`` of shape (N,) + the model's
 input shape, with a free batch dimension ``N``, and one output ``probabilities`` (N, classes), the
 softmax of the last layer's logits, which is what ``model.predict`` returns.
 
 Layer by layer: Conv2D -> Conv (a ``connections=`` table is folded into the weight as zeros, asymmetric
 "same" padding becomes explicit pads), MaxPool2D -> MaxPool, AvgPool2D -> AveragePool
 (``count_include_pad=1`` for int padding, 0 for "same", as the layer divides), Dense -> Gemm,
-ReLU/LeakyReLU/Sigmoid/Tanh -> Relu/LeakyRelu/Sigmoid/Tanh, Flatten -> Flatten, Dropout -> nothing
-(the identity at inference). Any other layer raises ValueError naming it.
+ReLU/LeakyReLU/Sigmoid/Tanh -> Relu/LeakyRelu/Sigmoid/Tanh, Flatten -> Flatten, Permute -> Transpose
+(perm [0, *dims]), Dropout -> nothing (the identity at inference). Any other layer raises ValueError
+naming it.
 
 ``load(path)`` reads a chain of Conv, MaxPool, AveragePool, Gemm, MatMul (+ Add as its bias), Relu,
-LeakyRelu, Sigmoid, Tanh, Flatten, Reshape (to (N, features)), Dropout, Identity and a trailing
-Softmax or LogSoftmax (dropped: predict applies the softmax, which gives the same probabilities), as
-``torch.onnx.export`` writes a LeNet-style model, into a float32 Sequential. The first node it cannot
-express raises ValueError naming its op type and node name.
+LeakyRelu, Sigmoid, Tanh, Flatten, Reshape (to (N, features)), Transpose (the batch axis kept first),
+Dropout, Identity and a trailing Softmax or LogSoftmax (dropped: predict applies the softmax, which
+gives the same probabilities), as ``torch.onnx.export`` and the Keras exporters (tf2onnx, keras2onnx)
+write a LeNet-style model, into a float32 Sequential. A Transpose becomes a Permute layer, so a
+channels-last graph's model takes the graph's NHWC input; Transposes that only elementwise ops
+separate are merged (a pair that undoes itself disappears), and a Transpose before the Flatten of a
+Dense is folded into the Dense weight's rows. The first node it cannot express raises ValueError
+naming its op type and node name.
 """
 import math
 import os
@@ -49,8 +55,8 @@ def _onnx():
 def export(model, path):
     """Write `model` (a fastconv.Sequential) to `path` as an ONNX model; returns the onnx.ModelProto.
 
-    Opset 17, IR version 8, float32 weights (a float64 model is cast), input "input" (N, C, H, W),
-    output "probabilities" (N, classes) = softmax of the logits, equal to model.predict."""
+    Opset 17, IR version 8, float32 weights (a float64 model is cast), input "input" (N,) + the model's
+    input shape (e.g. (N, C, H, W)), output "probabilities" (N, classes) = softmax of the logits, equal to model.predict."""
     onnx = _onnx()
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastconv.Sequential, got {type(model).__name__}")
@@ -197,8 +203,9 @@ def load(path, input_shape=None):
     """A float32 fastconv.Sequential from an ONNX model (a path or an onnx.ModelProto).
 
     input_shape: the per-sample shape the graph takes, (C, H, W), (H, W, C) for a channels-last graph
-    or (features,), needed only when the graph's input leaves it unknown. The graph must be a chain (one input, one output, each node reading the
-    previous one's output plus constants); see the module docstring for the operators it reads."""
+    or (features,), needed only when the graph's input leaves it unknown. The graph must be a chain
+    (one input, one output, each node reading the previous one's output plus constants); see the
+    module docstring for the operators it reads."""
     onnx = _onnx()
     proto = path if isinstance(path, onnx.ModelProto) else onnx.load(os.fspath(path))
     return _Importer(proto.graph, input_shape).run()
