@@ -619,8 +619,11 @@ class Permute(Layer):
 
     def __init__(self, dims, input_shape=None, name=None):
         super().__init__(input_shape, name)
-        self.dims = _permutation("dims", dims)
-        self._axes = (0,) + self.dims
+        self._set_dims(_permutation("dims", dims))
+
+    def _set_dims(self, dims):
+        self.dims = dims
+        self._axes = (0,) + dims
         self._inverse_axes = tuple(int(axis) for axis in np.argsort(self._axes))
 
     def compute_output_shape(self, input_shape):
