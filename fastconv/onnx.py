@@ -14,7 +14,8 @@ ReLU/LeakyReLU/Sigmoid/Tanh -> Relu/LeakyRelu/Sigmoid/Tanh, Flatten -> Flatten, 
 naming it.
 
 ``load(path)`` reads a chain of Conv, MaxPool, AveragePool, Gemm, MatMul (+ Add as its bias), Relu,
-LeakyRelu, Sigmoid, Tanh, Flatten, Reshape (to (N, features)), Transpose (the batch axis kept first),
+LeakyRelu, Sigmoid, Tanh, Flatten, Reshape (to (N, features), or moving axes of size 1 only, which is
+a Transpose), Transpose (the batch axis kept first),
 Dropout, Identity and a trailing Softmax or LogSoftmax (dropped: predict applies the softmax, which
 gives the same probabilities), as ``torch.onnx.export`` and the Keras exporters (tf2onnx, keras2onnx)
 write a LeNet-style model, into a float32 Sequential. A Transpose becomes a Permute layer, so a
@@ -227,6 +228,7 @@ class _Importer:
         self.batch_sizes = (_BATCH,) if fixed_batch is None else (_BATCH, fixed_batch)
         self.shape = self.input_shape  # per-sample shape of the current tensor
         self.tensor = self.input_name
+        self.chain_shapes = {self.input_name: self.input_shape}  # per-sample shape of each tensor of the chain
         self.layers = []
         self.layer_inputs = []  # the per-sample input shape of each layer in self.layers
         self.weights = []  # (layer, param name, array), set once the model is built
@@ -286,17 +288,19 @@ class _Importer:
                              f"{self.tensor!r}: fastconv imports a chain of layers only")
         handler(node)
         self.tensor = node.output[0]
+        self.chain_shapes[self.tensor] = self.shape
 
     def _shape_arithmetic(self, node):
         """Evaluate a node of the Shape -> Gather -> Unsqueeze -> Concat chain that torch.onnx.export
         writes for x.view(x.size(0), -1); the batch size is the marker _BATCH. False if not one."""
         if node.domain not in ("", "ai.onnx") or node.op_type not in _SHAPE_OPS:
             return False
-        if node.op_type == "Shape":
-            if node.input[0] != self.tensor:
+        if node.op_type == "Shape":  # tf2onnx reads the shape of the tensor before its Transpose
+            if node.input[0] not in self.chain_shapes:
                 return False
             attrs = _attributes(node)
-            value = np.array((_BATCH,) + self.shape, dtype=np.int64)[attrs.get("start", 0):attrs.get("end")]
+            shape = (_BATCH,) + self.chain_shapes[node.input[0]]
+            value = np.array(shape, dtype=np.int64)[attrs.get("start", 0):attrs.get("end")]
         else:
             if not all(name in self.constants for name in node.input if name):
                 return False
@@ -457,12 +461,36 @@ class _Importer:
     def _op_Reshape(self, node):
         target = self._constant(node, 1)
         features = math.prod(self.shape)
+        moves_ones = None if target is None or target.ndim != 1 else self._moved_unit_axes(target)
+        if moves_ones is not None:
+            self._permute(node, moves_ones)
+            return
         if target is None or target.ndim != 1 or len(target) != 2 or not _flattens(target, features, self.batch_sizes):
             shown = None if target is None else ["N" if v == _BATCH else int(v) for v in target.ravel()]
             raise ValueError(f"node {node.name!r} (Reshape): fastconv reads a Reshape only to (N, features) "
-                             f"= (-1, 0 or N, {features}) or (0 or N, -1), got target shape {shown}")
+                             f"= (-1, 0 or N, {features}) or (0 or N, -1), or one that only moves axes of size 1, "
+                             f"got target shape {shown}")
         if len(self.shape) != 1:
             self._add(layers.Flatten(), node)
+
+    def _moved_unit_axes(self, target):
+        """The Permute dims of a Reshape to `target` that keeps the batch and the order of the axes longer than 1
+        and only moves axes of size 1 (tf2onnx's Transpose of a 1-channel NHWC input), else None."""
+        first, sizes = int(target[0]), [int(v) for v in target[1:]]
+        if first not in (-1, 0, *self.batch_sizes) or len(sizes) != len(self.shape) or len(sizes) < 2:
+            return None
+        sizes = [self.shape[axis] if size == 0 else size for axis, size in enumerate(sizes)]
+        if sizes.count(-1) == 1 and first != -1:
+            known = math.prod(size for size in sizes if size != -1)
+            sizes[sizes.index(-1)] = math.prod(self.shape) // max(known, 1)
+        if sorted(sizes) != sorted(self.shape):
+            return None
+        unit_axes = [axis for axis, size in enumerate(self.shape) if size == 1]
+        long_axes = [axis for axis, size in enumerate(self.shape) if size != 1]
+        dims = [unit_axes.pop(0) if size == 1 else long_axes.pop(0) for size in sizes]
+        if [self.shape[axis] for axis in dims] != sizes:
+            return None
+        return tuple(axis + 1 for axis in dims)
 
     def _op_Transpose(self, node):
         perm = [int(axis) for axis in _attributes(node).get("perm", range(len(self.shape), -1, -1))]
@@ -604,5 +632,26 @@ def _concat(node, inputs):
 
 _ELEMENTWISE = (layers.ReLU, layers.LeakyReLU, layers.Sigmoid, layers.Tanh)
 
-_SHAPE_OPS = {"Shape": None, "Gather": _gather, "Unsqueeze": _unsqueeze, "Concat": _concat}
+def _cast(node, inputs):
+    from onnx import TensorProto
+
+    target = _attributes(node)["to"]
+    if target not in (TensorProto.INT32, TensorProto.INT64):
+        raise ValueError(f"node {node.name!r} (Cast): fastconv evaluates shape arithmetic in integers only, "
+                         f"got a cast to {TensorProto.DataType.Name(target)}")
+    return inputs[0]  # int64 either way: the batch marker does not fit an int32, and shapes are the same
+
+
+def _slice(node, inputs):
+    data, starts, ends = inputs[:3]
+    axes = inputs[3] if len(inputs) > 3 else range(len(starts))
+    steps = inputs[4] if len(inputs) > 4 else [1] * len(starts)
+    index = [slice(None)] * data.ndim
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        index[int(axis)] = slice(int(start), int(end), int(step))
+    return data[tuple(index)]
+
+
+_SHAPE_OPS = {"Shape": None, "Gather": _gather, "Unsqueeze": _unsqueeze, "Concat": _concat, "Cast": _cast,
+              "Slice": _slice}
 _SUPPORTED_OPS = {name[4:] for name in dir(_Importer) if name.startswith("_op_")} | {"Constant"} | set(_SHAPE_OPS)

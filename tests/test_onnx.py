@@ -314,6 +314,57 @@ def test_import_a_keras_style_channels_last_lenet(transposes_around_each_op):
     assert_same_predictions(expected, model.predict(x))
 
 
+def tf2onnx_one_channel_lenet():
+    """A 1-channel Keras LeNet-5 as tf2onnx 1.17 wrote it from TensorFlow 2.21 (node for node, random
+    weights): the NHWC -> NCHW Transpose of a 1-channel input written as a Reshape to [-1, 1, 28, 28], and
+    Flatten's target shape computed from the Shape of the tensor before the Transpose to (H, W, C): Gather
+    in (H, W, C) order, Cast to int32, Slice of the batch size, Concat with [400], Cast back to int64."""
+    init = {"new_shape": np.array([-1, 1, 28, 28], dtype=np.int64),
+            "c1.w": weights(6, 1, 5, 5, seed=21), "c1.b": weights(6, seed=22),
+            "c2.w": weights(16, 6, 5, 5, seed=23) / 3, "c2.b": weights(16, seed=24),
+            "order": np.array([0, 2, 3, 1], dtype=np.int64), "zero": np.array([0], dtype=np.int64),
+            "one": np.array([1], dtype=np.int64), "features": np.array([400], dtype=np.int32),
+            "d1.w": weights(400, 84, seed=25) / 6, "d1.b": weights(84, seed=26),
+            "d2.w": weights(84, 10, seed=27) / 3, "d2.b": weights(10, seed=28)}
+    nodes = [
+        helper.make_node("Reshape", ["input", "new_shape"], ["nchw"], name="sequential_1/conv2d_1/BiasAdd__6"),
+        helper.make_node("Conv", ["nchw", "c1.w", "c1.b"], ["a1"], name="conv1", kernel_shape=[5, 5],
+                         pads=[2, 2, 2, 2], strides=[1, 1], dilations=[1, 1], group=1),
+        helper.make_node("Relu", ["a1"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "c2.w", "c2.b"], ["a2"], name="conv2", kernel_shape=[5, 5]),
+        helper.make_node("Relu", ["a2"], ["r2"], name="relu2"),
+        helper.make_node("MaxPool", ["r2"], ["p2"], name="pool2", kernel_shape=[2, 2], strides=[2, 2]),
+        transpose("p2", "nhwc", [0, 2, 3, 1], "Transpose__34"),
+        helper.make_node("Shape", ["p2"], ["shape"], name="Shape__38"),
+        helper.make_node("Gather", ["shape", "order"], ["nhwc_shape"], name="Gather__41"),
+        helper.make_node("Cast", ["nhwc_shape"], ["nhwc_shape32"], name="flatten/Shape__22", to=TensorProto.INT32),
+        helper.make_node("Slice", ["nhwc_shape32", "zero", "one", "zero"], ["batch"], name="flatten/strided_slice"),
+        helper.make_node("Concat", ["batch", "features"], ["target32"], name="flatten/Concat", axis=0),
+        helper.make_node("Cast", ["target32"], ["target"], name="flatten/Reshape__33", to=TensorProto.INT64),
+        helper.make_node("Reshape", ["nhwc", "target"], ["flat"], name="flatten/Reshape"),
+        helper.make_node("MatMul", ["flat", "d1.w"], ["m1"], name="dense/MatMul"),
+        helper.make_node("Add", ["m1", "d1.b"], ["s1"], name="dense/BiasAdd"),
+        helper.make_node("Relu", ["s1"], ["h1"], name="dense/Relu"),
+        helper.make_node("MatMul", ["h1", "d2.w"], ["m2"], name="dense_1/MatMul"),
+        helper.make_node("Add", ["m2", "d2.b"], ["s2"], name="dense_1/BiasAdd"),
+        helper.make_node("Softmax", ["s2"], ["y"], name="dense_1/Softmax"),
+    ]
+    return make_model(nodes, init, ["unk__44", 28, 28, 1], input_name="input")
+
+
+def test_import_tf2onnx_graph_of_a_one_channel_keras_lenet():
+    proto = tf2onnx_one_channel_lenet()
+    model = fconnx.load(proto)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Permute", "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "ReLU", "Dense"]
+    assert model.input_shape == (28, 28, 1) and model.layers[0].dims == (3, 1, 2)
+    x = images((28, 28, 1))
+    expected = run_ort(proto, x)
+    assert 0.5 < expected.max() < 0.999
+    assert_same_predictions(expected, model.predict(x))
+
+
 def test_a_transpose_that_is_not_folded_stays_a_permute_layer():
     """A Transpose that swaps H and W between two convolutions has no Dense to fold into."""
     init = {"w1": weights(4, 3, 3, 3, seed=1), "w2": weights(5, 4, 3, 2, seed=2), "d": weights(5 * 3 * 6, 6, seed=3)}
@@ -398,6 +449,16 @@ IMPORT_ERRORS = {
     "transpose perm repeating an axis": (
         single_node(transpose("x", "y", [0, 1, 1, 2], "t_repeat")),
         r"'t_repeat' \(Transpose\): perm \[0, 1, 1, 2\] is not a permutation"),
+    "reshape moving an axis longer than 1": (
+        single_node(helper.make_node("Reshape", ["x", "s"], ["y"], name="rs_long"),
+                    {"s": np.array([-1, 8, 8, 3], dtype=np.int64)}),
+        r"'rs_long' \(Reshape\): fastconv reads a Reshape only to \(N, features\) .* or one that only moves axes of "
+        r"size 1, got target shape \[-1, 8, 8, 3\]"),
+    "cast of a shape to float": (
+        make_model([helper.make_node("Shape", ["x"], ["s"], name="shape"),
+                    helper.make_node("Cast", ["s"], ["f"], name="to_float", to=TensorProto.FLOAT),
+                    helper.make_node("Relu", ["x"], ["y"], name="r")], {}, ["n", 4]),
+        r"'to_float' \(Cast\): fastconv evaluates shape arithmetic in integers only, got a cast to FLOAT"),
     "gemm weight size": (single_node(helper.make_node("Gemm", ["x", "w"], ["y"], name="fc"),
                                      {"w": weights(5, 2, seed=0)}, input_shape=("n", 6)),
                          r"'fc' \(Gemm\): the weight maps 5 features, the input has 6"),
