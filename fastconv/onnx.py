@@ -2,9 +2,9 @@
 
 ``export(model, path)`` writes the model as an ONNX graph of opset 17 (ONNX 1.12's, run by every ONNX
 Runtime since 1.13) in IR version 8, float32, in the model's layout (NCHW unless its first layer is a
-Permute): one input ``input`` of shape (N,) + the model's
-input shape, with a free batch dimension ``N``, and one output ``probabilities`` (N, classes), the
-softmax of the last layer's logits, which is what ``model.predict`` returns.
+Permute): one input ``input`` of shape (N,) + the model's input shape, with a free batch dimension
+``N``, and one output ``probabilities`` (N, classes), the softmax of the last layer's logits, which is
+what ``model.predict`` returns.
 
 Layer by layer: Conv2D -> Conv (a ``connections=`` table is folded into the weight as zeros, asymmetric
 "same" padding becomes explicit pads), MaxPool2D -> MaxPool, AvgPool2D -> AveragePool
@@ -15,8 +15,7 @@ naming it.
 
 ``load(path)`` reads a chain of Conv, MaxPool, AveragePool, Gemm, MatMul (+ Add as its bias), Relu,
 LeakyRelu, Sigmoid, Tanh, Flatten, Reshape (to (N, features), or moving axes of size 1 only, which is
-a Transpose), Transpose (the batch axis kept first),
-Dropout, Identity and a trailing Softmax or LogSoftmax (dropped: predict applies the softmax, which
+a Transpose), Transpose (the batch axis kept first), Dropout, Identity and a trailing Softmax or LogSoftmax (dropped: predict applies the softmax, which
 gives the same probabilities), as ``torch.onnx.export`` and the Keras exporters (tf2onnx, keras2onnx)
 write a LeNet-style model, into a float32 Sequential. A Transpose becomes a Permute layer, so a
 channels-last graph's model takes the graph's NHWC input; Transposes that only elementwise ops
@@ -57,7 +56,8 @@ def export(model, path):
     """Write `model` (a fastconv.Sequential) to `path` as an ONNX model; returns the onnx.ModelProto.
 
     Opset 17, IR version 8, float32 weights (a float64 model is cast), input "input" (N,) + the model's
-    input shape (e.g. (N, C, H, W)), output "probabilities" (N, classes) = softmax of the logits, equal to model.predict."""
+    input shape (e.g. (N, C, H, W)), output "probabilities" (N, classes) = softmax of the logits, equal
+    to model.predict."""
     onnx = _onnx()
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastconv.Sequential, got {type(model).__name__}")
@@ -633,13 +633,11 @@ def _concat(node, inputs):
 _ELEMENTWISE = (layers.ReLU, layers.LeakyReLU, layers.Sigmoid, layers.Tanh)
 
 def _cast(node, inputs):
-    from onnx import TensorProto
+    from onnx import helper
 
-    target = _attributes(node)["to"]
-    if target not in (TensorProto.INT32, TensorProto.INT64):
-        raise ValueError(f"node {node.name!r} (Cast): fastconv evaluates shape arithmetic in integers only, "
-                         f"got a cast to {TensorProto.DataType.Name(target)}")
-    return inputs[0]  # int64 either way: the batch marker does not fit an int32, and shapes are the same
+    dtype = helper.tensor_dtype_to_np_dtype(_attributes(node)["to"])
+    # integers stay int64: they are shapes here, and the batch marker does not fit an int32
+    return inputs[0].astype(np.int64 if dtype.kind in "iu" else dtype)
 
 
 def _slice(node, inputs):

@@ -160,7 +160,8 @@ def test_permute_moves_sample_axes_as_keras_does(dims):
 
 
 def test_permute_refuses_an_input_of_another_rank():
-    with pytest.raises(ValueError, match=r"Permute\(dims=\(2, 1\)\) expects inputs with 2 axes per sample, got \(3, 4, 5\)"):
+    with pytest.raises(ValueError, match=r"Permute\(dims=\(2, 1\)\) expects inputs with 2 axes per sample, "
+                                         r"got \(3, 4, 5\)"):
         layers.Permute((2, 1)).compute_output_shape((3, 4, 5))
     with pytest.raises(ValueError, match=r"dims must be a permutation of 1..3 .* got \(0, 1, 2\)"):
         layers.Permute((0, 1, 2))

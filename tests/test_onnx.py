@@ -454,11 +454,6 @@ IMPORT_ERRORS = {
                     {"s": np.array([-1, 8, 8, 3], dtype=np.int64)}),
         r"'rs_long' \(Reshape\): fastconv reads a Reshape only to \(N, features\) .* or one that only moves axes of "
         r"size 1, got target shape \[-1, 8, 8, 3\]"),
-    "cast of a shape to float": (
-        make_model([helper.make_node("Shape", ["x"], ["s"], name="shape"),
-                    helper.make_node("Cast", ["s"], ["f"], name="to_float", to=TensorProto.FLOAT),
-                    helper.make_node("Relu", ["x"], ["y"], name="r")], {}, ["n", 4]),
-        r"'to_float' \(Cast\): fastconv evaluates shape arithmetic in integers only, got a cast to FLOAT"),
     "gemm weight size": (single_node(helper.make_node("Gemm", ["x", "w"], ["y"], name="fc"),
                                      {"w": weights(5, 2, seed=0)}, input_shape=("n", 6)),
                          r"'fc' \(Gemm\): the weight maps 5 features, the input has 6"),

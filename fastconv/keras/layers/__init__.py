@@ -17,8 +17,8 @@ from .. import activations, backend, regularizers
 from .._compat import UnsupportedError, reject_non_default, reject_unknown, unsupported
 
 __all__ = ["Layer", "Dense", "Conv2D", "Convolution2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D",
-           "AvgPool2D", "Flatten", "Permute", "Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax", "Input", "InputLayer",
-           "get", "serialize", "deserialize"]
+           "AvgPool2D", "Flatten", "Permute", "Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax", "Input",
+           "InputLayer", "get", "serialize", "deserialize"]
 
 KERNEL_INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 BIAS_INITIALIZERS = ("zeros",)
