@@ -667,6 +667,22 @@ def test_training_matches_keras(real_keras, optimizer):
     np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), reference.evaluate(x, y, verbose=0), rtol=1e-5)
 
 
+def test_permute_layers_match_keras(real_keras):
+    """Permutes of Keras's channels-last tensors (H <-> W, to (C, H, W), back to (H, W, C)) between convolutions."""
+    def build(module):
+        L = module.layers
+        return module.models.Sequential([
+            L.Input(shape=(9, 7, 2)), L.Permute((2, 1, 3)), L.Conv2D(4, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(2), L.Permute((3, 1, 2)), L.Conv2D(3, 2, activation="tanh"), L.Permute((2, 3, 1)),
+            L.Flatten(), L.Dense(5, activation="softmax")])
+
+    reference, ours = build(real_keras), build(keras)
+    ours.set_weights(reference.get_weights())
+    x = np.random.default_rng(11).random((6, 9, 7, 2)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert ours.output_shape == reference.output_shape == (None, 5)
+
+
 def test_set_random_seed_makes_weights_and_training_reproducible():
     x, y = blobs()
     runs = []
