@@ -25,7 +25,7 @@ from . import functional as F
 
 __all__ = [
     "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-    "Flatten", "Dense", "Dropout", "get", "serialize", "deserialize", "kernel_module", "BACKENDS",
+    "Flatten", "Permute", "Dense", "Dropout", "get", "serialize", "deserialize", "kernel_module", "BACKENDS",
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -612,6 +612,53 @@ class Flatten(Layer):
         return grad.reshape(self._cached())
 
 
+class Permute(Layer):
+    """Reorder the sample axes, as keras.layers.Permute: dims is a permutation of 1..ndim (the batch axis 0
+    stays first), and output axis i is input axis dims[i - 1]. E.g. Permute((3, 1, 2)) turns channels-last
+    (N, H, W, C) images into the (N, C, H, W) the convolutions take. The backward is the inverse transpose."""
+
+    def __init__(self, dims, input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        self._set_dims(_permutation("dims", dims))
+
+    def _set_dims(self, dims):
+        self.dims = dims
+        self._axes = (0,) + dims
+        self._inverse_axes = tuple(int(axis) for axis in np.argsort(self._axes))
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != len(self.dims):
+            raise ValueError(f"Permute(dims={self.dims}) expects inputs with {len(self.dims)} axes per sample, "
+                             f"got {tuple(input_shape)}")
+        return tuple(input_shape[axis - 1] for axis in self.dims)
+
+    def forward(self, x, training=False):
+        self._cache = self._inverse_axes if training else None
+        # contiguous, because the kernels that follow read C-contiguous arrays (else each copies it)
+        return np.ascontiguousarray(x.transpose(self._axes))
+
+    def backward(self, grad):
+        return np.ascontiguousarray(grad.transpose(self._cached()))
+
+    def get_config(self):
+        config = super().get_config()
+        config["dims"] = list(self.dims)
+        return config
+
+
+def _permutation(name, dims):
+    """dims as a tuple of ints that permutes 1..len(dims) (Keras's Permute convention)."""
+    if isinstance(dims, (str, bytes)) or not hasattr(dims, "__len__"):
+        raise TypeError(f"{name} must be a tuple of ints (a permutation of 1..ndim), got {dims!r}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in dims):
+        raise TypeError(f"{name} must hold ints (a permutation of 1..ndim), got {dims!r}")
+    dims = tuple(int(v) for v in dims)
+    if not dims or sorted(dims) != list(range(1, len(dims) + 1)):
+        raise ValueError(f"{name} must be a permutation of 1..{len(dims) or 'ndim'} (the sample axes; the batch "
+                         f"axis 0 stays first), got {dims}")
+    return dims
+
+
 class Dense(Layer):
     """Fully connected: (N, in) -> (N, units), y = x @ weight + bias, weight (in, units).
 
@@ -711,7 +758,7 @@ class Dropout(Layer):
 # ---- registry (used by save/load) ----------------------------------------------------------------
 
 _REGISTRY = {cls.__name__: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, ReLU, LeakyReLU, Sigmoid, Tanh,
-                                           Flatten, Dense, Dropout)}
+                                           Flatten, Permute, Dense, Dropout)}
 
 
 def get(class_name):

@@ -1,21 +1,27 @@
 """ONNX export and import of fastconv.Sequential models (extra ``fastconv[onnx]``: the ``onnx`` package).
 
 ``export(model, path)`` writes the model as an ONNX graph of opset 17 (ONNX 1.12's, run by every ONNX
-Runtime since 1.13) in IR version 8, float32, NCHW: one input ``input`` of shape (N,) + the model's
-input shape, with a free batch dimension ``N``, and one output ``probabilities`` (N, classes), the
-softmax of the last layer's logits, which is what ``model.predict`` returns.
+Runtime since 1.13) in IR version 8, float32, in the model's layout (NCHW unless its first layer is a
+Permute): one input ``input`` of shape (N,) + the model's input shape, with a free batch dimension
+``N``, and one output ``probabilities`` (N, classes), the softmax of the last layer's logits, which is
+what ``model.predict`` returns.
 
 Layer by layer: Conv2D -> Conv (a ``connections=`` table is folded into the weight as zeros, asymmetric
 "same" padding becomes explicit pads), MaxPool2D -> MaxPool, AvgPool2D -> AveragePool
 (``count_include_pad=1`` for int padding, 0 for "same", as the layer divides), Dense -> Gemm,
-ReLU/LeakyReLU/Sigmoid/Tanh -> Relu/LeakyRelu/Sigmoid/Tanh, Flatten -> Flatten, Dropout -> nothing
-(the identity at inference). Any other layer raises ValueError naming it.
+ReLU/LeakyReLU/Sigmoid/Tanh -> Relu/LeakyRelu/Sigmoid/Tanh, Flatten -> Flatten, Permute -> Transpose
+(perm [0, *dims]), Dropout -> nothing (the identity at inference). Any other layer raises ValueError
+naming it.
 
 ``load(path)`` reads a chain of Conv, MaxPool, AveragePool, Gemm, MatMul (+ Add as its bias), Relu,
-LeakyRelu, Sigmoid, Tanh, Flatten, Reshape (to (N, features)), Dropout, Identity and a trailing
-Softmax or LogSoftmax (dropped: predict applies the softmax, which gives the same probabilities), as
-``torch.onnx.export`` writes a LeNet-style model, into a float32 Sequential. The first node it cannot
-express raises ValueError naming its op type and node name.
+LeakyRelu, Sigmoid, Tanh, Flatten, Reshape (to (N, features), or moving axes of size 1 only, which is
+a Transpose), Transpose (the batch axis kept first), Dropout, Identity and a trailing Softmax or LogSoftmax (dropped: predict applies the softmax, which
+gives the same probabilities), as ``torch.onnx.export`` and the Keras exporters (tf2onnx, keras2onnx)
+write a LeNet-style model, into a float32 Sequential. A Transpose becomes a Permute layer, so a
+channels-last graph's model takes the graph's NHWC input; Transposes that only elementwise ops
+separate are merged (a pair that undoes itself disappears), and a Transpose before the Flatten of a
+Dense is folded into the Dense weight's rows. The first node it cannot express raises ValueError
+naming its op type and node name.
 """
 import math
 import os
@@ -49,8 +55,9 @@ def _onnx():
 def export(model, path):
     """Write `model` (a fastconv.Sequential) to `path` as an ONNX model; returns the onnx.ModelProto.
 
-    Opset 17, IR version 8, float32 weights (a float64 model is cast), input "input" (N, C, H, W),
-    output "probabilities" (N, classes) = softmax of the logits, equal to model.predict."""
+    Opset 17, IR version 8, float32 weights (a float64 model is cast), input "input" (N,) + the model's
+    input shape (e.g. (N, C, H, W)), output "probabilities" (N, classes) = softmax of the logits, equal
+    to model.predict."""
     onnx = _onnx()
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastconv.Sequential, got {type(model).__name__}")
@@ -168,6 +175,10 @@ def _export_flatten(graph, layer, tensor):
     return graph.node("Flatten", [tensor], layer, axis=1)
 
 
+def _export_permute(graph, layer, tensor):
+    return graph.node("Transpose", [tensor], layer, perm=[0, *layer.dims])
+
+
 def _export_identity(graph, layer, tensor):
     return tensor
 
@@ -182,6 +193,7 @@ _EXPORTERS = {
     layers.Tanh: _export_elementwise("Tanh"),
     layers.LeakyReLU: _export_leaky_relu,
     layers.Flatten: _export_flatten,
+    layers.Permute: _export_permute,
     layers.Dropout: _export_identity,
 }
 
@@ -191,9 +203,10 @@ _EXPORTERS = {
 def load(path, input_shape=None):
     """A float32 fastconv.Sequential from an ONNX model (a path or an onnx.ModelProto).
 
-    input_shape: the per-sample (C, H, W) or (features,) shape, needed only when the graph's input
-    leaves it unknown. The graph must be a chain (one input, one output, each node reading the
-    previous one's output plus constants); see the module docstring for the operators it reads."""
+    input_shape: the per-sample shape the graph takes, (C, H, W), (H, W, C) for a channels-last graph
+    or (features,), needed only when the graph's input leaves it unknown. The graph must be a chain
+    (one input, one output, each node reading the previous one's output plus constants); see the
+    module docstring for the operators it reads."""
     onnx = _onnx()
     proto = path if isinstance(path, onnx.ModelProto) else onnx.load(os.fspath(path))
     return _Importer(proto.graph, input_shape).run()
@@ -215,7 +228,9 @@ class _Importer:
         self.batch_sizes = (_BATCH,) if fixed_batch is None else (_BATCH, fixed_batch)
         self.shape = self.input_shape  # per-sample shape of the current tensor
         self.tensor = self.input_name
+        self.chain_shapes = {self.input_name: self.input_shape}  # per-sample shape of each tensor of the chain
         self.layers = []
+        self.layer_inputs = []  # the per-sample input shape of each layer in self.layers
         self.weights = []  # (layer, param name, array), set once the model is built
         self.softmax_node = None
 
@@ -234,8 +249,8 @@ class _Importer:
         if input_shape is not None:
             return value.name, tuple(int(v) for v in input_shape), dims[0] if dims else None
         if len(dims) not in (2, 4) or None in dims[1:]:
-            raise ValueError(f"the graph input {value.name!r} has shape {dims}: expected (N, C, H, W) or "
-                             f"(N, features) with known sizes; pass load(path, input_shape=...)")
+            raise ValueError(f"the graph input {value.name!r} has shape {dims}: expected (N, C, H, W), (N, H, W, C) "
+                             f"or (N, features) with known sizes; pass load(path, input_shape=...)")
         return value.name, tuple(dims[1:]), dims[0]
 
     def run(self):
@@ -273,17 +288,19 @@ class _Importer:
                              f"{self.tensor!r}: fastconv imports a chain of layers only")
         handler(node)
         self.tensor = node.output[0]
+        self.chain_shapes[self.tensor] = self.shape
 
     def _shape_arithmetic(self, node):
         """Evaluate a node of the Shape -> Gather -> Unsqueeze -> Concat chain that torch.onnx.export
         writes for x.view(x.size(0), -1); the batch size is the marker _BATCH. False if not one."""
         if node.domain not in ("", "ai.onnx") or node.op_type not in _SHAPE_OPS:
             return False
-        if node.op_type == "Shape":
-            if node.input[0] != self.tensor:
+        if node.op_type == "Shape":  # tf2onnx reads the shape of the tensor before its Transpose
+            if node.input[0] not in self.chain_shapes:
                 return False
             attrs = _attributes(node)
-            value = np.array((_BATCH,) + self.shape, dtype=np.int64)[attrs.get("start", 0):attrs.get("end")]
+            shape = (_BATCH,) + self.chain_shapes[node.input[0]]
+            value = np.array(shape, dtype=np.int64)[attrs.get("start", 0):attrs.get("end")]
         else:
             if not all(name in self.constants for name in node.input if name):
                 return False
@@ -295,10 +312,12 @@ class _Importer:
     def _add(self, layer, node, **weights):
         layer.name = _unique(node.name or f"{node.op_type.lower()}_{len(self.layers)}",
                              {existing.name for existing in self.layers})
+        input_shape = self.shape
         try:
             self.shape = tuple(layer.compute_output_shape(self.shape))
         except ValueError as exc:
             raise ValueError(f"node {node.name!r} ({node.op_type}): {exc}") from None
+        self.layer_inputs.append(input_shape)
         self.layers.append(layer)
         for key, array in weights.items():
             if array is not None:
@@ -391,8 +410,28 @@ class _Importer:
         if weight.shape[0] != self.shape[0]:
             raise ValueError(f"node {node.name!r} ({node.op_type}): the weight maps {weight.shape[0]} features, "
                              f"the input has {self.shape[0]}")
+        if self.layers and isinstance(self.layers[-1], layers.Flatten):
+            weight = self._fold_permute_into(weight)
         layer = layers.Dense(int(weight.shape[1]), use_bias=bias is not None)
         self._add(layer, node, weight=weight, bias=bias)
+
+    def _fold_permute_into(self, weight):
+        """A Permute before the Flatten only reorders the Dense weight's rows: drop it and reorder them (a
+        Keras model's Transpose to (H, W, C) before its Dense layers then costs no transpose at all)."""
+        flatten = len(self.layers) - 1
+        index = self._permute_before(flatten)
+        if index is None:
+            return weight
+        permute_input = self.layer_inputs[index]
+        # row j of weight multiplies the input value whose flat index is source[j]
+        axes = [axis - 1 for axis in self.layers[index].dims]
+        source = np.arange(math.prod(permute_input)).reshape(permute_input).transpose(axes).ravel()
+        folded = np.empty_like(weight)
+        folded[source] = weight
+        for later in range(index + 1, flatten + 1):
+            self.layer_inputs[later] = permute_input
+        del self.layers[index], self.layer_inputs[index]
+        return folded
 
     def _bias(self, node, bias, units):
         try:
@@ -422,12 +461,70 @@ class _Importer:
     def _op_Reshape(self, node):
         target = self._constant(node, 1)
         features = math.prod(self.shape)
+        moves_ones = None if target is None or target.ndim != 1 else self._moved_unit_axes(target)
+        if moves_ones is not None:
+            self._permute(node, moves_ones)
+            return
         if target is None or target.ndim != 1 or len(target) != 2 or not _flattens(target, features, self.batch_sizes):
             shown = None if target is None else ["N" if v == _BATCH else int(v) for v in target.ravel()]
             raise ValueError(f"node {node.name!r} (Reshape): fastconv reads a Reshape only to (N, features) "
-                             f"= (-1, 0 or N, {features}) or (0 or N, -1), got target shape {shown}")
+                             f"= (-1, 0 or N, {features}) or (0 or N, -1), or one that only moves axes of size 1, "
+                             f"got target shape {shown}")
         if len(self.shape) != 1:
             self._add(layers.Flatten(), node)
+
+    def _moved_unit_axes(self, target):
+        """The Permute dims of a Reshape to `target` that keeps the batch and the order of the axes longer than 1
+        and only moves axes of size 1 (tf2onnx's Transpose of a 1-channel NHWC input), else None."""
+        first, sizes = int(target[0]), [int(v) for v in target[1:]]
+        if first not in (-1, 0, *self.batch_sizes) or len(sizes) != len(self.shape) or len(sizes) < 2:
+            return None
+        sizes = [self.shape[axis] if size == 0 else size for axis, size in enumerate(sizes)]
+        if sizes.count(-1) == 1 and first != -1:
+            known = math.prod(size for size in sizes if size != -1)
+            sizes[sizes.index(-1)] = math.prod(self.shape) // max(known, 1)
+        if sorted(sizes) != sorted(self.shape):
+            return None
+        unit_axes = [axis for axis, size in enumerate(self.shape) if size == 1]
+        long_axes = [axis for axis, size in enumerate(self.shape) if size != 1]
+        dims = [unit_axes.pop(0) if size == 1 else long_axes.pop(0) for size in sizes]
+        if [self.shape[axis] for axis in dims] != sizes:
+            return None
+        return tuple(axis + 1 for axis in dims)
+
+    def _op_Transpose(self, node):
+        perm = [int(axis) for axis in _attributes(node).get("perm", range(len(self.shape), -1, -1))]
+        _require(node, len(perm) == len(self.shape) + 1,
+                 f"perm {perm} must have one axis per input axis: {len(self.shape) + 1} for (N,) + {self.shape}")
+        _require(node, sorted(perm) == list(range(len(perm))), f"perm {perm} is not a permutation")
+        _require(node, perm[0] == 0, f"perm {perm} moves the batch axis; fastconv keeps it first (perm[0] = 0)")
+        self._permute(node, tuple(perm[1:]))
+
+    def _permute(self, node, dims):
+        """Add Permute(dims), merged with a Permute that only elementwise layers separate from it
+        (tf2onnx wraps single ops in Transpose pairs, which then cancel)."""
+        if dims == tuple(range(1, len(dims) + 1)):
+            return
+        index = self._permute_before(len(self.layers))
+        if index is not None:
+            earlier = self.layers[index].dims
+            dims = tuple(earlier[axis - 1] for axis in dims)
+            self.shape = self.layer_inputs[index]
+            for later in range(index + 1, len(self.layers)):  # elementwise: they now see the unpermuted tensor
+                self.layer_inputs[later] = self.shape
+            del self.layers[index], self.layer_inputs[index]
+        if dims != tuple(range(1, len(dims) + 1)):
+            self._add(layers.Permute(dims), node)
+
+    def _permute_before(self, end):
+        """The index of a Permute layer reached from layers[end - 1] backwards over elementwise layers only,
+        or None."""
+        for index in range(end - 1, -1, -1):
+            if isinstance(self.layers[index], layers.Permute):
+                return index
+            if not isinstance(self.layers[index], _ELEMENTWISE):
+                return None
+        return None
 
     def _op_Softmax(self, node):
         axis = _attributes(node).get("axis", -1)
@@ -533,5 +630,26 @@ def _concat(node, inputs):
     return np.concatenate([np.atleast_1d(value) for value in inputs], axis=_attributes(node).get("axis", 0))
 
 
-_SHAPE_OPS = {"Shape": None, "Gather": _gather, "Unsqueeze": _unsqueeze, "Concat": _concat}
+_ELEMENTWISE = (layers.ReLU, layers.LeakyReLU, layers.Sigmoid, layers.Tanh)
+
+def _cast(node, inputs):
+    from onnx import helper
+
+    dtype = helper.tensor_dtype_to_np_dtype(_attributes(node)["to"])
+    # integers stay int64: they are shapes here, and the batch marker does not fit an int32
+    return inputs[0].astype(np.int64 if dtype.kind in "iu" else dtype)
+
+
+def _slice(node, inputs):
+    data, starts, ends = inputs[:3]
+    axes = inputs[3] if len(inputs) > 3 else range(len(starts))
+    steps = inputs[4] if len(inputs) > 4 else [1] * len(starts)
+    index = [slice(None)] * data.ndim
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        index[int(axis)] = slice(int(start), int(end), int(step))
+    return data[tuple(index)]
+
+
+_SHAPE_OPS = {"Shape": None, "Gather": _gather, "Unsqueeze": _unsqueeze, "Concat": _concat, "Cast": _cast,
+              "Slice": _slice}
 _SUPPORTED_OPS = {name[4:] for name in dir(_Importer) if name.startswith("_op_")} | {"Constant"} | set(_SHAPE_OPS)

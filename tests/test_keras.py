@@ -97,6 +97,48 @@ def test_channels_first_model_with_the_same_weights_gives_the_same_outputs():
     np.testing.assert_allclose(plain.predict(x.transpose(0, 3, 1, 2), verbose=0), expected, rtol=1e-5, atol=1e-7)
 
 
+def _convs(data_format, input_shape):
+    return [layers.Conv2D(4, (3, 2), padding="same", activation="relu", data_format=data_format,
+                          input_shape=input_shape), layers.MaxPooling2D(2, data_format=data_format)]
+
+
+def test_permute_before_flatten_flattens_in_the_permuted_keras_order():
+    """Permute((3, 1, 2)) turns Keras's (H, W, C) maps into (C, H, W): the Flatten after it takes the
+    channels-first order, which a channels-first model's plain Flatten gives with the same weights."""
+    x = np.random.default_rng(4).random((3, 8, 6, 2)).astype(np.float32)
+    permuted = Sequential(_convs("channels_last", (8, 6, 2)) + [
+        layers.Permute((3, 1, 2)), layers.Flatten(), layers.Dense(5, activation="softmax")])
+    first = Sequential(_convs("channels_first", (2, 8, 6)) + [layers.Flatten(), layers.Dense(5, activation="softmax")])
+    permuted.build()
+    first.build()
+    first.set_weights(permuted.get_weights())
+    assert permuted.output_shape == (None, 5) and permuted.layers[2].output_shape == (3, 4, 4)  # Keras (4, 4, 3)
+    np.testing.assert_array_equal(permuted.predict(x, verbose=0), first.predict(x.transpose(0, 3, 1, 2), verbose=0))
+
+
+def test_permute_of_the_input_swaps_height_and_width_as_keras(tmp_path):
+    x = np.random.default_rng(5).random((3, 6, 8, 2)).astype(np.float32)
+    swapped = Sequential([layers.Permute((2, 1, 3), input_shape=(6, 8, 2))] + _convs("channels_last", None) + [
+        layers.Flatten(), layers.Dense(5, activation="softmax")])
+    plain = Sequential(_convs("channels_last", (8, 6, 2)) + [layers.Flatten(), layers.Dense(5, activation="softmax")])
+    swapped.build()
+    plain.build()
+    plain.set_weights(swapped.get_weights())
+    assert swapped.layers[0].dims == (1, 3, 2) and swapped.output_shape == (None, 5)  # (C, H, W) -> (C, W, H)
+    expected = plain.predict(x.transpose(0, 2, 1, 3), verbose=0)
+    np.testing.assert_array_equal(swapped.predict(x, verbose=0), expected)
+    lines = []
+    swapped.summary(print_fn=lines.append)
+    assert "(None, 8, 6, 2)" in "\n".join(lines)  # Keras's shape after Permute((2, 1, 3))
+    swapped.compile(loss="categorical_crossentropy")
+    swapped.save(tmp_path / "swapped.keras")
+    loaded = load_model(tmp_path / "swapped.keras")
+    assert loaded.layers[0].keras_dims == (2, 1, 3)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
+    with pytest.raises(ValueError, match="dims must be a permutation"):
+        layers.Permute((0, 1, 2))
+
+
 def test_channels_last_training_equals_channels_first_training_step_for_step():
     rng = np.random.default_rng(3)
     x, y = rng.random((12, 7, 7, 2)).astype(np.float32), utils.to_categorical(rng.integers(0, 4, 12), 4)
@@ -623,6 +665,22 @@ def test_training_matches_keras(real_keras, optimizer):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ours.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), reference.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+def test_permute_layers_match_keras(real_keras):
+    """Permutes of Keras's channels-last tensors (H <-> W, to (C, H, W), back to (H, W, C)) between convolutions."""
+    def build(module):
+        L = module.layers
+        return module.models.Sequential([
+            L.Input(shape=(9, 7, 2)), L.Permute((2, 1, 3)), L.Conv2D(4, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(2), L.Permute((3, 1, 2)), L.Conv2D(3, 2, activation="tanh"), L.Permute((2, 3, 1)),
+            L.Flatten(), L.Dense(5, activation="softmax")])
+
+    reference, ours = build(real_keras), build(keras)
+    ours.set_weights(reference.get_weights())
+    x = np.random.default_rng(11).random((6, 9, 7, 2)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert ours.output_shape == reference.output_shape == (None, 5)
 
 
 def test_set_random_seed_makes_weights_and_training_reproducible():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastconv import layers, reference
+from fastconv import Sequential, layers, reference
 
 FAST = settings(max_examples=25, deadline=None)
 
@@ -145,6 +145,28 @@ def test_avg_pool_int_padding_counts_the_zeros_like_pytorch():
     np.testing.assert_allclose(layer.forward(x), reference.avg_pool2d(x, 3, 2, 1), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dims", [(1, 2, 3), (3, 1, 2), (2, 3, 1), (1, 3, 2), (3, 2, 1)])
+def test_permute_moves_sample_axes_as_keras_does(dims):
+    """Output axis i is input axis dims[i - 1]; the batch axis stays first."""
+    layer = built(layers.Permute(dims), (2, 3, 4))
+    x = np.random.default_rng(3).random((5, 2, 3, 4))
+    y = layer.forward(x)
+    assert y.shape == (5,) + layer.output_shape and y.flags.c_contiguous
+    for n, i, j, k in np.ndindex(y.shape):
+        source = [None, None, None]
+        for out_axis, in_axis in enumerate(dims):
+            source[in_axis - 1] = (i, j, k)[out_axis]
+        assert y[n, i, j, k] == x[(n, *source)]
+
+
+def test_permute_refuses_an_input_of_another_rank():
+    with pytest.raises(ValueError, match=r"Permute\(dims=\(2, 1\)\) expects inputs with 2 axes per sample, "
+                                         r"got \(3, 4, 5\)"):
+        layers.Permute((2, 1)).compute_output_shape((3, 4, 5))
+    with pytest.raises(ValueError, match=r"dims must be a permutation of 1..3 .* got \(0, 1, 2\)"):
+        layers.Permute((0, 1, 2))
+
+
 def test_dense_numpy_and_fastconv_gemm_agree_with_matmul():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((5, 11))
@@ -182,6 +204,9 @@ def test_activations_match_their_formulas_and_stay_finite():
     (lambda: layers.Sigmoid(), (3, 4)),
     (lambda: layers.Tanh(), (3, 4)),
     (lambda: layers.Flatten(), (2, 3, 2)),
+    (lambda: layers.Permute((3, 1, 2)), (2, 3, 4)),
+    (lambda: layers.Permute((2, 3, 1)), (4, 2, 3)),
+    (lambda: layers.Permute((2, 1)), (3, 5)),
     (lambda: layers.Dense(4), (6,)),
     (lambda: layers.Dense(3, gemm="fastconv", use_bias=False), (5,)),
 ])
@@ -191,6 +216,25 @@ def test_backward_matches_finite_differences(make, input_shape, numerics):
     x = rng.standard_normal((2,) + input_shape)
     x[np.abs(x) < 1e-3] = 0.5  # keep ReLU-like kinks away from the finite-difference steps
     check_backward(layer, x, numerics, rng)
+
+
+def test_channels_last_model_gradients_match_finite_differences(numerics):
+    """A small channels-last model (Permute in, convolution, Permute back to (H, W, C) before the Flatten):
+    the gradients of the loss in every parameter and in the input match central differences, float64."""
+    model = Sequential([layers.Permute((3, 1, 2)), layers.Conv2D(3, 3), layers.Tanh(), layers.MaxPool2D(2),
+                        layers.Permute((2, 3, 1)), layers.Flatten(), layers.Dense(4)],
+                       input_shape=(6, 7, 2), seed=0, dtype=np.float64).build()
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((2, 6, 7, 2)), np.array([1, 3])
+
+    def loss():
+        return model.loss(model.forward(x), y, return_grad=False)
+
+    _, grad_logits = model.loss(model.forward(x, training=True), y)
+    grad_x = model.backward(grad_logits)
+    numerics.assert_close(grad_x, numerics.numerical_gradient(loss, x), dtype=np.float32, label="grad x")
+    for (name, param), grad in zip(model.named_parameters(), model.gradients()):
+        numerics.assert_close(grad, numerics.numerical_gradient(loss, param), dtype=np.float32, label=name)
 
 
 def test_backward_needs_a_training_forward():
@@ -256,6 +300,7 @@ def test_normal_initialisers_have_the_right_spread():
     layers.MaxPool2D(3, strides=2, padding=1), layers.AvgPool2D((2, 3), padding="same"),
     layers.Dense(5, gemm="fastconv", kernel_initializer="glorot_uniform"), layers.Dropout(0.3, seed=5),
     layers.LeakyReLU(0.2), layers.ReLU(), layers.Sigmoid(), layers.Tanh(), layers.Flatten(),
+    layers.Permute((3, 1, 2), input_shape=(5, 6, 2), name="to_nchw"),
 ])
 def test_config_round_trip(layer):
     record = layers.serialize(layer)
@@ -284,6 +329,12 @@ def test_deserialize_rejects_unknown_or_malformed_records():
     (lambda: layers.Dense(0), ValueError),
     (lambda: layers.Dense(3, gemm="blas"), ValueError),
     (lambda: layers.Dropout(1.0), ValueError),
+    (lambda: layers.Permute((1, 2, 2)), ValueError),
+    (lambda: layers.Permute((0, 1, 2)), ValueError),
+    (lambda: layers.Permute((2, 3)), ValueError),
+    (lambda: layers.Permute(()), ValueError),
+    (lambda: layers.Permute((1.0, 2.0)), TypeError),
+    (lambda: layers.Permute("312"), TypeError),
 ])
 def test_bad_arguments_are_refused(make, error):
     with pytest.raises(error):

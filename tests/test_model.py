@@ -265,6 +265,20 @@ def test_save_load_predict_gives_identical_outputs(tmp_path, dtype):
     assert os.listdir(tmp_path) == ["lenet.npz"]  # no temporary file left behind
 
 
+def test_a_channels_last_model_trains_saves_and_loads(tmp_path):
+    """A Permute first takes (H, W, C) images: fit learns through it, and a checkpoint keeps its dims."""
+    x, y = blobs(96)
+    x = x.transpose(0, 2, 3, 1).copy()
+    model = Sequential([layers.Permute((3, 1, 2)), layers.Conv2D(4, 3, padding="same"), layers.ReLU(),
+                        layers.MaxPool2D(2), layers.Flatten(), layers.Dense(3)], input_shape=(8, 8, 1), seed=0)
+    history = model.fit(x, y, epochs=3, batch_size=16, optimizer=optim.SGD(lr=0.1, momentum=0.9), verbose=0)
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    model.save(tmp_path / "nhwc.npz")
+    loaded = Sequential.load(tmp_path / "nhwc.npz")
+    assert loaded.layers[0].dims == (3, 1, 2) and loaded.input_shape == (8, 8, 1)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
 def test_loaded_model_can_keep_training(tmp_path):
     x, y = blobs(48)
     model = small_cnn()

@@ -246,6 +246,160 @@ def test_import_reads_a_file(tmp_path):
     assert_same_predictions(run_ort(str(tmp_path / "torch.onnx"), x), fconnx.load(tmp_path / "torch.onnx").predict(x))
 
 
+# ---- channels-last (Keras-exported) graphs --------------------------------------------------------
+
+def transpose(source, target, perm, name):
+    return helper.make_node("Transpose", [source], [target], name=name, perm=perm)
+
+
+def keras_style_lenet(transposes_around_each_op=False):
+    """A channels-last LeNet as tf2onnx writes a Keras model: NHWC input (30, 26, 3), a Transpose to NCHW for
+    the convolutions and pools, a Transpose back to NHWC before the Reshape [-1, F] (so the Dense kernel's
+    rows are in Keras's (H, W, C) flatten order), MatMul + Add for each Dense. With
+    transposes_around_each_op, every NCHW op sits between its own Transpose pair and the Relus run on
+    NHWC tensors, as tf2onnx writes a graph it has not optimized."""
+    init = {"c1.w": weights(6, 3, 5, 5, seed=11) / 2, "c1.b": weights(6, seed=12),
+            "c2.w": weights(16, 6, 5, 5, seed=13) / 3, "c2.b": weights(16, seed=14),
+            "d1.w": weights(16 * 5 * 4, 120, seed=15) / 6, "d1.b": weights(120, seed=16),
+            "d2.w": weights(120, 10, seed=17) / 5, "d2.b": weights(10, seed=18),
+            "shape": np.array([-1, 16 * 5 * 4], dtype=np.int64)}
+    nchw_ops = [  # (op, input, output, attributes), in the order of the network
+        ("Conv", ["c1.w", "c1.b"], dict(kernel_shape=[5, 5], pads=[2, 2, 2, 2])), ("Relu", [], {}),
+        ("MaxPool", [], dict(kernel_shape=[2, 2], strides=[2, 2])),
+        ("Conv", ["c2.w", "c2.b"], dict(kernel_shape=[5, 5])), ("Relu", [], {}),
+        ("MaxPool", [], dict(kernel_shape=[2, 2], strides=[2, 2])),
+    ]
+    nodes, tensor = [], "input_1"
+    if not transposes_around_each_op:
+        nodes.append(transpose(tensor, "nchw", [0, 3, 1, 2], "sequential/conv2d/Conv2D__6"))
+        tensor = "nchw"
+    for index, (op, constants, attributes) in enumerate(nchw_ops):
+        wrap = transposes_around_each_op and op != "Relu"
+        if wrap:
+            nodes.append(transpose(tensor, f"in{index}", [0, 3, 1, 2], f"{op}_{index}__in"))
+            tensor = f"in{index}"
+        nodes.append(helper.make_node(op, [tensor] + constants, [f"out{index}"], name=f"{op}_{index}", **attributes))
+        tensor = f"out{index}"
+        if wrap:
+            nodes.append(transpose(tensor, f"nhwc{index}", [0, 2, 3, 1], f"{op}_{index}__out"))
+            tensor = f"nhwc{index}"
+    if not transposes_around_each_op:
+        nodes.append(transpose(tensor, "nhwc", [0, 2, 3, 1], "sequential/max_pooling2d_1/MaxPool__28"))
+        tensor = "nhwc"
+    nodes += [
+        helper.make_node("Reshape", [tensor, "shape"], ["flat"], name="sequential/flatten/Reshape"),
+        helper.make_node("MatMul", ["flat", "d1.w"], ["m1"], name="sequential/dense/MatMul"),
+        helper.make_node("Add", ["m1", "d1.b"], ["a1"], name="sequential/dense/BiasAdd"),
+        helper.make_node("Relu", ["a1"], ["h1"], name="sequential/dense/Relu"),
+        helper.make_node("MatMul", ["h1", "d2.w"], ["m2"], name="sequential/dense_1/MatMul"),
+        helper.make_node("Add", ["m2", "d2.b"], ["logits"], name="sequential/dense_1/BiasAdd"),
+        helper.make_node("Softmax", ["logits"], ["y"], name="sequential/dense_1/Softmax"),
+    ]
+    return make_model(nodes, init, ["unk__0", 30, 26, 3], input_name="input_1")
+
+
+@pytest.mark.parametrize("transposes_around_each_op", [False, True])
+def test_import_a_keras_style_channels_last_lenet(transposes_around_each_op):
+    """The model takes the NHWC array the ONNX model takes: a Permute to NCHW first, convolutions on
+    fastconv's NCHW kernels, and the Transpose back to (H, W, C) folded into the first Dense's rows."""
+    proto = keras_style_lenet(transposes_around_each_op)
+    model = fconnx.load(proto)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Permute", "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "ReLU", "Dense"]
+    assert model.input_shape == (30, 26, 3) and model.layers[0].dims == (3, 1, 2)
+    assert model.layers[6].output_shape == (16, 5, 4)
+    x = images((30, 26, 3))
+    expected = run_ort(proto, x)
+    assert 0.5 < expected.max() < 0.999  # peaked, not saturated: a wrong row order would show
+    assert_same_predictions(expected, model.predict(x))
+
+
+def tf2onnx_one_channel_lenet():
+    """A 1-channel Keras LeNet-5 as tf2onnx 1.17 wrote it from TensorFlow 2.21 (node for node, random
+    weights): the NHWC -> NCHW Transpose of a 1-channel input written as a Reshape to [-1, 1, 28, 28], and
+    Flatten's target shape computed from the Shape of the tensor before the Transpose to (H, W, C): Gather
+    in (H, W, C) order, Cast to int32, Slice of the batch size, Concat with [400], Cast back to int64."""
+    init = {"new_shape": np.array([-1, 1, 28, 28], dtype=np.int64),
+            "c1.w": weights(6, 1, 5, 5, seed=21), "c1.b": weights(6, seed=22),
+            "c2.w": weights(16, 6, 5, 5, seed=23) / 3, "c2.b": weights(16, seed=24),
+            "order": np.array([0, 2, 3, 1], dtype=np.int64), "zero": np.array([0], dtype=np.int64),
+            "one": np.array([1], dtype=np.int64), "features": np.array([400], dtype=np.int32),
+            "d1.w": weights(400, 84, seed=25) / 6, "d1.b": weights(84, seed=26),
+            "d2.w": weights(84, 10, seed=27) / 3, "d2.b": weights(10, seed=28)}
+    nodes = [
+        helper.make_node("Reshape", ["input", "new_shape"], ["nchw"], name="sequential_1/conv2d_1/BiasAdd__6"),
+        helper.make_node("Conv", ["nchw", "c1.w", "c1.b"], ["a1"], name="conv1", kernel_shape=[5, 5],
+                         pads=[2, 2, 2, 2], strides=[1, 1], dilations=[1, 1], group=1),
+        helper.make_node("Relu", ["a1"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "c2.w", "c2.b"], ["a2"], name="conv2", kernel_shape=[5, 5]),
+        helper.make_node("Relu", ["a2"], ["r2"], name="relu2"),
+        helper.make_node("MaxPool", ["r2"], ["p2"], name="pool2", kernel_shape=[2, 2], strides=[2, 2]),
+        transpose("p2", "nhwc", [0, 2, 3, 1], "Transpose__34"),
+        helper.make_node("Shape", ["p2"], ["shape"], name="Shape__38"),
+        helper.make_node("Gather", ["shape", "order"], ["nhwc_shape"], name="Gather__41"),
+        helper.make_node("Cast", ["nhwc_shape"], ["nhwc_shape32"], name="flatten/Shape__22", to=TensorProto.INT32),
+        helper.make_node("Slice", ["nhwc_shape32", "zero", "one", "zero"], ["batch"], name="flatten/strided_slice"),
+        helper.make_node("Concat", ["batch", "features"], ["target32"], name="flatten/Concat", axis=0),
+        helper.make_node("Cast", ["target32"], ["target"], name="flatten/Reshape__33", to=TensorProto.INT64),
+        helper.make_node("Reshape", ["nhwc", "target"], ["flat"], name="flatten/Reshape"),
+        helper.make_node("MatMul", ["flat", "d1.w"], ["m1"], name="dense/MatMul"),
+        helper.make_node("Add", ["m1", "d1.b"], ["s1"], name="dense/BiasAdd"),
+        helper.make_node("Relu", ["s1"], ["h1"], name="dense/Relu"),
+        helper.make_node("MatMul", ["h1", "d2.w"], ["m2"], name="dense_1/MatMul"),
+        helper.make_node("Add", ["m2", "d2.b"], ["s2"], name="dense_1/BiasAdd"),
+        helper.make_node("Softmax", ["s2"], ["y"], name="dense_1/Softmax"),
+    ]
+    return make_model(nodes, init, ["unk__44", 28, 28, 1], input_name="input")
+
+
+def test_import_tf2onnx_graph_of_a_one_channel_keras_lenet():
+    proto = tf2onnx_one_channel_lenet()
+    model = fconnx.load(proto)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Permute", "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "ReLU", "Dense"]
+    assert model.input_shape == (28, 28, 1) and model.layers[0].dims == (3, 1, 2)
+    x = images((28, 28, 1))
+    expected = run_ort(proto, x)
+    assert 0.5 < expected.max() < 0.999
+    assert_same_predictions(expected, model.predict(x))
+
+
+def test_a_transpose_that_is_not_folded_stays_a_permute_layer():
+    """A Transpose that swaps H and W between two convolutions has no Dense to fold into."""
+    init = {"w1": weights(4, 3, 3, 3, seed=1), "w2": weights(5, 4, 3, 2, seed=2), "d": weights(5 * 3 * 6, 6, seed=3)}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="c1"),
+             transpose("c1", "swapped", [0, 1, 3, 2], "swap_hw"),
+             helper.make_node("Conv", ["swapped", "w2"], ["c2"], name="c2"),
+             helper.make_node("Flatten", ["c2"], ["f"], name="flatten"),
+             helper.make_node("MatMul", ["f", "d"], ["y"], name="dense")]
+    proto = make_model(nodes, init, ["n", 3, 9, 7])
+    model = fconnx.load(proto)
+    assert [type(layer).__name__ for layer in model.layers] == ["Conv2D", "Permute", "Conv2D", "Flatten", "Dense"]
+    assert model.layers[1].dims == (1, 3, 2) and model.layers[2].output_shape == (5, 3, 6)
+    x = images((3, 9, 7))
+    assert_same_predictions(losses.softmax(run_ort(proto, x)), model.predict(x))
+
+
+def test_a_model_with_permute_layers_exports_and_round_trips(tmp_path):
+    model = sharpen(Sequential([
+        layers.Permute((3, 1, 2)), layers.Conv2D(4, 3, padding="same"), layers.ReLU(), layers.MaxPool2D(2),
+        layers.Permute((1, 3, 2)), layers.Conv2D(5, (3, 2)), layers.Tanh(),
+        layers.Permute((2, 3, 1)), layers.Flatten(), layers.Dense(6),
+    ], input_shape=(10, 8, 3), seed=5).build())
+    x = images((10, 8, 3))
+    expected = model.predict(x)
+    proto = fconnx.export(model, tmp_path / "permute.onnx")
+    assert [list(node.attribute[0].ints) for node in proto.graph.node if node.op_type == "Transpose"] == [
+        [0, 3, 1, 2], [0, 1, 3, 2], [0, 2, 3, 1]]
+    assert_same_predictions(expected, run_ort(str(tmp_path / "permute.onnx"), x))
+    loaded = fconnx.load(tmp_path / "permute.onnx")
+    # the last Permute (to (H, W, C) before the Flatten) is folded into the Dense weight's rows
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in model.layers
+                                                                 if layer is not model.layers[7]]
+    assert_same_predictions(expected, loaded.predict(x))
+
+
 # ---- import errors -------------------------------------------------------------------------------
 
 def single_node(node, initializers=None, input_shape=("n", 3, 8, 8)):
@@ -283,6 +437,23 @@ IMPORT_ERRORS = {
     "add without matmul": (single_node(helper.make_node("Add", ["x", "b"], ["y"], name="plus"),
                                        {"b": weights(1, seed=0)}),
                            r"unsupported ONNX node 'Add' \(name 'plus'\): .* bias right after a MatMul"),
+    "transpose moving the batch axis": (
+        single_node(transpose("x", "y", [1, 0, 2, 3], "t_batch")),
+        r"'t_batch' \(Transpose\): perm \[1, 0, 2, 3\] moves the batch axis; fastconv keeps it first"),
+    "transpose reversing every axis (no perm)": (
+        single_node(helper.make_node("Transpose", ["x"], ["y"], name="t_default")),
+        r"'t_default' \(Transpose\): perm \[3, 2, 1, 0\] moves the batch axis"),
+    "transpose perm of the wrong length": (
+        single_node(transpose("x", "y", [0, 2, 1], "t_short")),
+        r"'t_short' \(Transpose\): perm \[0, 2, 1\] must have one axis per input axis: 4 for \(N,\) \+ \(3, 8, 8\)"),
+    "transpose perm repeating an axis": (
+        single_node(transpose("x", "y", [0, 1, 1, 2], "t_repeat")),
+        r"'t_repeat' \(Transpose\): perm \[0, 1, 1, 2\] is not a permutation"),
+    "reshape moving an axis longer than 1": (
+        single_node(helper.make_node("Reshape", ["x", "s"], ["y"], name="rs_long"),
+                    {"s": np.array([-1, 8, 8, 3], dtype=np.int64)}),
+        r"'rs_long' \(Reshape\): fastconv reads a Reshape only to \(N, features\) .* or one that only moves axes of "
+        r"size 1, got target shape \[-1, 8, 8, 3\]"),
     "gemm weight size": (single_node(helper.make_node("Gemm", ["x", "w"], ["y"], name="fc"),
                                      {"w": weights(5, 2, seed=0)}, input_shape=("n", 6)),
                          r"'fc' \(Gemm\): the weight maps 5 features, the input has 6"),

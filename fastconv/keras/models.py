@@ -202,7 +202,8 @@ class Sequential:
         raise ValueError(f"no such layer: {name!r}; the layers are {[layer.name for layer in self.layers]}")
 
     def _configure(self):
-        """Fix the model's data format (its spatial layers must agree) and each Flatten's order."""
+        """Fix the model's data format (its spatial layers must agree), each Flatten's order and the axes
+        each Permute moves inside."""
         formats = {layer.data_format for layer in self.layers if layer.is_spatial}
         if len(formats) > 1:
             raise unsupported("a model whose layers mix channels_last and channels_first",
@@ -214,6 +215,8 @@ class Sequential:
                     raise unsupported("Flatten(data_format='channels_first') after channels_last layers",
                                       "use Flatten() (it flattens channels-last maps in Keras's order)")
                 layer.channels_to_end = self._channels_last or layer.data_format == "channels_first"
+            if isinstance(layer, layers_module.Permute):
+                layer.set_channels_last(self._channels_last)
 
     def _core_shape(self, shape):
         shape = tuple(shape)

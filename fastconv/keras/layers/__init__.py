@@ -1,6 +1,6 @@
 """keras.layers on fastconv: each class is a fastconv.layers layer with Keras's name and arguments.
 
-Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten and Dropout subclass the core layers, so the
+Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Permute and Dropout subclass the core layers, so the
 forward and backward are fastconv's kernels; ``activation=`` runs a core activation layer after the
 layer's own computation. Inside a model every image tensor is NCHW (the core kernels' layout): the
 model transposes channels-last inputs once, at its input, and a Flatten after channels-last maps
@@ -17,8 +17,8 @@ from .. import activations, backend, regularizers
 from .._compat import UnsupportedError, reject_non_default, reject_unknown, unsupported
 
 __all__ = ["Layer", "Dense", "Conv2D", "Convolution2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D",
-           "AvgPool2D", "Flatten", "Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax", "Input", "InputLayer",
-           "get", "serialize", "deserialize"]
+           "AvgPool2D", "Flatten", "Permute", "Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax", "Input",
+           "InputLayer", "get", "serialize", "deserialize"]
 
 KERNEL_INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 BIAS_INITIALIZERS = ("zeros",)
@@ -360,6 +360,35 @@ class Flatten(Layer, core_layers.Flatten):
         return dict(super().keras_config(), data_format=self.data_format)
 
 
+class Permute(Layer, core_layers.Permute):
+    """keras.layers.Permute(dims): dims permutes the sample axes 1..ndim of Keras's tensor. In a
+    channels-last model the model sets channels_last, and the permutation of an (H, W, C) tensor is
+    carried out on the NCHW tensor that holds it inside (so what follows sees Keras's axis order)."""
+
+    def __init__(self, dims, **kwargs):
+        input_shape, name = _common_kwargs("Permute", kwargs)
+        super().__init__(dims, name=name)
+        self.keras_dims = self.dims
+        self._keras_setup(input_shape)
+
+    def set_channels_last(self, channels_last):
+        """Permute the core NCHW tensor as Keras permutes its (H, W, C) one (channels_last), or as given."""
+        dims = self.keras_dims
+        if channels_last and len(dims) == 3:
+            # core axis i holds Keras axis _NHWC_OF_CORE[i]; Keras axis j is core axis _CORE_OF_NHWC[j]
+            dims = tuple(_CORE_OF_NHWC[dims[keras_axis] - 1] + 1 for keras_axis in _NHWC_OF_CORE)
+        if dims != self.dims:
+            self._set_dims(dims)
+            self.built = False  # the output shape changes with the dims
+
+    def keras_config(self):
+        return dict(super().keras_config(), dims=list(self.keras_dims))
+
+
+_NHWC_OF_CORE = (2, 0, 1)  # core (C, H, W) from Keras (H, W, C)
+_CORE_OF_NHWC = (1, 2, 0)
+
+
 class Dropout(Layer, core_layers.Dropout):
     """keras.layers.Dropout (inverted dropout, active in fit only)."""
 
@@ -461,13 +490,13 @@ def Input(shape=None, batch_size=None, name=None, dtype=None, **kwargs):  # noqa
 
 # ---- save format and the layers fastconv lacks ---------------------------------------------------
 
-_CLASSES = {cls.__name__: cls for cls in (Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Dropout,
-                                          Activation, ReLU, LeakyReLU, Softmax)}
+_CLASSES = {cls.__name__: cls for cls in (Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Permute,
+                                          Dropout, Activation, ReLU, LeakyReLU, Softmax)}
 
 # Keras layers a Keras program may import; fastconv.keras names them in its error instead of a bare ImportError.
 _NOT_SUPPORTED = ("BatchNormalization", "LayerNormalization", "Conv1D", "Conv3D", "Conv2DTranspose",
                   "SeparableConv2D", "DepthwiseConv2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-                  "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Reshape", "Permute", "RepeatVector",
+                  "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Reshape", "RepeatVector",
                   "Embedding", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "Lambda",
                   "Concatenate", "Add", "Multiply", "Attention", "MultiHeadAttention", "SpatialDropout2D",
                   "GaussianNoise", "ELU", "PReLU", "ThresholdedReLU", "MaxPooling1D", "AveragePooling1D",
