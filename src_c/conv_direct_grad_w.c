@@ -154,9 +154,9 @@ FCV_FN(kvgw_task_rows)(const fc_kvgw_geometry *geo, const real *x_chunk, const r
 /* The task's kv (1 or FC_KVGW_CHANNEL_VECTORS channel vectors), rows (1..FC_KVGW_MAX_ROWS) and S
  * (1..FC_KVGW_MAX_KW) as compile-time constants; only the triples within this level's accumulator
  * budget (FC_KVGW_ACCUMULATORS vectors) are instantiated. */
-FCV_TARGET void FCV_FN(fc_kvgw_task)(const fc_kvgw_geometry *geo, const real *x_chunk, const real *dyt_chunk,
-                                     fc_index dyt_vector_step, fc_index count, int first_chunk,
-                                     real *gw_acc, int kv, int rows)
+static __attribute__((noinline)) FCV_TARGET void
+FCV_FN(kvgw_task)(const fc_kvgw_geometry *geo, const real *x_chunk, const real *dyt_chunk,
+                  fc_index dyt_vector_step, fc_index count, int first_chunk, real *gw_acc, int kv, int rows)
 {
 #define FC_KVGW_CASE(R, S)                                                                       \
     case R:                                                                                      \
@@ -180,6 +180,16 @@ FCV_TARGET void FCV_FN(fc_kvgw_task)(const fc_kvgw_geometry *geo, const real *x_
     }
 #undef FC_KVGW_ROWS
 #undef FC_KVGW_CASE
+}
+
+/* kvgw_task's entry point. kvgw_task stays static and apart, so that GCC may drop the arguments a level
+ * leaves unused (dyt_vector_step with one vector of channels, AVX-512); exported itself, it kept them
+ * and its AVX-512 code grew 2% in register moves. */
+FCV_TARGET void FCV_FN(fc_kvgw_task)(const fc_kvgw_geometry *geo, const real *x_chunk, const real *dyt_chunk,
+                                     fc_index dyt_vector_step, fc_index count, int first_chunk,
+                                     real *gw_acc, int kv, int rows)
+{
+    FCV_FN(kvgw_task)(geo, x_chunk, dyt_chunk, dyt_vector_step, count, first_chunk, gw_acc, kv, rows);
 }
 /* -- grad_w vectorised over output columns (the "wvec grad_w" kernel) ---------------------------
  *     grad_w[k][c][r][s] = sum over n, oh, ow of dy[n][k][oh][ow] * xr[n][c][oh*stride_h - pad_h + r][ow + s]
