@@ -93,7 +93,7 @@ void FC_FN(fc_gather_plane_portable)(const fc_gather_geometry *gather, const rea
 void FC_FN(fc_scatter_plane)(const fc_conv_shape *sh, const fc_range *col_range, const real *grad_y_n,
                              const real *weight_c, real *restrict grad_x_plane);
 /* grad_w[k][c][r][:] (the "dot" task): for each tap s, the sum over n and the valid output rows `rows`
- * and columns col_range[s] of grad_y * x, in FC_DIRECT_LANES partial sums added in lane order. */
+ * and columns col_range[s] of grad_y * x, in 8 partial sums (FC_DIRECT_LANES) added in lane order. */
 void FC_FN(fc_dot_task_portable)(const fc_conv_shape *sh, const fc_range *col_range, fc_range rows,
                                  const real *grad_y, const real *x, fc_index k, fc_index c, fc_index r,
                                  real *grad_w_row);
