@@ -13,18 +13,17 @@
  * constant too: ukernel_*() switches on m and calls a copy specialised for that many rows, so a
  * partial tile at the bottom edge of C costs only the rows it has.
  *
- * The package is built without -march: AVX code is compiled through GCC target attributes and only
- * called when fc_simd_best() says the CPU has it (gemm.c picks the plan from ctx->simd).
+ * The package is built without -march: AVX code is compiled through GCC target attributes
+ * (simd_targets.h), written with simd_vec.h's vector vocabulary, and only called when fc_simd_best()
+ * says the CPU has it (gemm.c picks the plan from ctx->simd).
  */
 #ifndef FC_TEMPLATE_PASS
 
 #include "gemm_kernels.h"
+#include "simd_targets.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define FC_GEMM_HAVE_X86 1
+#if FC_HAVE_X86
 #include <immintrin.h>
-#define FC_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define FC_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
 #define FC_ALWAYS_INLINE inline __attribute__((always_inline))
 #endif
 
@@ -54,7 +53,7 @@
 
 #else /* FC_TEMPLATE_PASS: real, FC_FN, FC_IS_F32 are defined */
 
-/* ---- Per-type names: tile sizes and the intrinsics of each vector width ---------------------- */
+/* ---- Per-type names: the tile sizes ------------------------------------------------------------ */
 #if FC_IS_F32
 #define SCALAR_MR FC_GEMM_F32_SCALAR_MR
 #define SCALAR_NR FC_GEMM_F32_SCALAR_NR
@@ -65,25 +64,6 @@
 #define SCALAR_BLOCKS FC_GEMM_F32_SCALAR_BLOCKS
 #define AVX2_BLOCKS FC_GEMM_F32_AVX2_BLOCKS
 #define AVX512_BLOCKS FC_GEMM_F32_AVX512_BLOCKS
-#define V256 __m256
-#define V256_LANES 8
-#define v256_loadu _mm256_loadu_ps
-#define v256_storeu _mm256_storeu_ps
-#define v256_set1 _mm256_set1_ps
-#define v256_zero _mm256_setzero_ps
-#define v256_mul _mm256_mul_ps
-#define v256_fmadd _mm256_fmadd_ps
-#define V512 __m512
-#define V512_LANES 16
-#define v512_loadu _mm512_loadu_ps
-#define v512_storeu _mm512_storeu_ps
-#define v512_set1 _mm512_set1_ps
-#define v512_zero _mm512_setzero_ps
-#define v512_mul _mm512_mul_ps
-#define v512_fmadd _mm512_fmadd_ps
-#define V512_MASK __mmask16
-#define v512_maskz_loadu _mm512_maskz_loadu_ps
-#define v512_mask_storeu _mm512_mask_storeu_ps
 #else
 #define SCALAR_MR FC_GEMM_F64_SCALAR_MR
 #define SCALAR_NR FC_GEMM_F64_SCALAR_NR
@@ -94,25 +74,6 @@
 #define SCALAR_BLOCKS FC_GEMM_F64_SCALAR_BLOCKS
 #define AVX2_BLOCKS FC_GEMM_F64_AVX2_BLOCKS
 #define AVX512_BLOCKS FC_GEMM_F64_AVX512_BLOCKS
-#define V256 __m256d
-#define V256_LANES 4
-#define v256_loadu _mm256_loadu_pd
-#define v256_storeu _mm256_storeu_pd
-#define v256_set1 _mm256_set1_pd
-#define v256_zero _mm256_setzero_pd
-#define v256_mul _mm256_mul_pd
-#define v256_fmadd _mm256_fmadd_pd
-#define V512 __m512d
-#define V512_LANES 8
-#define v512_loadu _mm512_loadu_pd
-#define v512_storeu _mm512_storeu_pd
-#define v512_set1 _mm512_set1_pd
-#define v512_zero _mm512_setzero_pd
-#define v512_mul _mm512_mul_pd
-#define v512_fmadd _mm512_fmadd_pd
-#define V512_MASK __mmask8
-#define v512_maskz_loadu _mm512_maskz_loadu_pd
-#define v512_mask_storeu _mm512_mask_storeu_pd
 #endif
 
 /* ---- Portable C -------------------------------------------------------------------------------- */
@@ -142,7 +103,7 @@ static void FC_FN(ukernel_scalar)(int m, fc_index k, real alpha, const real *res
     }
 }
 
-#ifdef FC_GEMM_HAVE_X86
+#if FC_HAVE_X86
 
 /* Ask for the C tile now: it is read (beta != 0) or written only after the k loop, and by then
  * the prefetches have hidden the cache misses of its rows (C is far larger than any cache). */
@@ -158,44 +119,46 @@ static FC_ALWAYS_INLINE void FC_FN(prefetch_tile)(const int rows, const int cols
 }
 
 /* ---- AVX2 + FMA -------------------------------------------------------------------------------- */
+#define FC_VEC_LEVEL FC_VEC_AVX2
+#include "simd_vec.h"
 
 static FC_ALWAYS_INLINE FC_TARGET_AVX2 void
 FC_FN(tile_avx2)(const int rows, fc_index k, real alpha, const real *restrict a_pack,
                  const real *restrict b_pack, fc_index ldb,
                  real beta, real *restrict c, fc_index ldc)
 {
-    enum { MR = AVX2_MR, NR = AVX2_NR, NV = AVX2_NR / V256_LANES };
-    V256 acc[MR][NV];
+    enum { MR = AVX2_MR, NR = AVX2_NR, NV = AVX2_NR / FCV_LANES };
+    fcv_vec acc[MR][NV];
 
     FC_FN(prefetch_tile)(rows, NR, c, ldc);
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++)
 #pragma GCC unroll 16
         for (int v = 0; v < NV; v++)
-            acc[i][v] = v256_zero();
+            acc[i][v] = fcv_set1((real)0);
     for (fc_index p = 0; p < k; p++) {
-        V256 b_vec[NV];
+        fcv_vec b_vec[NV];
 #pragma GCC unroll 16
         for (int v = 0; v < NV; v++)
-            b_vec[v] = v256_loadu(b_pack + p * ldb + v * V256_LANES);
+            b_vec[v] = fcv_loadu(b_pack + p * ldb + v * FCV_LANES);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
-            V256 a_val = v256_set1(a_pack[p * MR + i]);
+            fcv_vec a_val = fcv_set1(a_pack[p * MR + i]);
 #pragma GCC unroll 16
             for (int v = 0; v < NV; v++)
-                acc[i][v] = v256_fmadd(a_val, b_vec[v], acc[i][v]);
+                acc[i][v] = fcv_fmadd(a_val, b_vec[v], acc[i][v]);
         }
     }
-    V256 alpha_vec = v256_set1(alpha), beta_vec = v256_set1(beta);
+    fcv_vec alpha_vec = fcv_set1(alpha), beta_vec = fcv_set1(beta);
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++)
 #pragma GCC unroll 16
         for (int v = 0; v < NV; v++) {
-            real *c_vec = c + i * ldc + v * V256_LANES;
-            V256 result = v256_mul(alpha_vec, acc[i][v]);
+            real *c_vec = c + i * ldc + v * FCV_LANES;
+            fcv_vec result = fcv_mul(alpha_vec, acc[i][v]);
             if (beta != 0)
-                result = v256_fmadd(beta_vec, v256_loadu(c_vec), result);
-            v256_storeu(c_vec, result);
+                result = fcv_fmadd(beta_vec, fcv_loadu(c_vec), result);
+            fcv_storeu(c_vec, result);
         }
 }
 
@@ -218,53 +181,56 @@ FC_FN(ukernel_avx2)(int m, fc_index k, real alpha, const real *restrict a_pack,
 }
 
 /* ---- AVX-512 ----------------------------------------------------------------------------------- */
+#undef FC_VEC_LEVEL
+#define FC_VEC_LEVEL FC_VEC_AVX512
+#include "simd_vec.h"
 
 /* A tile of `rows` x `nv` vectors; with `masked`, the last vector's lanes are `last_mask` only (a right
  * edge: B and C are read and written on those lanes alone, so nothing past the edge is touched). */
 static FC_ALWAYS_INLINE FC_TARGET_AVX512 void
-FC_FN(tile_avx512)(const int rows, const int nv, const int masked, V512_MASK last_mask, fc_index k,
+FC_FN(tile_avx512)(const int rows, const int nv, const int masked, fcv_mask last_mask, fc_index k,
                    real alpha, const real *restrict a_pack, const real *restrict b_pack,
                    fc_index ldb, real beta, real *restrict c, fc_index ldc)
 {
-    enum { MR = AVX512_MR, NV = AVX512_NR / V512_LANES };
-    V512 acc[MR][NV];
+    enum { MR = AVX512_MR, NV = AVX512_NR / FCV_LANES };
+    fcv_vec acc[MR][NV];
 
-    FC_FN(prefetch_tile)(rows, nv * V512_LANES, c, ldc);
+    FC_FN(prefetch_tile)(rows, nv * FCV_LANES, c, ldc);
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++)
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++)
-            acc[i][v] = v512_zero();
+            acc[i][v] = fcv_set1((real)0);
     for (fc_index p = 0; p < k; p++) {
-        V512 b_vec[NV];
+        fcv_vec b_vec[NV];
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++) {
-            const real *b_at = b_pack + p * ldb + v * V512_LANES;
-            b_vec[v] = masked && v == nv - 1 ? v512_maskz_loadu(last_mask, b_at) : v512_loadu(b_at);
+            const real *b_at = b_pack + p * ldb + v * FCV_LANES;
+            b_vec[v] = masked && v == nv - 1 ? fcv_load_mask(b_at, last_mask) : fcv_loadu(b_at);
         }
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
-            V512 a_val = v512_set1(a_pack[p * MR + i]);
+            fcv_vec a_val = fcv_set1(a_pack[p * MR + i]);
 #pragma GCC unroll 16
             for (int v = 0; v < nv; v++)
-                acc[i][v] = v512_fmadd(a_val, b_vec[v], acc[i][v]);
+                acc[i][v] = fcv_fmadd(a_val, b_vec[v], acc[i][v]);
         }
     }
-    V512 alpha_vec = v512_set1(alpha), beta_vec = v512_set1(beta);
+    fcv_vec alpha_vec = fcv_set1(alpha), beta_vec = fcv_set1(beta);
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++)
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++) {
-            real *c_vec = c + i * ldc + v * V512_LANES;
+            real *c_vec = c + i * ldc + v * FCV_LANES;
             const int edge = masked && v == nv - 1;
-            V512 result = v512_mul(alpha_vec, acc[i][v]);
+            fcv_vec result = fcv_mul(alpha_vec, acc[i][v]);
             if (beta != 0)
-                result = v512_fmadd(beta_vec, edge ? v512_maskz_loadu(last_mask, c_vec) : v512_loadu(c_vec),
+                result = fcv_fmadd(beta_vec, edge ? fcv_load_mask(c_vec, last_mask) : fcv_loadu(c_vec),
                                     result);
             if (edge)
-                v512_mask_storeu(c_vec, last_mask, result);
+                fcv_store_mask(c_vec, last_mask, result);
             else
-                v512_storeu(c_vec, result);
+                fcv_storeu(c_vec, result);
         }
 }
 
@@ -273,7 +239,7 @@ FC_FN(ukernel_avx512)(int m, fc_index k, real alpha, const real *restrict a_pack
                       const real *restrict b_pack, fc_index ldb, real beta, real *restrict c,
                       fc_index ldc)
 {
-    enum { NV = AVX512_NR / V512_LANES };
+    enum { NV = AVX512_NR / FCV_LANES };
 #define FC_AVX512_ROWS(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, AVX512_NR, beta, c, ldc)
 #define FC_AVX512_ROWS_LDB(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, ldb, beta, c, ldc)
     if (ldb == AVX512_NR) {   /* as in ukernel_avx2 */
@@ -293,8 +259,8 @@ FC_FN(edge_ukernel_avx512)(int m, int n, fc_index k, real alpha, const real *res
                            const real *restrict b, fc_index ldb, real beta, real *restrict c,
                            fc_index ldc)
 {
-    const int nv = (n + V512_LANES - 1) / V512_LANES;
-    const V512_MASK last_mask = (V512_MASK)((1u << (n - (nv - 1) * V512_LANES)) - 1);
+    const int nv = (n + FCV_LANES - 1) / FCV_LANES;
+    const fcv_mask last_mask = (fcv_mask)((1u << (n - (nv - 1) * FCV_LANES)) - 1);
 #define FC_AVX512_EDGE(r, vectors) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), vectors, 1, last_mask, k, alpha, a_pack, b, ldb, beta, c, ldc)
 #define FC_AVX512_EDGE_1(r) FC_AVX512_EDGE(r, 1)
 #define FC_AVX512_EDGE_2(r) FC_AVX512_EDGE(r, 2)
@@ -313,14 +279,16 @@ FC_FN(edge_ukernel_avx512)(int m, int n, fc_index k, real alpha, const real *res
 #undef FC_AVX512_EDGE_4
 }
 
-#endif /* FC_GEMM_HAVE_X86 */
+#undef FC_VEC_LEVEL
+#include "simd_vec.h"   /* (FC_VEC_LEVEL undefined: drops the vocabulary) */
+#endif /* FC_HAVE_X86 */
 
 /* ---- Plan selection ---------------------------------------------------------------------------- */
 
 FC_CAT(fc_gemm_plan, FC_SUFFIX) FC_FN(fc_gemm_plan_for)(fc_simd_level level)
 {
     FC_CAT(fc_gemm_plan, FC_SUFFIX) plan = { FC_FN(ukernel_scalar), SCALAR_BLOCKS, NULL };
-#ifdef FC_GEMM_HAVE_X86
+#if FC_HAVE_X86
     if (level == FC_SIMD_AVX512) {
         FC_CAT(fc_gemm_plan, FC_SUFFIX) avx512 = { FC_FN(ukernel_avx512), AVX512_BLOCKS,
                                                    FC_FN(edge_ukernel_avx512) };
@@ -344,24 +312,5 @@ FC_CAT(fc_gemm_plan, FC_SUFFIX) FC_FN(fc_gemm_plan_for)(fc_simd_level level)
 #undef SCALAR_BLOCKS
 #undef AVX2_BLOCKS
 #undef AVX512_BLOCKS
-#undef V256
-#undef V256_LANES
-#undef v256_loadu
-#undef v256_storeu
-#undef v256_set1
-#undef v256_zero
-#undef v256_mul
-#undef v256_fmadd
-#undef V512
-#undef V512_LANES
-#undef v512_loadu
-#undef v512_storeu
-#undef v512_set1
-#undef v512_zero
-#undef v512_mul
-#undef v512_fmadd
-#undef V512_MASK
-#undef v512_maskz_loadu
-#undef v512_mask_storeu
 
 #endif /* FC_TEMPLATE_PASS */

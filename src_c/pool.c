@@ -23,6 +23,7 @@
 #include <math.h>
 #include <string.h>
 #include "fastconv.h"
+#include "simd_targets.h"
 
 /* The window of output coordinate o along one axis, clipped to the input: [*lo, *hi). */
 static inline void fc_pool_window(fc_index o, fc_index stride, fc_index pad, fc_index kernel,
@@ -68,14 +69,14 @@ static inline int fc_unpool_block_fits_2x2(const fc_pool_shape *shape, fc_index 
            r * shape->out_w + FC_AVG_2X2_BLOCK <= g_count;
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+#if FC_HAVE_X86
 #include <immintrin.h>
 
 /* unpool_block_2x2 (below) for float on AVX2 and up, by hand: the 8 shares, each twice, to both
  * rows, with in-lane unpacks and 128-bit lane selects. GCC 12 vectorises the plain loop with two
  * vpermd (cross-lane, slow on this project's AVX2 machine, a Zen 2): (64,6,28,28), 1 thread,
  * 34.9 us with it, 30.8 us with this. */
-static inline __attribute__((target("avx2"), always_inline)) void fc_unpool_block_2x2_avx2_f32(
+static inline FC_TARGET_AVX2 __attribute__((always_inline)) void fc_unpool_block_2x2_avx2_f32(
     const float *restrict g, float *row0, float *row1)
 {
     const __m256 shares = _mm256_mul_ps(_mm256_loadu_ps(g), _mm256_set1_ps(0.25f));
@@ -198,15 +199,15 @@ static void FC_FN(max_plane_2x2_scalar)(const fc_pool_shape *shape, const real *
     FC_FN(max_plane_2x2)(shape, x, y, indices);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2,fma")))
+#if FC_HAVE_X86
+FC_TARGET_AVX2
 static void FC_FN(max_plane_2x2_avx2)(const fc_pool_shape *shape, const real *x, real *y,
                                       int64_t *indices)
 {
     FC_FN(max_plane_2x2)(shape, x, y, indices);
 }
 
-__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+FC_TARGET_AVX512
 static void FC_FN(max_plane_2x2_avx512)(const fc_pool_shape *shape, const real *x, real *y,
                                         int64_t *indices)
 {
@@ -217,7 +218,7 @@ static void FC_FN(max_plane_2x2_avx512)(const fc_pool_shape *shape, const real *
 static void FC_FN(max_pool_plane_2x2)(const fc_pool_shape *shape, fc_simd_level simd,
                                       const real *x, real *y, int64_t *indices)
 {
-#if defined(__x86_64__) || defined(__i386__)
+#if FC_HAVE_X86
     if (simd >= FC_SIMD_AVX512) {
         FC_FN(max_plane_2x2_avx512)(shape, x, y, indices);
         return;
@@ -459,7 +460,7 @@ static inline __attribute__((always_inline)) void FC_FN(avg_unpool_rows_2x2)(
 /* Portable, and AVX2 (also taken at AVX-512: the work is copies, which the AVX2 block writer
  * already does a vector at a time); identical results, one exact multiply per value. Float on x86
  * uses the hand-written block writer. */
-#if FC_IS_F32 && (defined(__x86_64__) || defined(__i386__))
+#if FC_IS_F32 && FC_HAVE_X86
 #define FC_UNPOOL_BLOCK_X86 fc_unpool_block_2x2_avx2_f32
 #else
 #define FC_UNPOOL_BLOCK_X86 FC_FN(unpool_block_2x2)
@@ -473,8 +474,8 @@ static void FC_FN(avg_unpool_rows_2x2_scalar)(
                                FC_FN(unpool_block_2x2));
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2,fma")))
+#if FC_HAVE_X86
+FC_TARGET_AVX2
 static void FC_FN(avg_unpool_rows_2x2_avx2)(
     const fc_pool_shape *shape, fc_index first_row, fc_index end_row, const real *grad_y,
     fc_index g_count, real *grad_x, fc_index x_stop)
@@ -496,7 +497,7 @@ static void FC_FN(avg_unpool_part_2x2)(const fc_pool_shape *shape, fc_simd_level
     const fc_index end = first + base + (part < extra ? 1 : 0);
     const fc_index g_count = rows * shape->out_w;
     const fc_index x_stop = fc_unpool_row_start_2x2(shape, end);
-#if defined(__x86_64__) || defined(__i386__)
+#if FC_HAVE_X86
     if (simd >= FC_SIMD_AVX2) {
         FC_FN(avg_unpool_rows_2x2_avx2)(shape, first, end, grad_y, g_count, grad_x, x_stop);
         return;

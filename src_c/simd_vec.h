@@ -7,14 +7,14 @@
  *   FCV_TARGET     the level's target attribute (simd_targets.h), for every function using the vocabulary
  *   FCV_FN(name)   name_avx2_f32 / name_avx512_f64 ...: one symbol per level and type
  *   fcv_vec, fcv_mask, FCV_LANES   a vector of real, a set of lanes, the lanes per vector
- *   fcv_set1 / fcv_fmadd / fcv_add / fcv_loadu / fcv_storeu
+ *   fcv_set1 / fcv_fmadd / fcv_add / fcv_mul / fcv_loadu / fcv_storeu
  *   fcv_load_mask (masked-off lanes read as 0 and are not touched in memory) / fcv_store_mask /
  *   fcv_keep_mask (the other lanes zeroed) / fcv_reduce (horizontal sum in a fixed order)
  *   FCV_FN(lane_mask)(lo, hi), FCV_FN(store_first)(ptr, v, count), FCV_FN(shifted)(lo, hi, rem),
  *   FCV_SHIFT_LOADS(taps)
  * Included with FC_VEC_LEVEL undefined, it drops the vocabulary again. It has no include guard: a file
- * includes it once per level and type. gemm_kernels.c's v256_ / v512_ layer could move onto it (its
- * micro-kernels need loadu / storeu / set1 / fmadd and the targets, all here).
+ * includes it once per level and type (the direct kernels through simd_template.h; gemm_kernels.c
+ * around its AVX2 and its AVX-512 micro-kernels).
  */
 #include "simd_targets.h"
 #if FC_HAVE_X86
@@ -32,6 +32,7 @@
 #undef fcv_set1
 #undef fcv_fmadd
 #undef fcv_add
+#undef fcv_mul
 #undef fcv_loadu
 #undef fcv_storeu
 #undef fcv_load_mask
@@ -43,7 +44,7 @@
 #ifdef FC_VEC_LEVEL
 
 /* The vocabulary: fcv_vec (a vector of real), fcv_mask (which lanes), FCV_LANES, and
- * fcv_set1 / fcv_fmadd / fcv_add / fcv_load_mask (masked-off lanes read as 0 and are not touched in
+ * fcv_set1 / fcv_fmadd / fcv_add / fcv_mul / fcv_load_mask (masked-off lanes read as 0 and are not touched in
  * memory) / fcv_store_mask / fcv_keep_mask (the other lanes zeroed) / fcv_reduce (horizontal sum in
  * a fixed order) / lane_mask(lo, hi). */
 #if FC_VEC_LEVEL == FC_VEC_AVX512
@@ -56,6 +57,7 @@
 #define fcv_set1 _mm512_set1_ps
 #define fcv_fmadd _mm512_fmadd_ps
 #define fcv_add _mm512_add_ps
+#define fcv_mul _mm512_mul_ps
 #define fcv_load_mask(ptr, mask) _mm512_maskz_loadu_ps((mask), (ptr))
 #define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_ps((ptr), (mask), (v))
 #define fcv_keep_mask(v, mask) _mm512_maskz_mov_ps((mask), (v))
@@ -67,6 +69,7 @@
 #define fcv_set1 _mm512_set1_pd
 #define fcv_fmadd _mm512_fmadd_pd
 #define fcv_add _mm512_add_pd
+#define fcv_mul _mm512_mul_pd
 #define fcv_load_mask(ptr, mask) _mm512_maskz_loadu_pd((mask), (ptr))
 #define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_pd((ptr), (mask), (v))
 #define fcv_keep_mask(v, mask) _mm512_maskz_mov_pd((mask), (v))
@@ -91,6 +94,7 @@ static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
 #define fcv_set1 _mm256_set1_ps
 #define fcv_fmadd _mm256_fmadd_ps
 #define fcv_add _mm256_add_ps
+#define fcv_mul _mm256_mul_ps
 #define fcv_load_mask(ptr, mask) _mm256_maskload_ps((ptr), (mask))
 #define fcv_store_mask(ptr, mask, v) _mm256_maskstore_ps((ptr), (mask), (v))
 #define fcv_keep_mask(v, mask) _mm256_and_ps((v), _mm256_castsi256_ps(mask))
@@ -117,6 +121,7 @@ static inline FCV_TARGET fcv_mask FCV_FN(lane_mask)(fc_index lo, fc_index hi)
 #define fcv_set1 _mm256_set1_pd
 #define fcv_fmadd _mm256_fmadd_pd
 #define fcv_add _mm256_add_pd
+#define fcv_mul _mm256_mul_pd
 #define fcv_load_mask(ptr, mask) _mm256_maskload_pd((ptr), (mask))
 #define fcv_store_mask(ptr, mask, v) _mm256_maskstore_pd((ptr), (mask), (v))
 #define fcv_keep_mask(v, mask) _mm256_and_pd((v), _mm256_castsi256_pd(mask))

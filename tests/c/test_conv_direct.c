@@ -1,10 +1,10 @@
 /*
- * test_conv_direct.c -- standalone check and timing of src_c/conv_direct.c (whose kernel choice comes
+ * test_conv_direct.c -- standalone check and timing of src_c/conv_direct*.c (whose kernel choice comes
  * from src_c/conv_plan.c).
  *
  * Build and run (from the repository root):
  *   gcc -O2 -std=gnu99 -fopenmp -ffp-contract=fast -fno-math-errno -Isrc_c \
- *       tests/c/test_conv_direct.c src_c/conv_direct.c src_c/conv_plan.c -o /tmp/test_conv_direct -lm
+ *       tests/c/test_conv_direct.c src_c/conv_direct*.c src_c/conv_plan.c -o /tmp/test_conv_direct -lm
  *   /tmp/test_conv_direct [random_cases] [--no-bench]
  *
  * Every result is compared with a naive loop nest written from the definition (long double):
