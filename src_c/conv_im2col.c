@@ -216,7 +216,8 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
 /* grad_x image by image, for images whose column matrix is small: each thread takes whole images and,
  * for each, computes col = W^T dY_n with a one-thread GEMM into its own scratch, then col2im's it into
  * grad_x_n while col is still in its cache, instead of a chunk's col (3.8 MB for LeNet's C3) making a
- * round trip through L3 (conv_plan.h's FC_IM2COL_BY_IMAGE_MAX_K says where). Results are those of the
+ * round trip through L3, and without the chunked form's barriers (conv_plan.h's FC_IM2COL_BY_IMAGE_*
+ * say where). Results are those of the
  * chunked form bit for bit: the GEMM's sums over K run in the same order
  * (the contract of fc_gemm), and col2im adds in the same order. */
 static int FC_FN(grad_x_by_image)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *grad_y,

@@ -69,6 +69,14 @@ static fc_conv_plan fc_plan_make(const fc_ctx *ctx, fc_dtype dtype, fc_conv_kern
     return plan;
 }
 
+/* The same plan one level down (AVX-512 -> AVX2): half the lanes. */
+static fc_conv_plan fc_plan_narrower(fc_conv_plan plan, fc_dtype dtype)
+{
+    plan.simd = plan.simd == FC_SIMD_AVX512 ? FC_SIMD_AVX2 : FC_SIMD_SCALAR;
+    plan.lanes = fc_plan_table[plan.simd].vector_bytes / fc_plan_elem_bytes(dtype);
+    return plan;
+}
+
 static int fc_plan_image_copy_fits(fc_index elements, fc_dtype dtype)
 {
     return elements <= FC_DIRECT_IMAGE_COPY_MAX_BYTES / fc_plan_elem_bytes(dtype);
@@ -171,11 +179,14 @@ static int fc_wvgw_applies(const fc_conv_shape *sh, fc_index lanes, fc_dtype dty
 
 /* ---- the plans of each family -------------------------------------------------------------------- */
 
+/* The wvec / wrows kernels need rows at least one vector wide: where a row is narrower than an
+ * AVX-512 vector, they run with AVX2's (LeNet's C3 grad_x, rows of 14: see fc_wvec_grad_x_applies). */
 static fc_conv_plan fc_plan_direct_forward(const fc_ctx *ctx, const fc_conv_shape *sh, fc_dtype dtype)
 {
     fc_conv_plan plan = fc_plan_make(ctx, dtype, FC_KERNEL_DIRECT_WVEC);
-    if (fc_wvec_forward_applies(sh, plan.lanes, dtype))
-        return plan;
+    for (fc_conv_plan level = plan; level.lanes > 0; level = fc_plan_narrower(level, dtype))
+        if (fc_wvec_forward_applies(sh, level.lanes, dtype))
+            return level;
     if (fc_kvec_applies(sh, plan.lanes, dtype)) {
         plan.kernel = FC_KERNEL_DIRECT_KVEC;
         plan.channel_vectors = fc_plan_table[plan.simd].kvec_channel_vectors;
@@ -189,11 +200,15 @@ static fc_conv_plan fc_plan_direct_forward(const fc_ctx *ctx, const fc_conv_shap
 static fc_conv_plan fc_plan_direct_grad_x(const fc_ctx *ctx, const fc_conv_shape *sh, fc_dtype dtype)
 {
     fc_conv_plan plan = fc_plan_make(ctx, dtype, FC_KERNEL_DIRECT_WVEC);
-    if (fc_wvec_grad_x_applies(sh, plan.lanes, dtype))
-        return plan;
-    if (fc_wrows_grad_x_applies(sh, plan.lanes, dtype))
-        plan.kernel = FC_KERNEL_DIRECT_WROWS;
-    else if (sh->stride_h != 1 || sh->stride_w != 1)
+    for (fc_conv_plan level = plan; level.lanes > 0; level = fc_plan_narrower(level, dtype)) {
+        if (fc_wvec_grad_x_applies(sh, level.lanes, dtype))
+            return level;
+        level.kernel = FC_KERNEL_DIRECT_WROWS;
+        if (fc_wrows_grad_x_applies(sh, level.lanes, dtype))
+            return level;
+        level.kernel = FC_KERNEL_DIRECT_WVEC;
+    }
+    if (sh->stride_h != 1 || sh->stride_w != 1)
         plan.kernel = FC_KERNEL_DIRECT_SCATTER;
     else   /* the gather of dY with the flipped kernel, stride 1 */
         plan.kernel = plan.lanes > 0 && sh->kernel_w <= FC_DIRECT_GATHER_SIMD_MAX_KW
@@ -222,15 +237,18 @@ static fc_conv_plan fc_plan_direct_grad_w(const fc_ctx *ctx, const fc_conv_shape
     return plan;
 }
 
+/* Images whose column matrix and dY the scratch budget holds (0: not even one image's). */
+static fc_index fc_im2col_images_in_budget(const fc_conv_shape *sh, fc_dtype dtype)
+{
+    const fc_index crs = sh->in_channels * sh->kernel_h * sh->kernel_w;
+    return FC_IM2COL_SCRATCH_BYTES / ((crs + sh->out_channels) * sh->out_h * sh->out_w * fc_plan_elem_bytes(dtype));
+}
+
 /* Images per GEMM of im2col's chunked backward: as many as the scratch budget holds, at least one. */
 static fc_index fc_im2col_images_per_chunk(const fc_conv_shape *sh, fc_dtype dtype)
 {
-    const fc_index crs = sh->in_channels * sh->kernel_h * sh->kernel_w;
-    const fc_index bytes_per_image = (crs + sh->out_channels) * sh->out_h * sh->out_w * fc_plan_elem_bytes(dtype);
-    fc_index count = FC_IM2COL_SCRATCH_BYTES / bytes_per_image;
-    if (count < 1)
-        count = 1;
-    return count < sh->batch ? count : sh->batch;
+    const fc_index count = fc_im2col_images_in_budget(sh, dtype);
+    return count < 1 ? 1 : (count < sh->batch ? count : sh->batch);
 }
 
 static fc_conv_plan fc_plan_im2col_chunked(const fc_ctx *ctx, const fc_conv_shape *sh, fc_dtype dtype)
@@ -243,7 +261,10 @@ static fc_conv_plan fc_plan_im2col_chunked(const fc_ctx *ctx, const fc_conv_shap
 static fc_conv_plan fc_plan_im2col_grad_x(const fc_ctx *ctx, const fc_conv_shape *sh, fc_dtype dtype)
 {
     fc_conv_plan plan = fc_plan_im2col_chunked(ctx, sh, dtype);
-    if (plan.images_per_chunk > 1 && sh->out_channels <= FC_IM2COL_BY_IMAGE_MAX_K)
+    const fc_index in_budget = fc_im2col_images_in_budget(sh, dtype);
+    const int small_images = in_budget > 1 && sh->out_channels <= FC_IM2COL_BY_IMAGE_MAX_K;
+    const int one_image_per_gemm = in_budget == 1 && sh->batch >= FC_IM2COL_BY_IMAGE_MIN_BATCH;
+    if (sh->batch > 1 && (small_images || one_image_per_gemm))
         plan.kernel = FC_KERNEL_IM2COL_BY_IMAGE;
     return plan;
 }

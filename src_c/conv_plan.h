@@ -110,6 +110,9 @@
  * (K 64) 1.72 vs 2.32; but seed002-c4 (K 128) 3.5 vs 2.2: its W^T, packed again for every image, is as
  * large as the image's GEMM is long. */
 #define FC_IM2COL_BY_IMAGE_MAX_K 64
+/* grad_x image by image also when the budget holds only one image (the chunked form then runs one GEMM
+ * per image as well, but with a barrier after each), given at least this many images to share out. */
+#define FC_IM2COL_BY_IMAGE_MIN_BATCH 8
 
 /* ---- geometry a rule and a driver both need --------------------------------------------------------- */
 

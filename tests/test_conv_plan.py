@@ -28,7 +28,7 @@ PINNED = {
     ("lenet-c3", "scalar", "float32"): ("im2col.fused", "im2col.by_image", "im2col.chunked"),
     ("seed000-c2", "scalar", "float32"): ("im2col.fused", "im2col.by_image", "im2col.chunked"),
     ("seed002-c4", "scalar", "float32"): ("im2col.fused", "im2col.chunked", "im2col.chunked"),
-    ("vgg-ish", "scalar", "float32"): ("im2col.fused", "im2col.chunked", "im2col.chunked"),
+    ("vgg-ish", "scalar", "float32"): ("im2col.fused", "im2col.by_image", "im2col.chunked"),
     ("strided", "scalar", "float32"): ("im2col.fused", "im2col.by_image", "im2col.chunked"),
     ("tiny", "scalar", "float32"): ("direct.gather", "direct.gather", "direct.dot"),
     ("lenet-c1", "scalar", "float64"): ("direct.gather", "direct.gather", "direct.dot"),
@@ -42,7 +42,7 @@ PINNED = {
     ("lenet-c3", "avx2", "float32"): ("direct.kvec", "direct.wvec", "direct.kvgw"),
     ("seed000-c2", "avx2", "float32"): ("direct.kvec", "im2col.by_image", "direct.kvgw"),
     ("seed002-c4", "avx2", "float32"): ("im2col.fused", "im2col.chunked", "direct.kvgw"),
-    ("vgg-ish", "avx2", "float32"): ("im2col.fused", "im2col.chunked", "direct.kvgw"),
+    ("vgg-ish", "avx2", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("strided", "avx2", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("tiny", "avx2", "float32"): ("direct.gather_simd", "direct.gather_simd", "direct.dot_simd"),
     ("lenet-c1", "avx2", "float64"): ("direct.wvec", "direct.wrows", "direct.kvgw"),
@@ -53,10 +53,10 @@ PINNED = {
     ("strided", "avx2", "float64"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("tiny", "avx2", "float64"): ("direct.gather_simd", "direct.gather_simd", "direct.wvgw"),
     ("lenet-c1", "avx512", "float32"): ("direct.wvec", "direct.wrows", "direct.wvgw"),
-    ("lenet-c3", "avx512", "float32"): ("direct.kvec", "im2col.by_image", "direct.kvgw"),
+    ("lenet-c3", "avx512", "float32"): ("direct.kvec", "direct.wvec", "direct.kvgw"),
     ("seed000-c2", "avx512", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("seed002-c4", "avx512", "float32"): ("im2col.fused", "im2col.chunked", "direct.kvgw"),
-    ("vgg-ish", "avx512", "float32"): ("im2col.fused", "im2col.chunked", "direct.kvgw"),
+    ("vgg-ish", "avx512", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("strided", "avx512", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("tiny", "avx512", "float32"): ("direct.gather_simd", "direct.gather_simd", "direct.dot_simd"),
     ("lenet-c1", "avx512", "float64"): ("direct.wvec", "direct.wrows", "direct.wvgw"),
@@ -194,3 +194,42 @@ def test_bad_arguments_raise_named_errors(args, kwargs, error, word):
 def test_unknown_simd_level_is_refused(numerics):
     with numerics.simd_env("avx1024"), pytest.raises(ValueError, match="FASTCONV_SIMD"):
         fc.conv2d_plan((1, 3, 8, 8), (4, 3, 3, 3))
+
+
+@pytest.mark.skipif(not {"avx2", "avx512"} <= set(LEVELS), reason="needs AVX2 and AVX-512")
+def test_rows_narrower_than_an_avx512_vector_run_wvec_at_avx2_width(numerics):
+    """LeNet C3's grad_x (rows of 14 < 16 AVX-512 lanes) plans wvec at AVX-512 and runs AVX2's kernel:
+    the same bits as at the AVX2 level."""
+    x_shape, w_shape, stride, padding = SHAPES["lenet-c3"]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4,) + x_shape[1:]).astype(np.float32)
+    weight = rng.standard_normal(w_shape).astype(np.float32)
+    grad_y = rng.standard_normal((4, w_shape[0], 10, 10)).astype(np.float32)
+    grads = {}
+    for level in ("avx2", "avx512"):
+        with numerics.simd_env(level):
+            assert fc.conv2d_plan(x.shape, weight.shape, stride, padding).grad_x == "direct.wvec"
+            grads[level] = fc.conv2d_backward(grad_y, x, weight, stride, padding)[0]
+    assert grads["avx512"].tobytes() == grads["avx2"].tobytes()
+    numerics.assert_close(grads["avx512"], fc.reference.conv2d_backward(grad_y, x, weight, stride, padding)[0])
+
+
+def test_grad_x_with_one_image_per_gemm_runs_by_image_at_any_thread_count(numerics):
+    """An image whose column matrix fills im2col's scratch budget alone, in a batch of 8: grad_x runs image
+    by image, equal to the reference and bit for bit the same with 1 and 3 threads."""
+    x_shape, w_shape = (8, 16, 64, 64), (16, 16, 3, 3)
+    assert fc.conv2d_plan(x_shape, w_shape, 1, 1, algo="im2col").grad_x == "im2col.by_image"
+    assert fc.conv2d_plan((7,) + x_shape[1:], w_shape, 1, 1, algo="im2col").grad_x == "im2col.chunked"
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    weight = rng.standard_normal(w_shape).astype(np.float32)
+    grad_y = rng.standard_normal(x_shape[:1] + w_shape[:1] + x_shape[2:]).astype(np.float32)
+    saved, results = fc.get_num_threads(), []
+    try:
+        for threads in (1, 3):
+            fc.set_num_threads(threads)
+            results.append(fc.conv2d_backward(grad_y, x, weight, 1, 1, algo="im2col")[0])
+    finally:
+        fc.set_num_threads(saved)
+    assert results[0].tobytes() == results[1].tobytes()
+    numerics.assert_close(results[0], fc.reference.conv2d_backward(grad_y, x, weight, 1, 1)[0])
