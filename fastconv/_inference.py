@@ -65,6 +65,12 @@ def _conv_block(block):
         if type(layer) is L.ReLU:
             relu = True
         else:
-            pool = (layer.pool_size, layer.strides, (layer._pads[0][0], layer._pads[1][0]))
+            pool = tuple(_int_if_square(pair) for pair in
+                         (layer.pool_size, layer.strides, (layer._pads[0][0], layer._pads[1][0])))
     return F._ConvBlock(conv.effective_weight(), conv.params.get("bias"), conv.strides, conv._kernel_pad,
                         conv.algo, relu, pool)
+
+
+def _int_if_square(pair):
+    """(2, 2) as 2: the pooling's geometry check has a fast path for ints (per-batch overhead)."""
+    return pair[0] if pair[0] == pair[1] else pair
