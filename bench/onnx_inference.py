@@ -1,7 +1,7 @@
 """LeNet-5 inference: fastconv's model.predict against ONNX Runtime running the same model, exported.
 
     python bench/onnx_inference.py [--batch-sizes 256 1024] [--images 10000] [--threads 2] [--rounds 6]
-                                   [--runs 3] [--per-layer]
+                                   [--runs 3] [--adaptive] [--per-layer]
 
 The measurement is fastconv.benchmarks.inference's (also `fastconv bench --onnx`): each side in fresh
 processes of its own, alternating; this script adds the per-step CPU time of fastconv's side (one
@@ -23,9 +23,12 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=6, help="process pairs per batch size, ABBA order")
     parser.add_argument("--runs", type=int, default=3, help="timed passes per process, after a warm-up")
+    parser.add_argument("--adaptive", action="store_true",
+                        help="fastconv with adaptive threads on (its default): fewer threads beside busy processes")
     parser.add_argument("--per-layer", action="store_true", help="also print fastconv's 1-thread CPU time per step")
     args = parser.parse_args()
-    rows = measure_predict_vs_ort(args.batch_sizes, args.images, args.threads, args.rounds, args.runs)
+    rows = measure_predict_vs_ort(args.batch_sizes, args.images, args.threads, args.rounds, args.runs,
+                                  adaptive=args.adaptive)
     print("\n".join(format_rows(rows)))
     if args.per_layer:
         functional.set_num_threads(1)
