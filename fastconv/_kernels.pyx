@@ -6,7 +6,7 @@
 # and maps status codes to Python exceptions.
 cimport numpy as cnp
 from libc.stdint cimport int64_t
-from libc.stdlib cimport getenv
+from libc.stdlib cimport free, getenv, malloc
 
 cnp.import_array()
 
@@ -81,6 +81,18 @@ cdef extern from "fastconv.h" nogil:
     int fc_max_pool2d_forward_f64(const fc_ctx *, const fc_pool_shape *, const double *, double *, int64_t *)
     int fc_max_pool2d_backward_f32(const fc_ctx *, const fc_pool_shape *, const float *, const int64_t *, float *)
     int fc_max_pool2d_backward_f64(const fc_ctx *, const fc_pool_shape *, const double *, const int64_t *, double *)
+    int fc_max_pool2d_values_f32(const fc_ctx *, const fc_pool_shape *, const float *, float *, int)
+    int fc_max_pool2d_values_f64(const fc_ctx *, const fc_pool_shape *, const double *, double *, int)
+    ctypedef struct fc_conv_block:
+        fc_conv_shape conv
+        fc_conv_algo algo
+        const void *weight
+        const void *bias
+        int relu
+        int pool
+        fc_pool_shape pool_shape
+    int fc_conv_chain_forward_f32(const fc_ctx *, fc_index, int, const fc_conv_block *, const float *, float *)
+    int fc_conv_chain_forward_f64(const fc_ctx *, fc_index, int, const fc_conv_block *, const double *, double *)
     int fc_avg_pool2d_forward_f32(const fc_ctx *, const fc_pool_shape *, const float *, float *)
     int fc_avg_pool2d_forward_f64(const fc_ctx *, const fc_pool_shape *, const double *, double *)
     int fc_avg_pool2d_backward_f32(const fc_ctx *, const fc_pool_shape *, const float *, float *)
@@ -283,6 +295,55 @@ def max_pool2d_forward(tuple geometry, cnp.ndarray x, cnp.ndarray y, cnp.ndarray
         else:
             status = fc_max_pool2d_forward_f64(&ctx, &shape, <double*>px, <double*>py, pi)
     check_status(status, "max_pool2d")
+
+
+def max_pool2d_values(tuple geometry, cnp.ndarray x, cnp.ndarray y, bint relu, int num_threads, int simd):
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef fc_pool_shape shape = make_pool_shape(geometry)
+    cdef void *px = data(x)
+    cdef void *py = data(y)
+    cdef bint is_f32 = x.dtype.num == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        if is_f32:
+            status = fc_max_pool2d_values_f32(&ctx, &shape, <float*>px, <float*>py, relu)
+        else:
+            status = fc_max_pool2d_values_f64(&ctx, &shape, <double*>px, <double*>py, relu)
+    check_status(status, "max_pool2d_values")
+
+
+def conv_chain_forward(list blocks, cnp.ndarray x, cnp.ndarray y, int num_threads, int simd):
+    """blocks: (algo code, ConvGeometry, weight, bias or None, relu, pool tuple or None) per block, the
+    arrays in x's dtype and C-contiguous; the list holds them alive during the call."""
+    cdef fc_ctx ctx = make_ctx(num_threads, simd)
+    cdef int count = len(blocks)
+    cdef fc_conv_block *cblocks = <fc_conv_block *>malloc(count * sizeof(fc_conv_block))
+    cdef void *px = data(x)
+    cdef void *py = data(y)
+    cdef fc_index batch = x.shape[0]
+    cdef bint is_f32 = x.dtype.num == cnp.NPY_FLOAT32
+    cdef int status, i
+    if cblocks == NULL:
+        raise MemoryError("conv_chain: could not allocate the block list")
+    try:
+        for i in range(count):
+            algo, geometry, weight, bias, relu, pool = blocks[i]
+            cblocks[i].conv = make_conv_shape(geometry)
+            cblocks[i].algo = <fc_conv_algo>algo
+            cblocks[i].weight = data(weight)
+            cblocks[i].bias = data_or_null(bias)
+            cblocks[i].relu = relu
+            cblocks[i].pool = pool is not None
+            if pool is not None:
+                cblocks[i].pool_shape = make_pool_shape(pool)
+        with nogil:
+            if is_f32:
+                status = fc_conv_chain_forward_f32(&ctx, batch, count, cblocks, <float*>px, <float*>py)
+            else:
+                status = fc_conv_chain_forward_f64(&ctx, batch, count, cblocks, <double*>px, <double*>py)
+    finally:
+        free(cblocks)
+    check_status(status, "conv_chain")
 
 
 def max_pool2d_backward(tuple geometry, cnp.ndarray grad_y, cnp.ndarray indices, cnp.ndarray grad_x,

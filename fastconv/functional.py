@@ -458,6 +458,75 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     return y, indices
 
 
+def _max_pool2d_values(x, kernel_size, stride=None, padding=0, relu=False):
+    """max_pool2d's y alone, for inference: no indices are written. relu=True pools max(x, 0) (as relu
+    computes it) without forming it; the result equals max_pool2d(relu(x), ...)[0] bit for bit."""
+    x = _pool_input(x)
+    geometry = _pool_geometry(x.shape, kernel_size, stride, padding)
+    y = np.empty(x.shape[:2] + geometry[10:], dtype=x.dtype)
+    if y.size:
+        _kernels.max_pool2d_values(geometry, x, y, _flag("relu", relu), _num_threads, _simd_level())
+    return y
+
+
+def _flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+class _ConvBlock(NamedTuple):
+    """One block of _conv_chain: conv2d(x, weight, bias, stride, padding, algo=algo), then max(., 0) if
+    relu, then max_pool2d(., *pool)[0] unless pool is None; pool = (kernel_size, stride, padding)."""
+    weight: object
+    bias: object = None
+    stride: object = 1
+    padding: object = 0
+    algo: str = "auto"
+    relu: bool = False
+    pool: object = None
+
+
+def _conv_chain(x, blocks):
+    """x through a sequence of _ConvBlock in one call, for inference: equal, bit for bit, to running
+    each block's conv2d, relu and max_pool2d in turn, but each thread carries a few images at a time
+    through every block while they are in cache (src_c/conv_chain.c), in one parallel region."""
+    x = _input("x", x)
+    if not isinstance(blocks, (list, tuple)) or not blocks:
+        raise ValueError(f"blocks must be a non-empty list of _ConvBlock, got {blocks!r}")
+    shape, arguments = x.shape, []
+    for i, block in enumerate(blocks):
+        if not isinstance(block, _ConvBlock):
+            raise TypeError(f"blocks[{i}] must be a _ConvBlock, got {type(block).__name__}")
+        try:
+            argument, shape = _chain_block(block, shape, x.dtype)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"blocks[{i}]: {exc}") from None
+        arguments.append(argument)
+    y = np.empty(shape, dtype=x.dtype)
+    if y.size:
+        _kernels.conv_chain_forward(arguments, x, y, _num_threads, _simd_level())
+    return y
+
+
+def _chain_block(block, x_shape, dtype):
+    """(the binding's tuple for one block, the block's output shape) for an input of x_shape."""
+    weight = _operand("weight", block.weight, dtype, 4)
+    geometry = _conv_geometry(x_shape, weight.shape, block.stride, block.padding)
+    bias = block.bias
+    if bias is not None:
+        bias = _operand("bias", bias, dtype, 1)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"bias must have {weight.shape[0]} entries (weight.shape[0]), got {bias.shape[0]}")
+    relu, shape, pool = _flag("relu", block.relu), geometry.out_shape, None
+    if block.pool is not None:
+        if not isinstance(block.pool, (tuple, list)) or len(block.pool) != 3:
+            raise ValueError(f"pool must be None or (kernel_size, stride, padding), got {block.pool!r}")
+        pool = _pool_geometry(shape, *block.pool)
+        shape = shape[:2] + pool[10:]
+    return (_algo(block.algo), geometry, weight, bias, relu, pool), shape
+
+
 def max_pool2d_backward(grad_out, indices, input_shape):
     """Gradient of max_pool2d: grad_out routed to the input positions named by indices.
 

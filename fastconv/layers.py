@@ -476,6 +476,12 @@ class MaxPool2D(_Pool2D):
         self._cache = (indices, padded_shape) if training else None
         return y
 
+    def forward_inference(self, x, overwrite_input=False):
+        if self.kernels is not F or not self._symmetric:
+            return self.forward(x)
+        # no argmax indices at inference: the same values, without writing an int64 per output
+        return F._max_pool2d_values(x, self.pool_size, self.strides, (self._pads[0][0], self._pads[1][0]))
+
     def backward(self, grad):
         indices, padded_shape = self._cached()
         grad_x = self.kernels.max_pool2d_backward(grad, indices, padded_shape)

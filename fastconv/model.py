@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import layers as layers_module
-from . import losses, optim
+from . import _inference, losses, optim
 from ._io import ProgressBar, atomic_write, read_json_record, read_npz
 from .callbacks import CallbackList
 
@@ -221,9 +221,9 @@ class Sequential:
         """forward(x, training=False), letting each layer reuse the buffer of the one before: every
         intermediate array is the model's own, only the caller's x (or a view of it) is kept intact."""
         source = x
-        for layer in self.layers:
+        for step in _inference.steps(self.layers):   # runs of Conv2D [ReLU] [MaxPool2D] fused
             overwrite = x.flags.writeable and not np.may_share_memory(x, source)
-            x = layer.forward_inference(x, overwrite_input=overwrite)
+            x = step.run(x, overwrite_input=overwrite)
         return x
 
     def backward(self, grad, input_grad=True):

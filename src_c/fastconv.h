@@ -142,6 +142,19 @@ const char *fc_conv_kernel_name(fc_conv_kernel kernel);
 /* 1 if the kernel is one of conv_direct.c's (run by fc_conv2d_*_direct), 0 if one of conv_im2col.c's. */
 int fc_conv_kernel_is_direct(fc_conv_kernel kernel);
 
+/* One block of an inference chain (conv_chain.c): a convolution, optionally a ReLU on its output, optionally
+ * a max pool after that (values only). The batch fields of both shapes are ignored (the chain's call gives
+ * the batch); pool's channels, in_h, in_w are the convolution's out_channels, out_h, out_w. weight and bias
+ * point to `real` of the call's type (bias may be NULL). */
+typedef struct {
+    fc_conv_shape conv;
+    fc_conv_algo algo;
+    const void *weight, *bias;
+    int relu;                 /* 1: max(y, 0) on the convolution's output, as fc_relu_forward */
+    int pool;                 /* 1: then max pooling with pool_shape */
+    fc_pool_shape pool_shape;
+} fc_conv_block;
+
 #define FC_DECLARE_KERNELS(real, sfx)                                                            \
 /* gemm.c: C = alpha * op(A) op(B) + beta * C, BLIS-style.                                     \
  * A is M x K with element (i, p) at A[i*rs_a + p*cs_a]; B is K x N with (p, j) at              \
@@ -196,6 +209,16 @@ int fc_max_pool2d_forward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,  
                                 const real *x, real *y, int64_t *indices);                      \
 int fc_max_pool2d_backward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                 \
                                  const real *grad_y, const int64_t *indices, real *grad_x);     \
+/* pool.c, for inference: max pooling's y alone (no indices), equal to fc_max_pool2d_forward's; with  \
+ * relu, each input is first replaced by max(x, 0) as fc_relu_forward computes it. */                 \
+int fc_max_pool2d_values_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                   \
+                               const real *x, real *y, int relu);                               \
+/* conv_chain.c, for inference: x (batch, C, H, W) through `count` blocks (the output of one is the \
+ * input of the next) into y, each image computed as the blocks' layers compute it one by one      \
+ * (the same kernels, so the same bits), groups of images carried through every block in turn by   \
+ * one thread while they are in cache. Blocks valid and chained (the binding checked). */          \
+int fc_conv_chain_forward_##sfx(const fc_ctx *ctx, fc_index batch, int count,                    \
+                                const fc_conv_block *blocks, const real *x, real *y);           \
 int fc_avg_pool2d_forward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                  \
                                 const real *x, real *y);                                        \
 int fc_avg_pool2d_backward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape,                 \

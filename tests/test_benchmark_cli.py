@@ -444,6 +444,8 @@ def test_bench_onnx_compares_predict_with_onnx_runtime(tmp_path, capsys):
     assert [row["batch_size"] for row in rows] == [256, 1024]
     for row in rows:
         assert row["max_abs_diff"] <= 1e-5            # both sides computed the same probabilities
-        assert row["ratio"] == pytest.approx(row["fastconv_seconds"] / row["ort_seconds"])
+        assert len(row["fastconv_seconds"]) == len(row["ort_seconds"]) == row["rounds"] * row["runs"]
+        assert row["ratio"] == pytest.approx(row["fastconv_median_seconds"] / row["ort_median_seconds"])
+        assert row["ratio_min"] == pytest.approx(min(row["fastconv_seconds"]) / min(row["ort_seconds"]))
     out = capsys.readouterr().out
     assert "fastconv/ORT" in out and "LeNet-5 predict vs ONNX Runtime" in out

@@ -74,12 +74,13 @@ def _run_onnx(args):
         return 2
     from .. import functional
 
-    repeats = 3 if args.quick else 5
+    rounds, runs = (2, 2) if args.quick else (6, 3)
     images = 2000 if args.quick else inference.IMAGES
     info = machine.machine_info(None, None)
     print(report.machine_line(info), flush=True)
-    rows = inference.measure_predict_vs_ort(inference.BATCH_SIZES, images, functional.get_num_threads(), repeats)
-    print("\n".join(inference.format_rows(rows, repeats)), flush=True)
+    rows = inference.measure_predict_vs_ort(inference.BATCH_SIZES, images, functional.get_num_threads(), rounds,
+                                            runs)
+    print("\n".join(inference.format_rows(rows)), flush=True)
     if args.json:
         _io.write_json(args.json, {"machine": info, "onnx_inference": rows})
         print(f"wrote {args.json}")
