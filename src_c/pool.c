@@ -215,21 +215,20 @@ static void FC_FN(max_plane_2x2_avx512)(const fc_pool_shape *shape, const real *
 }
 #endif
 
+/* Calls the copy of `name` compiled for SIMD level `simd`: name_scalar, name_avx2 or name_avx512. */
+#if FC_HAVE_X86
+#define FC_POOL_AT_LEVEL(simd, name, ...)                                      \
+    ((simd) >= FC_SIMD_AVX512 ? FC_FN(FC_CAT(name, avx512))(__VA_ARGS__)      \
+     : (simd) == FC_SIMD_AVX2 ? FC_FN(FC_CAT(name, avx2))(__VA_ARGS__)       \
+                              : FC_FN(FC_CAT(name, scalar))(__VA_ARGS__))
+#else
+#define FC_POOL_AT_LEVEL(simd, name, ...) ((void)(simd), FC_FN(FC_CAT(name, scalar))(__VA_ARGS__))
+#endif
+
 static void FC_FN(max_pool_plane_2x2)(const fc_pool_shape *shape, fc_simd_level simd,
                                       const real *x, real *y, int64_t *indices)
 {
-#if FC_HAVE_X86
-    if (simd >= FC_SIMD_AVX512) {
-        FC_FN(max_plane_2x2_avx512)(shape, x, y, indices);
-        return;
-    }
-    if (simd == FC_SIMD_AVX2) {
-        FC_FN(max_plane_2x2_avx2)(shape, x, y, indices);
-        return;
-    }
-#endif
-    (void)simd;
-    FC_FN(max_plane_2x2_scalar)(shape, x, y, indices);
+    FC_POOL_AT_LEVEL(simd, max_plane_2x2, shape, x, y, indices);
 }
 
 int FC_FN(fc_max_pool2d_forward)(const fc_ctx *ctx, const fc_pool_shape *shape, const real *x,
@@ -361,18 +360,7 @@ static void FC_FN(max_value_plane_any)(const fc_pool_shape *shape, fc_simd_level
         FC_FN(max_value_plane)(shape, x, y, relu);
         return;
     }
-#if defined(__x86_64__) || defined(__i386__)
-    if (simd >= FC_SIMD_AVX512) {
-        FC_FN(max_value_plane_2x2_avx512)(shape, x, y, relu);
-        return;
-    }
-    if (simd == FC_SIMD_AVX2) {
-        FC_FN(max_value_plane_2x2_avx2)(shape, x, y, relu);
-        return;
-    }
-#endif
-    (void)simd;
-    FC_FN(max_value_plane_2x2_scalar)(shape, x, y, relu);
+    FC_POOL_AT_LEVEL(simd, max_value_plane_2x2, shape, x, y, relu);
 }
 
 int FC_FN(fc_max_pool2d_values)(const fc_ctx *ctx, const fc_pool_shape *shape, const real *x, real *y,
