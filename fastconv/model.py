@@ -330,8 +330,7 @@ class Sequential:
                       "images_per_second": seen / seconds if seconds > 0 else float("inf"),
                       "lr": self.optimizer.lr}
             if validation_data is not None:
-                record["val_loss"], record["val_accuracy"] = (self.evaluate(val_x, val_y) if distribute is None
-                                                              else distribute.evaluate(self, val_x, val_y))
+                record["val_loss"], record["val_accuracy"] = self.evaluate(val_x, val_y, distribute=distribute)
             for key, value in record.items():
                 history[key].append(value)
             progress.finish(record)
@@ -390,15 +389,26 @@ class Sequential:
             return None, None, seconds, 0
         return loss_sum / seen, correct / seen, seconds, seen
 
-    def evaluate(self, x, y, batch_size=256, verbose=0):
+    def evaluate(self, x, y, batch_size=256, verbose=0, distribute=None):
         """(mean loss, accuracy) over (x, y), in batches, without keeping gradient buffers.
 
-        With a dask.array x (or y): two lazy 0-d dask arrays, computed block by block (fastconv.dask)."""
+        With a dask.array x (or y): two lazy 0-d dask arrays, computed block by block (fastconv.dask).
+        With ``distribute`` (the strategy given to fit), every process scores its shard of (x, y) and all
+        get the figures over the whole of it."""
         if _is_dask_array(x) or _is_dask_array(y):
             from . import dask as dask_inference  # dask is imported only when given a dask array
 
             return dask_inference.evaluate(self, x, y, batch_size)
         x, y = self._check_data(x, y)
+        if distribute is not None:
+            loss, accuracy = distribute.evaluate(self, x, y, batch_size=batch_size)
+        else:
+            loss, accuracy = self._evaluate_local(x, y, batch_size)
+        if verbose:
+            print(f"loss {loss:.4f} - accuracy {accuracy:.4f}")
+        return loss, accuracy
+
+    def _evaluate_local(self, x, y, batch_size):
         loss_sum, correct = 0.0, 0
         for begin in range(0, x.shape[0], batch_size):
             logits = self.forward(x[begin:begin + batch_size], training=False)
@@ -406,10 +416,7 @@ class Sequential:
             loss_sum += self.loss(logits, batch_y, return_grad=False) * len(batch_y)
             correct += self.loss.count_correct(logits, batch_y)
         count = max(x.shape[0], 1)
-        loss, accuracy = loss_sum / count, correct / count
-        if verbose:
-            print(f"loss {loss:.4f} - accuracy {accuracy:.4f}")
-        return loss, accuracy
+        return loss_sum / count, correct / count
 
     def predict(self, x, batch_size=256):
         """Class probabilities (N, classes), computed in batches with no gradient buffers kept.

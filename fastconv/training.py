@@ -198,8 +198,7 @@ def _train(args, say, strategy=None):
                                 callbacks=callbacks + [_StopOnExplodingLoss()], initial_epoch=start[0],
                                 initial_step=start[1], distribute=strategy)
     history = saver.history if saver is not None else fit_history
-    test_loss, test_accuracy = (model.evaluate(x_test, y_test) if strategy is None
-                                else strategy.evaluate(model, x_test, y_test))
+    test_loss, test_accuracy = model.evaluate(x_test, y_test, distribute=strategy)
     train_seconds = float(sum(history.get("seconds", ())))
     trained_images = len(y_train) * len(history.get("seconds", ()))
     figures = {
