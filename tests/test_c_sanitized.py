@@ -5,6 +5,7 @@ SIMD level, 1 vs 2 threads bit for bit, with sentinels around the outputs; under
 out-of-bounds access, use of freed scratch, signed overflow or leak fails the run. Skipped (not failed)
 where the tree has no C sources (an installed wheel) or the compiler cannot build a sanitized program.
 """
+import concurrent.futures
 import os
 import pathlib
 import shutil
@@ -18,7 +19,7 @@ COMPILER = os.environ.get("CC", "gcc")
 FLAGS = ["-O1", "-g", "-std=gnu99", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
          "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 # program -> its arguments (the direct-conv test also times itself unless told not to)
-PROGRAMS = {"test_gemm": [], "test_conv_direct": ["200", "--no-bench"], "test_conv_im2col": []}
+PROGRAMS = {"test_gemm": [], "test_conv_direct": ["200", "--no-bench"], "test_conv_im2col": [], "test_conv_chain": []}
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +36,29 @@ def sanitized_build(tmp_path_factory):
                       capture_output=True).returncode != 0:
         pytest.skip(f"{COMPILER} cannot build with -fopenmp -fsanitize=address,undefined here")
 
+    objects = _compile_sources(build_dir)
+
     def build(name):
         binary = build_dir / name
-        sources = [str(TEST_DIR / f"{name}.c")] + sorted(str(path) for path in SRC_DIR.glob("*.c"))
-        result = subprocess.run([COMPILER, *FLAGS, f"-I{SRC_DIR}", f"-I{TEST_DIR}", *sources, "-o", str(binary), "-lm"],
-                                capture_output=True, text=True)
+        result = subprocess.run([COMPILER, *FLAGS, f"-I{SRC_DIR}", f"-I{TEST_DIR}", str(TEST_DIR / f"{name}.c"),
+                                 *objects, "-o", str(binary), "-lm"], capture_output=True, text=True)
         assert result.returncode == 0, f"building {name} failed:\n{result.stderr[-4000:]}"
         return binary
 
     return build
+
+
+def _compile_sources(build_dir):
+    """Every src_c/*.c compiled once for all the programs, as many compilers at a time as there are cores."""
+    sources = sorted(SRC_DIR.glob("*.c"))
+    objects = [str(build_dir / f"{source.stem}.o") for source in sources]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = pool.map(lambda pair: subprocess.run([COMPILER, *FLAGS, f"-I{SRC_DIR}", "-c", str(pair[0]),
+                                                        "-o", pair[1]], capture_output=True, text=True),
+                           zip(sources, objects))
+        for source, result in zip(sources, results):
+            assert result.returncode == 0, f"compiling {source.name} failed:\n{result.stderr[-4000:]}"
+    return objects
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
