@@ -96,10 +96,19 @@ static inline FC_TARGET_AVX2 __attribute__((always_inline)) void fc_unpool_block
 
 #else /* FC_TEMPLATE_PASS: type-generic code, `real` is float or double */
 
-/* ---- max pooling, forward ------------------------------------------------------------------ */
+/* ---- max pooling, forward: with indices (training) or the values alone (inference) ---------- */
 
-static void FC_FN(max_pool_plane)(const fc_pool_shape *shape, const real *x, real *y,
-                                  int64_t *indices)
+/* The candidate as the max pool sees it: with `relu`, max(v, 0) as fc_relu_forward computes it (a NaN
+ * stays NaN), so that pooling a ReLU's input gives the same bits as pooling its output. */
+static inline __attribute__((always_inline)) real FC_FN(pool_candidate)(real v, int relu)
+{
+    return relu && v < 0 ? (real)0 : v;
+}
+
+/* Any window: the first maximum in row-major window order, a NaN beating everything. indices may be
+ * NULL (values alone; only then may relu be 1). */
+static inline __attribute__((always_inline)) void FC_FN(max_plane)(const fc_pool_shape *shape, const real *x,
+                                                                   real *y, int64_t *indices, int relu)
 {
     const fc_index in_h = shape->in_h, in_w = shape->in_w;
     const fc_index out_h = shape->out_h, out_w = shape->out_w;
@@ -114,29 +123,34 @@ static void FC_FN(max_pool_plane)(const fc_pool_shape *shape, const real *x, rea
             for (fc_index h = h_lo; h < h_hi; h++) {
                 for (fc_index w = w_lo; w < w_hi; w++) {
                     /* branch-free form of: if (v > best || isnan(v)) take v */
-                    const real v = x[h * in_w + w];
+                    const real v = FC_FN(pool_candidate)(x[h * in_w + w], relu);
                     const int take = (v > best) | isnan(v);
                     best = take ? v : best;
                     best_at = take ? h * in_w + w : best_at;
                 }
             }
             y[oh * out_w + ow] = best;
-            indices[oh * out_w + ow] = best_at;
+            if (indices)
+                indices[oh * out_w + ow] = best_at;
         }
     }
 }
 
-/* One output row of 2x2 stride-2 max pooling: the four candidates in window order, the same update
- * rule as above. Written without branches (selects, `|` instead of `||`) so that the compiler
- * vectorises it; random data would otherwise mispredict about once per window. The first candidate
- * always beats the initial -inf (or ties with it, keeping its index), so it starts as the best. */
+/* One window of 2x2 stride-2 max pooling: the four candidates in window order, the same update rule as
+ * above. Written without branches (selects, `|` instead of `||`) so that the compiler vectorises it;
+ * random data would otherwise mispredict about once per window. The first candidate always beats the
+ * initial -inf (or ties with it, keeping its index), so it starts as the best. With relu (index_row
+ * NULL) the window's max is taken first and then mapped, which vectorises where relu on every candidate
+ * did not (11x slower, 256 x 6 x 28 x 28, 1 thread): a positive or NaN max is what the ReLU'd candidates
+ * give too; otherwise every ReLU'd candidate is a zero and the first one wins, so the result is the
+ * first candidate ReLU'd (-0.0 stays -0.0, a negative gives +0.0). */
 static inline __attribute__((always_inline)) void FC_FN(max_window_2x2)(
     const real *restrict row0, const real *restrict row1, fc_index top, fc_index in_w,
-    fc_index ow, real *restrict y_row, int64_t *restrict index_row)
+    fc_index ow, real *restrict y_row, int64_t *restrict index_row, int relu)
 {
     const fc_index w = 2 * ow;
-    const real b = row0[w + 1], c = row1[w], d = row1[w + 1];
-    real best = row0[w];
+    const real a = row0[w], b = row0[w + 1], c = row1[w], d = row1[w + 1];
+    real best = a;
     int64_t best_at = top + w;
     int take;
     take = (b > best) | isnan(b);
@@ -148,8 +162,10 @@ static inline __attribute__((always_inline)) void FC_FN(max_window_2x2)(
     take = (d > best) | isnan(d);
     best = take ? d : best;
     best_at = take ? top + in_w + w + 1 : best_at;
-    y_row[ow] = best;
-    index_row[ow] = best_at;
+    const real first_relu = a < 0 ? (real)0 : a;
+    y_row[ow] = relu & !((best > 0) | isnan(best)) ? first_relu : best;
+    if (index_row)
+        index_row[ow] = best_at;
 }
 
 /* Outputs per block of max_row_2x2: one AVX2 vector of floats. */
@@ -158,60 +174,71 @@ static inline __attribute__((always_inline)) void FC_FN(max_window_2x2)(
 /* One output row, in blocks of FC_MAX_2X2_BLOCK windows that the compiler turns into vector code.
  * The last block is moved back to end at out_w, overlapping the one before it (it rewrites the same
  * values), so no window goes through a scalar remainder loop: with LeNet's 14-wide rows that
- * remainder was 6 of every 14 outputs. Measured (lenet-s2, 2 threads, AVX2, ms per batch): 0.12 with a
- * call per row and a remainder loop, 0.07 now. (Blocks of 4 for narrower rows made lenet-s4 five
- * times slower with GCC 12, so rows under 8 stay a plain loop.) */
+ * remainder was 6 of every 14 outputs. (Blocks of 4 for narrower rows made lenet-s4 five times slower
+ * with GCC 12, so rows under 8 stay a plain loop.) */
 static inline __attribute__((always_inline)) void FC_FN(max_row_2x2)(
     const real *restrict row0, const real *restrict row1, fc_index top, fc_index in_w,
-    fc_index out_w, real *restrict y_row, int64_t *restrict index_row)
+    fc_index out_w, real *restrict y_row, int64_t *restrict index_row, int relu)
 {
     if (out_w < FC_MAX_2X2_BLOCK) {
+        #pragma omp simd
         for (fc_index ow = 0; ow < out_w; ow++)
-            FC_FN(max_window_2x2)(row0, row1, top, in_w, ow, y_row, index_row);
+            FC_FN(max_window_2x2)(row0, row1, top, in_w, ow, y_row, index_row, relu);
         return;
     }
     for (fc_index ow0 = 0; ow0 < out_w; ow0 += FC_MAX_2X2_BLOCK) {
         const fc_index start = ow0 + FC_MAX_2X2_BLOCK <= out_w ? ow0 : out_w - FC_MAX_2X2_BLOCK;
+        #pragma omp simd   /* GCC 12 turns the selects into branches without it */
         for (int j = 0; j < FC_MAX_2X2_BLOCK; j++)
-            FC_FN(max_window_2x2)(row0, row1, top, in_w, start + j, y_row, index_row);
+            FC_FN(max_window_2x2)(row0, row1, top, in_w, start + j, y_row, index_row, relu);
     }
 }
 
 /* One plane of 2x2 stride-2 max pooling, row by row. */
 static inline __attribute__((always_inline)) void FC_FN(max_plane_2x2)(
-    const fc_pool_shape *shape, const real *x, real *y, int64_t *indices)
+    const fc_pool_shape *shape, const real *x, real *y, int64_t *indices, int relu)
 {
     const fc_index in_w = shape->in_w, out_h = shape->out_h, out_w = shape->out_w;
     for (fc_index oh = 0; oh < out_h; oh++) {
         const fc_index top = 2 * oh * in_w;   /* flat index of the window's first row */
         FC_FN(max_row_2x2)(x + top, x + top + in_w, top, in_w, out_w, y + oh * out_w,
-                           indices + oh * out_w);
+                           indices ? indices + oh * out_w : NULL, relu);
     }
 }
 
-/* The same source compiled per SIMD level (the results are identical: only selects and compares).
- * Baseline x86-64 (SSE2) does not vectorise it; AVX2 and AVX-512 do. A whole plane per call: with
- * LeNet's 14-wide output rows, a call per row cost as much as the row (lenet-s2, 2 threads, AVX2:
- * 0.12 ms per batch with a call per row). */
-static void FC_FN(max_plane_2x2_scalar)(const fc_pool_shape *shape, const real *x, real *y,
-                                        int64_t *indices)
+/* One plane, in one of three copies (indices; values; values of the ReLU) with everything else constant,
+ * compiled per SIMD level (the results are identical: only selects and compares). Baseline x86-64 (SSE2)
+ * does not vectorise the 2x2 loops; AVX2 and AVX-512 do. A whole plane per call: with LeNet's 14-wide
+ * output rows, a call per row cost as much as the row (lenet-s2, 2 threads, AVX2: 0.12 ms per batch). */
+#define FC_MAX_PLANE_BODY                                                   \
+    if (!fc_pool_is_2x2_stride2(shape))                                     \
+        FC_FN(max_plane)(shape, x, y, indices, relu);                       \
+    else if (indices)                                                       \
+        FC_FN(max_plane_2x2)(shape, x, y, indices, 0);                      \
+    else if (relu)                                                          \
+        FC_FN(max_plane_2x2)(shape, x, y, NULL, 1);                         \
+    else                                                                    \
+        FC_FN(max_plane_2x2)(shape, x, y, NULL, 0);
+
+static void FC_FN(max_plane_scalar)(const fc_pool_shape *shape, const real *x, real *y, int64_t *indices,
+                                    int relu)
 {
-    FC_FN(max_plane_2x2)(shape, x, y, indices);
+    FC_MAX_PLANE_BODY
 }
 
 #if FC_HAVE_X86
 FC_TARGET_AVX2
-static void FC_FN(max_plane_2x2_avx2)(const fc_pool_shape *shape, const real *x, real *y,
-                                      int64_t *indices)
+static void FC_FN(max_plane_avx2)(const fc_pool_shape *shape, const real *x, real *y, int64_t *indices,
+                                  int relu)
 {
-    FC_FN(max_plane_2x2)(shape, x, y, indices);
+    FC_MAX_PLANE_BODY
 }
 
 FC_TARGET_AVX512
-static void FC_FN(max_plane_2x2_avx512)(const fc_pool_shape *shape, const real *x, real *y,
-                                        int64_t *indices)
+static void FC_FN(max_plane_avx512)(const fc_pool_shape *shape, const real *x, real *y, int64_t *indices,
+                                    int relu)
 {
-    FC_FN(max_plane_2x2)(shape, x, y, indices);
+    FC_MAX_PLANE_BODY
 }
 #endif
 
@@ -225,154 +252,30 @@ static void FC_FN(max_plane_2x2_avx512)(const fc_pool_shape *shape, const real *
 #define FC_POOL_AT_LEVEL(simd, name, ...) ((void)(simd), FC_FN(FC_CAT(name, scalar))(__VA_ARGS__))
 #endif
 
-static void FC_FN(max_pool_plane_2x2)(const fc_pool_shape *shape, fc_simd_level simd,
-                                      const real *x, real *y, int64_t *indices)
-{
-    FC_POOL_AT_LEVEL(simd, max_plane_2x2, shape, x, y, indices);
-}
-
-int FC_FN(fc_max_pool2d_forward)(const fc_ctx *ctx, const fc_pool_shape *shape, const real *x,
-                                 real *y, int64_t *indices)
-{
-    const fc_index planes = shape->batch * shape->channels;
-    const fc_index in_plane = shape->in_h * shape->in_w;
-    const fc_index out_plane = shape->out_h * shape->out_w;
-    const int fast = fc_pool_is_2x2_stride2(shape);
-    #pragma omp parallel for num_threads(ctx->num_threads) schedule(static)
-    for (fc_index p = 0; p < planes; p++) {
-        if (fast)
-            FC_FN(max_pool_plane_2x2)(shape, ctx->simd, x + p * in_plane, y + p * out_plane,
-                                      indices + p * out_plane);
-        else
-            FC_FN(max_pool_plane)(shape, x + p * in_plane, y + p * out_plane,
-                                  indices + p * out_plane);
-    }
-    return FC_OK;
-}
-
-/* ---- max pooling for inference: the values alone ------------------------------------------- */
-
-/* The candidate as the max pool sees it: with `relu`, max(v, 0) as fc_relu_forward computes it (a NaN
- * stays NaN), so that pooling a ReLU's input gives the same bits as pooling its output. */
-static inline __attribute__((always_inline)) real FC_FN(pool_candidate)(real v, int relu)
-{
-    return relu && v < 0 ? (real)0 : v;
-}
-
-/* max_pool_plane without the index, the same update rule in the same order. */
-static void FC_FN(max_value_plane)(const fc_pool_shape *shape, const real *x, real *y, int relu)
-{
-    const fc_index in_h = shape->in_h, in_w = shape->in_w;
-    const fc_index out_h = shape->out_h, out_w = shape->out_w;
-    for (fc_index oh = 0; oh < out_h; oh++) {
-        fc_index h_lo, h_hi;
-        fc_pool_window(oh, shape->stride_h, shape->pad_h, shape->kernel_h, in_h, &h_lo, &h_hi);
-        for (fc_index ow = 0; ow < out_w; ow++) {
-            fc_index w_lo, w_hi;
-            fc_pool_window(ow, shape->stride_w, shape->pad_w, shape->kernel_w, in_w, &w_lo, &w_hi);
-            real best = (real)-INFINITY;
-            for (fc_index h = h_lo; h < h_hi; h++)
-                for (fc_index w = w_lo; w < w_hi; w++) {
-                    const real v = FC_FN(pool_candidate)(x[h * in_w + w], relu);
-                    best = (v > best) | isnan(v) ? v : best;
-                }
-            y[oh * out_w + ow] = best;
-        }
-    }
-}
-
-/* max_window_2x2 without the index (`relu` is a constant where this is inlined). With relu the window's
- * max is taken first and then mapped, which vectorises where relu on every candidate did not (11x
- * slower, 256 x 6 x 28 x 28, 1 thread): a positive or NaN max is what the ReLU'd candidates give too;
- * otherwise every ReLU'd candidate is a zero and the first one wins, so the result is the first
- * candidate ReLU'd (-0.0 stays -0.0, a negative gives +0.0). */
-static inline __attribute__((always_inline)) void FC_FN(max_value_window_2x2)(
-    const real *restrict row0, const real *restrict row1, fc_index ow, real *restrict y_row, int relu)
-{
-    const fc_index w = 2 * ow;
-    const real a = row0[w], b = row0[w + 1], c = row1[w], d = row1[w + 1];
-    real best = a;
-    best = (b > best) | isnan(b) ? b : best;
-    best = (c > best) | isnan(c) ? c : best;
-    best = (d > best) | isnan(d) ? d : best;
-    const real first_relu = a < 0 ? (real)0 : a;
-    best = relu & !((best > 0) | isnan(best)) ? first_relu : best;
-    y_row[ow] = best;
-}
-
-/* max_row_2x2 without the index: blocks of FC_MAX_2X2_BLOCK windows, the last moved back to end at out_w. */
-static inline __attribute__((always_inline)) void FC_FN(max_value_row_2x2)(
-    const real *restrict row0, const real *restrict row1, fc_index out_w, real *restrict y_row, int relu)
-{
-    if (out_w < FC_MAX_2X2_BLOCK) {
-        #pragma omp simd
-        for (fc_index ow = 0; ow < out_w; ow++)
-            FC_FN(max_value_window_2x2)(row0, row1, ow, y_row, relu);
-        return;
-    }
-    for (fc_index ow0 = 0; ow0 < out_w; ow0 += FC_MAX_2X2_BLOCK) {
-        const fc_index start = ow0 + FC_MAX_2X2_BLOCK <= out_w ? ow0 : out_w - FC_MAX_2X2_BLOCK;
-        #pragma omp simd   /* GCC 12 turns the selects into branches without it */
-        for (int j = 0; j < FC_MAX_2X2_BLOCK; j++)
-            FC_FN(max_value_window_2x2)(row0, row1, start + j, y_row, relu);
-    }
-}
-
-static inline __attribute__((always_inline)) void FC_FN(max_value_plane_2x2)(
-    const fc_pool_shape *shape, const real *x, real *y, int relu)
-{
-    const fc_index in_w = shape->in_w, out_h = shape->out_h, out_w = shape->out_w;
-    for (fc_index oh = 0; oh < out_h; oh++)
-        FC_FN(max_value_row_2x2)(x + 2 * oh * in_w, x + (2 * oh + 1) * in_w, out_w, y + oh * out_w, relu);
-}
-
-/* One function per level (below) with `relu` folded into two specialised copies. */
-#define FC_MAX_VALUE_PLANE_2X2_BODY                                  \
-    if (relu)                                                        \
-        FC_FN(max_value_plane_2x2)(shape, x, y, 1);                  \
-    else                                                             \
-        FC_FN(max_value_plane_2x2)(shape, x, y, 0);
-
-static void FC_FN(max_value_plane_2x2_scalar)(const fc_pool_shape *shape, const real *x, real *y, int relu)
-{
-    FC_MAX_VALUE_PLANE_2X2_BODY
-}
-
-#if FC_HAVE_X86
-FC_TARGET_AVX2
-static void FC_FN(max_value_plane_2x2_avx2)(const fc_pool_shape *shape, const real *x, real *y, int relu)
-{
-    FC_MAX_VALUE_PLANE_2X2_BODY
-}
-
-FC_TARGET_AVX512
-static void FC_FN(max_value_plane_2x2_avx512)(const fc_pool_shape *shape, const real *x, real *y, int relu)
-{
-    FC_MAX_VALUE_PLANE_2X2_BODY
-}
-#endif
-
-/* One plane, by the 2x2 stride-2 loops where they apply. */
-static void FC_FN(max_value_plane_any)(const fc_pool_shape *shape, fc_simd_level simd, const real *x, real *y,
-                                       int relu)
-{
-    if (!fc_pool_is_2x2_stride2(shape)) {
-        FC_FN(max_value_plane)(shape, x, y, relu);
-        return;
-    }
-    FC_POOL_AT_LEVEL(simd, max_value_plane_2x2, shape, x, y, relu);
-}
-
-int FC_FN(fc_max_pool2d_values)(const fc_ctx *ctx, const fc_pool_shape *shape, const real *x, real *y,
-                                int relu)
+/* Every plane; indices NULL for the values alone. */
+static int FC_FN(max_pool_planes)(const fc_ctx *ctx, const fc_pool_shape *shape, const real *x, real *y,
+                                  int64_t *indices, int relu)
 {
     const fc_index planes = shape->batch * shape->channels;
     const fc_index in_plane = shape->in_h * shape->in_w;
     const fc_index out_plane = shape->out_h * shape->out_w;
     #pragma omp parallel for num_threads(ctx->num_threads) schedule(static) if (ctx->num_threads > 1)
     for (fc_index p = 0; p < planes; p++)
-        FC_FN(max_value_plane_any)(shape, ctx->simd, x + p * in_plane, y + p * out_plane, relu);
+        FC_POOL_AT_LEVEL(ctx->simd, max_plane, shape, x + p * in_plane, y + p * out_plane,
+                         indices ? indices + p * out_plane : NULL, relu);
     return FC_OK;
+}
+
+int FC_FN(fc_max_pool2d_forward)(const fc_ctx *ctx, const fc_pool_shape *shape, const real *x,
+                                 real *y, int64_t *indices)
+{
+    return FC_FN(max_pool_planes)(ctx, shape, x, y, indices, 0);
+}
+
+int FC_FN(fc_max_pool2d_values)(const fc_ctx *ctx, const fc_pool_shape *shape, const real *x, real *y,
+                                int relu)
+{
+    return FC_FN(max_pool_planes)(ctx, shape, x, y, NULL, relu);
 }
 
 /* ---- max pooling, backward ----------------------------------------------------------------- */
