@@ -64,48 +64,27 @@ static void fc_direct_fill_col_range(const fc_gather_geometry *gather, fc_range 
 /* Forward: plane (n, k) of y = sum over c of x[n] planes with weight[k]. */
 static fc_gather_geometry fc_direct_forward_gather(const fc_conv_shape *sh)
 {
-    fc_gather_geometry gather;
-    gather.channels = sh->in_channels;
-    gather.in_h = sh->in_h;
-    gather.in_w = sh->in_w;
-    gather.out_h = sh->out_h;
-    gather.out_w = sh->out_w;
-    gather.kernel_h = sh->kernel_h;
-    gather.kernel_w = sh->kernel_w;
-    gather.stride_h = sh->stride_h;
-    gather.stride_w = sh->stride_w;
-    gather.pad_h = sh->pad_h;
-    gather.pad_w = sh->pad_w;
-    gather.in_channel_step = sh->in_h * sh->in_w;
-    gather.w_channel_step = sh->kernel_h * sh->kernel_w;
-    gather.w_row_step = sh->kernel_w;
-    gather.w_col_step = 1;
-    gather.col_range = NULL;
-    return gather;
+    return (fc_gather_geometry){
+        .channels = sh->in_channels, .in_h = sh->in_h, .in_w = sh->in_w, .out_h = sh->out_h, .out_w = sh->out_w,
+        .kernel_h = sh->kernel_h, .kernel_w = sh->kernel_w, .stride_h = sh->stride_h, .stride_w = sh->stride_w,
+        .pad_h = sh->pad_h, .pad_w = sh->pad_w,
+        .in_channel_step = sh->in_h * sh->in_w,
+        .w_channel_step = sh->kernel_h * sh->kernel_w, .w_row_step = sh->kernel_w, .w_col_step = 1,
+    };
 }
 
 /* grad_x for stride 1: plane (n, c) of grad_x = sum over k of grad_y[n] planes correlated with
  * weight[:, c] flipped in r and s (the caller points w at weight[0][c][R-1][S-1]). */
 static fc_gather_geometry fc_direct_grad_x_gather(const fc_conv_shape *sh)
 {
-    fc_gather_geometry gather;
-    gather.channels = sh->out_channels;
-    gather.in_h = sh->out_h;
-    gather.in_w = sh->out_w;
-    gather.out_h = sh->in_h;
-    gather.out_w = sh->in_w;
-    gather.kernel_h = sh->kernel_h;
-    gather.kernel_w = sh->kernel_w;
-    gather.stride_h = 1;
-    gather.stride_w = 1;
-    gather.pad_h = sh->kernel_h - 1 - sh->pad_h;
-    gather.pad_w = sh->kernel_w - 1 - sh->pad_w;
-    gather.in_channel_step = sh->out_h * sh->out_w;
-    gather.w_channel_step = sh->in_channels * sh->kernel_h * sh->kernel_w;
-    gather.w_row_step = -sh->kernel_w;
-    gather.w_col_step = -1;
-    gather.col_range = NULL;
-    return gather;
+    return (fc_gather_geometry){
+        .channels = sh->out_channels, .in_h = sh->out_h, .in_w = sh->out_w, .out_h = sh->in_h, .out_w = sh->in_w,
+        .kernel_h = sh->kernel_h, .kernel_w = sh->kernel_w, .stride_h = 1, .stride_w = 1,
+        .pad_h = sh->kernel_h - 1 - sh->pad_h, .pad_w = sh->kernel_w - 1 - sh->pad_w,
+        .in_channel_step = sh->out_h * sh->out_w,
+        .w_channel_step = sh->in_channels * sh->kernel_h * sh->kernel_w, .w_row_step = -sh->kernel_w,
+        .w_col_step = -1,
+    };
 }
 
 static int fc_direct_threads(const fc_ctx *ctx)
