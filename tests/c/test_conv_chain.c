@@ -22,32 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fastconv.h"
-
-static int failures = 0, checks = 0;
-
-static void expect(int ok, const char *what, const char *where)
-{
-    checks++;
-    if (!ok) {
-        failures++;
-        if (failures < 30)
-            fprintf(stderr, "FAIL: %s [%s]\n", what, where);
-    }
-}
-
-/* xorshift64*, fixed seed: runs are reproducible */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static double rng_uniform(void) { return (double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0; }
-static fc_index rng_int(fc_index lo, fc_index hi) { return lo + (fc_index)(rng_next() % (uint64_t)(hi - lo + 1)); }
+#include "test_support.h"
 
 static fc_index out_len(fc_index in, fc_index k, fc_index stride, fc_index pad)
 {
