@@ -86,11 +86,14 @@
 #define FC_WROWS_VECTORS 4
 
 /* kvgw: a task holds at most FC_KVGW_MAX_ROWS kernel rows x FC_KVGW_MAX_KW taps (wider kernels: the dot
- * tasks). Scratch of one chunk of images (dy transposed, x with its border); a chunk holds at least one
- * image, and the kernel applies only when one image's scratch fits. */
+ * tasks). The kernel applies only when one image's copies (dy transposed, x with its border) fit
+ * FC_KVGW_SCRATCH_BYTES, so that a thread's, however few threads share the tasks, stay bounded. */
 #define FC_KVGW_MAX_ROWS 7
 #define FC_KVGW_MAX_KW 7
 #define FC_KVGW_SCRATCH_BYTES ((fc_index)2 << 20)
+/* kvgw: each thread's own copies (its channels of dy transposed, its channels of x with the border), in
+ * chunks of images that fit this (at least one image): about half a core's L2 on the machines measured. */
+#define FC_KVGW_THREAD_SCRATCH_BYTES ((fc_index)512 << 10)
 
 /* wvgw: at most FC_WVGW_MAX_CHANNELS output channels x FC_WVGW_MAX_KW taps per task; images summed in
  * chunks of FC_WVGW_CHUNK (fewer if one pass of the bounded x copy holds fewer), whose partial sums are
