@@ -110,9 +110,10 @@
 /* grad_x image by image when an image's column matrix is small (two or more fit the budget) and the
  * GEMM's depth, out_channels, is at most this. Measured (2 threads, float32, AVX-512, ms, by image vs
  * chunked): lenet-c3 (K 16) 0.52 vs 0.74 inside a training step; seed000-c2 (K 50) 1.96 vs 2.66; strided
- * (K 64) 1.72 vs 2.32; but seed002-c4 (K 128) 3.5 vs 2.2: its W^T, packed again for every image, is as
- * large as the image's GEMM is long. */
-#define FC_IM2COL_BY_IMAGE_MAX_K 64
+ * (K 64) 1.72 vs 2.32; seed002-c4 (K 128) 3.5 vs 2.2 while W^T was packed again for every image (as
+ * large as that image's GEMM is long), 3.43 vs 5.39 (2 threads, quiet) and 6.6-6.9 vs 7.1-7.6 (1 thread,
+ * CPU time) once packed once per call. Larger K is not measured. */
+#define FC_IM2COL_BY_IMAGE_MAX_K 128
 /* grad_x image by image also when the budget holds only one image (the chunked form then runs one GEMM
  * per image as well, but with a barrier after each), given at least this many images to share out. */
 #define FC_IM2COL_BY_IMAGE_MIN_BATCH 8
