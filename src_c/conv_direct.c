@@ -145,9 +145,10 @@ typedef struct {
 } fc_kvgw_layout;
 
 /* One thread's tasks [task_lo, task_hi), the vectors of output channels [vec_lo, vec_hi) and the
- * input channels [c_lo, c_hi) they read. */
+ * input channels [c_lo, c_hi) they read, and the vectors [bias_lo, bias_hi) whose grad_b it sums: those
+ * of the groups whose first task is its (each group has one). */
 typedef struct {
-    fc_index task_lo, task_hi, vec_lo, vec_hi, c_lo, c_hi;
+    fc_index task_lo, task_hi, vec_lo, vec_hi, c_lo, c_hi, bias_lo, bias_hi;
 } fc_kvgw_share;
 
 /* Thread `me` of `team`'s even run of the tasks (group-major, then input channel, then row block). A
@@ -155,7 +156,7 @@ typedef struct {
 static fc_kvgw_share fc_kvgw_share_of(const fc_kvgw_layout *lay, fc_index tasks, fc_index channels, int me,
                                       int team)
 {
-    fc_kvgw_share share = { tasks * me / team, tasks * (me + 1) / team, 0, 0, 0, 0 };
+    fc_kvgw_share share = { tasks * me / team, tasks * (me + 1) / team, 0, 0, 0, 0, 0, 0 };
     if (share.task_lo == share.task_hi)
         return share;
     const fc_index per_group = channels * lay->row_blocks;
@@ -164,6 +165,8 @@ static fc_kvgw_share fc_kvgw_share_of(const fc_kvgw_layout *lay, fc_index tasks,
     share.vec_hi = (group_last + 1) * lay->group_vectors;
     share.c_lo = group_lo == group_last ? share.task_lo / lay->row_blocks % channels : 0;
     share.c_hi = group_lo == group_last ? (share.task_hi - 1) / lay->row_blocks % channels + 1 : channels;
+    share.bias_lo = (share.task_lo + per_group - 1) / per_group * lay->group_vectors;
+    share.bias_hi = (share.task_hi + per_group - 1) / per_group * lay->group_vectors;
     return share;
 }
 
@@ -440,26 +443,50 @@ static void FC_FN(kvgw_copy_chunk)(const fc_conv_shape *sh, const fc_kvgw_layout
         }
 }
 
+/* gb_acc[v*lanes + l] += the chunk's dy of channel v*lanes + l, for the vectors [bias_lo, bias_hi):
+ * read from dyt while it is in cache (a pass of its own over grad_y took 8% of vgg-ish's grad_w + grad_b,
+ * 1 thread). Each channel sums over n, then p, in increasing order: chunks and threads do not change it. */
+static void FC_FN(kvgw_bias_chunk)(const fc_kvgw_layout *lay, const fc_kvgw_share *share, const real *dyt,
+                                   fc_index count, real *gb_acc)
+{
+    const fc_index lanes = lay->lanes, pixels = lay->geo.dyt_image / lanes;
+    for (fc_index v = share->bias_lo; v < share->bias_hi; v++) {
+        real acc[FC_KVGW_MAX_LANES];
+        for (fc_index l = 0; l < lanes; l++)
+            acc[l] = gb_acc[v * lanes + l];
+        for (fc_index n = 0; n < count; n++) {
+            const real *pixel = dyt + ((v - share->vec_lo) * count + n) * lay->geo.dyt_image;
+            for (fc_index p = 0; p < pixels; p++, pixel += lanes)
+                for (fc_index l = 0; l < lanes; l++)
+                    acc[l] += pixel[l];
+        }
+        for (fc_index l = 0; l < lanes; l++)
+            gb_acc[v * lanes + l] = acc[l];
+    }
+}
+
 /* One thread's share of kvgw's tasks over the whole batch, in chunks of images sized to its own
  * scratch (FC_KVGW_THREAD_SCRATCH_BYTES): it copies what its tasks read and nothing else, so no
  * other core writes the data it reads and it meets no barrier until the end. The chunk size does not
  * change a result: each task carries its sums from chunk to chunk in gw_acc (fc_kvgw_task_fn). */
 static int FC_FN(kvgw_thread)(const fc_conv_plan *plan, const fc_conv_shape *sh, const fc_kvgw_layout *lay,
-                              const fc_kvgw_share *share, const real *grad_y, const real *x, real *gw_acc)
+                              const fc_kvgw_share *share, const real *grad_y, const real *x, real *gw_acc,
+                              real *gb_acc)
 {
     const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
     const fc_index lanes = lay->lanes, group_lanes = lay->group_vectors * lanes, row_blocks = lay->row_blocks;
     const fc_index vectors = share->vec_hi - share->vec_lo, copied = share->c_hi - share->c_lo;
     const fc_index x_image = channels * sh->in_h * sh->in_w, grad_y_image = sh->out_channels * sh->out_h * sh->out_w;
     fc_kvgw_geometry geo = lay->geo;
+    const int copy_x = lay->padded && gw_acc != NULL;   /* grad_b alone reads dy only */
     if (lay->padded)
         geo.x_image = copied * lay->channel_step;   /* this thread's copy holds its channels only */
-    const fc_index per_image = vectors * geo.dyt_image + (lay->padded ? geo.x_image : 0);
+    const fc_index per_image = vectors * geo.dyt_image + (copy_x ? geo.x_image : 0);
     fc_index chunk = FC_KVGW_THREAD_SCRATCH_BYTES / (fc_index)sizeof(real) / per_image;
     chunk = chunk < 1 ? 1 : (chunk > sh->batch ? sh->batch : chunk);
     real *dyt = calloc((size_t)(chunk * vectors * geo.dyt_image), sizeof(real));
-    real *xpad = lay->padded ? calloc((size_t)(chunk * geo.x_image), sizeof(real)) : NULL;
-    if (dyt == NULL || (lay->padded && xpad == NULL)) {
+    real *xpad = copy_x ? calloc((size_t)(chunk * geo.x_image), sizeof(real)) : NULL;
+    if (dyt == NULL || (copy_x && xpad == NULL)) {
         free(dyt);
         free(xpad);
         return FC_ENOMEM;
@@ -468,8 +495,10 @@ static int FC_FN(kvgw_thread)(const fc_conv_plan *plan, const fc_conv_shape *sh,
         const fc_index count = sh->batch - first < chunk ? sh->batch - first : chunk;
         const fc_index vector_step = count * geo.dyt_image;
         FC_FN(kvgw_copy_chunk)(sh, lay, share, grad_y + first * grad_y_image, x + first * x_image, count, dyt, xpad);
+        if (gb_acc != NULL)
+            FC_FN(kvgw_bias_chunk)(lay, share, dyt, count, gb_acc);
         const real *x_chunk = lay->padded ? xpad - share->c_lo * lay->channel_step : x + first * x_image;
-        for (fc_index task = share->task_lo; task < share->task_hi; task++) {
+        for (fc_index task = share->task_lo; task < share->task_hi && gw_acc != NULL; task++) {
             const fc_index group = task / (channels * row_blocks);
             const fc_index c = task / row_blocks % channels, block = task % row_blocks;
             const fc_index r0 = block * kernel_h / row_blocks, r1 = (block + 1) * kernel_h / row_blocks;
@@ -496,7 +525,7 @@ static int FC_FN(kvgw_thread)(const fc_conv_plan *plan, const fc_conv_shape *sh,
  * parallel region per chunk with the copies shared out, moved each chunk's copies between the cores
  * and met two barriers per chunk: see docs/performance.md.) */
 static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
-                              const real *grad_y, const real *x, real *grad_w)
+                              const real *grad_y, const real *x, real *grad_w, real *grad_b)
 {
     const fc_index lanes = plan->lanes, group_vectors = plan->channel_vectors;
     const fc_index k_pad = fc_plan_round_up(sh->out_channels, group_vectors * lanes);
@@ -516,26 +545,37 @@ static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const
           sh->out_h * sh->out_w * lanes, k_pad },
         lanes, group_vectors, row_blocks, channel_step, padded,
     };
-    real *gw_acc = fc_gemm_alloc((size_t)(taps * k_pad) * sizeof(real));  /* [c][r][s][k_pad], 64-byte aligned */
-    if (gw_acc == NULL)
+    /* [c][r][s][k_pad] and [k_pad], 64-byte aligned */
+    real *gw_acc = grad_w != NULL ? fc_gemm_alloc((size_t)(taps * k_pad) * sizeof(real)) : NULL;
+    real *gb_acc = grad_b != NULL ? fc_gemm_alloc((size_t)k_pad * sizeof(real)) : NULL;
+    if ((grad_w != NULL && gw_acc == NULL) || (grad_b != NULL && gb_acc == NULL)) {
+        free(gw_acc);
+        free(gb_acc);
         return FC_ENOMEM;
+    }
+    if (gb_acc != NULL)
+        memset(gb_acc, 0, (size_t)k_pad * sizeof(real));
     int status = FC_OK;
     #pragma omp parallel num_threads(fc_direct_threads(ctx))
     {
         const fc_kvgw_share share = fc_kvgw_share_of(&lay, tasks, channels, fc_direct_thread_id(),
                                                      fc_direct_team_size());
         if (share.task_lo < share.task_hi
-            && FC_FN(kvgw_thread)(plan, sh, &lay, &share, grad_y, x, gw_acc) != FC_OK) {
+            && FC_FN(kvgw_thread)(plan, sh, &lay, &share, grad_y, x, gw_acc, gb_acc) != FC_OK) {
             #pragma omp atomic write
             status = FC_ENOMEM;
         }
         #pragma omp barrier
         #pragma omp for schedule(static)
-        for (fc_index k = 0; k < sh->out_channels; k++)
-            for (fc_index t = 0; t < taps; t++)
+        for (fc_index k = 0; k < sh->out_channels; k++) {
+            for (fc_index t = 0; t < taps && grad_w != NULL; t++)
                 grad_w[k * taps + t] = gw_acc[t * k_pad + k];
+            if (grad_b != NULL)
+                grad_b[k] = gb_acc[k];
+        }
     }
     free(gw_acc);
+    free(gb_acc);
     return status;
 }
 
@@ -737,10 +777,8 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
     switch (plan.kernel) {
     case FC_KERNEL_DIRECT_WVGW:   /* grad_w and grad_b together */
         return FC_FN(grad_w_wvgw)(ctx, &plan, shape, grad_y, x, grad_w, grad_b);
-    case FC_KERNEL_DIRECT_KVGW:
-        if (grad_w != NULL)
-            status = FC_FN(grad_w_kvec)(ctx, &plan, shape, grad_y, x, grad_w);
-        break;
+    case FC_KERNEL_DIRECT_KVGW:   /* grad_w and grad_b together, either may be NULL */
+        return FC_FN(grad_w_kvec)(ctx, &plan, shape, grad_y, x, grad_w, grad_b);
     default:
         if (grad_w != NULL)
             status = FC_FN(grad_w_dot)(ctx, &plan, shape, grad_y, x, grad_w);
