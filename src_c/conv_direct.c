@@ -497,7 +497,8 @@ static int FC_FN(kvgw_thread)(const fc_conv_plan *plan, const fc_conv_shape *sh,
         FC_FN(kvgw_copy_chunk)(sh, lay, share, grad_y + first * grad_y_image, x + first * x_image, count, dyt, xpad);
         if (gb_acc != NULL)
             FC_FN(kvgw_bias_chunk)(lay, share, dyt, count, gb_acc);
-        const real *x_chunk = lay->padded ? xpad - share->c_lo * lay->channel_step : x + first * x_image;
+        const real *x_chunk = copy_x ? xpad : x + first * x_image;
+        const fc_index c_first = copy_x ? share->c_lo : 0;   /* the first channel x_chunk holds */
         for (fc_index task = share->task_lo; task < share->task_hi && gw_acc != NULL; task++) {
             const fc_index group = task / (channels * row_blocks);
             const fc_index c = task / row_blocks % channels, block = task % row_blocks;
@@ -506,7 +507,7 @@ static int FC_FN(kvgw_thread)(const fc_conv_plan *plan, const fc_conv_shape *sh,
             /* vectors of this group holding real channels: the last group may have fewer */
             const fc_index left = (sh->out_channels - k0 + lanes - 1) / lanes;
             const int kv = (int)(left < lay->group_vectors ? left : lay->group_vectors);
-            const real *x_task = x_chunk + c * lay->channel_step + r0 * geo.in_row_step;
+            const real *x_task = x_chunk + (c - c_first) * lay->channel_step + r0 * geo.in_row_step;
             const real *dyt_task = dyt + (k0 / lanes - share->vec_lo) * vector_step;
             real *acc_task = gw_acc + (c * kernel_h + r0) * kernel_w * geo.k_pad + k0;
             FC_DIRECT_SIMD(plan, fc_kvgw_task)(&geo, x_task, dyt_task, vector_step, count, first == 0,
