@@ -27,7 +27,11 @@
 #if !defined(FC_TEMPLATE_PASS)
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "conv_direct.h"
+#include "gemm_kernels.h"   /* fc_gemm_alloc: 64-byte aligned scratch */
 
 /* floor(a / b) for b > 0 and any sign of a. */
 static fc_index fc_direct_floor_div(fc_index a, fc_index b)
@@ -90,6 +94,59 @@ static fc_gather_geometry fc_direct_grad_x_gather(const fc_conv_shape *sh)
 static int fc_direct_threads(const fc_ctx *ctx)
 {
     return ctx->num_threads >= 1 ? ctx->num_threads : 1;
+}
+
+static int fc_direct_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int fc_direct_team_size(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* kvgw's sizes, the same for every thread (geo.x_image: of x itself; a thread's padded copy has its own). */
+typedef struct {
+    fc_kvgw_geometry geo;
+    fc_index lanes, group_vectors;   /* a group: group_vectors vectors of output channels, one task's */
+    fc_index row_blocks;             /* blocks of kernel rows per (group, input channel) */
+    fc_index channel_step;           /* between two channels of the (padded) x image */
+    int padded;
+} fc_kvgw_layout;
+
+/* One thread's tasks [task_lo, task_hi), the vectors of output channels [vec_lo, vec_hi) and the
+ * input channels [c_lo, c_hi) they read, and the vectors [bias_lo, bias_hi) whose grad_b it sums: those
+ * of the groups whose first task is its (each group has one). */
+typedef struct {
+    fc_index task_lo, task_hi, vec_lo, vec_hi, c_lo, c_hi, bias_lo, bias_hi;
+} fc_kvgw_share;
+
+/* Thread `me` of `team`'s even run of the tasks (group-major, then input channel, then row block). A
+ * run within one group reads the channels between its first and last task's; a longer one all. */
+static fc_kvgw_share fc_kvgw_share_of(const fc_kvgw_layout *lay, fc_index tasks, fc_index channels, int me,
+                                      int team)
+{
+    fc_kvgw_share share = { tasks * me / team, tasks * (me + 1) / team, 0, 0, 0, 0, 0, 0 };
+    if (share.task_lo == share.task_hi)
+        return share;
+    const fc_index per_group = channels * lay->row_blocks;
+    const fc_index group_lo = share.task_lo / per_group, group_last = (share.task_hi - 1) / per_group;
+    share.vec_lo = group_lo * lay->group_vectors;
+    share.vec_hi = (group_last + 1) * lay->group_vectors;
+    share.c_lo = group_lo == group_last ? share.task_lo / lay->row_blocks % channels : 0;
+    share.c_hi = group_lo == group_last ? (share.task_hi - 1) / lay->row_blocks % channels + 1 : channels;
+    share.bias_lo = (share.task_lo + per_group - 1) / per_group * lay->group_vectors;
+    share.bias_hi = (share.task_hi + per_group - 1) / per_group * lay->group_vectors;
+    return share;
 }
 
 static int fc_direct_shape_ok(const fc_ctx *ctx, const fc_conv_shape *sh)
@@ -336,102 +393,170 @@ static int FC_FN(grad_x_wvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const
 
 /* ---- grad_w vectorised over output channels (kvgw) ----------------------------------------------- */
 
-/* dyt[k / lanes][n][p][k % lanes] = grad_y[n][k][p] for the chunk's images (lanes k >= K stay as calloc
- * left them: 0), so each task of kvgw_task reads one contiguous slice of chunk * out_h*out_w vectors;
- * and, if padded, the chunk's images copied into the interior of xpad (border zeroed once). */
-static void FC_FN(kvgw_prepare_chunk)(const fc_conv_shape *sh, const fc_kvgw_geometry *geo, fc_index lanes,
-                                      const real *grad_y_chunk, const real *x_chunk, fc_index count,
-                                      real *dyt, real *xpad)
+/* One thread's copy of its chunk: dyt[k / lanes - vec_lo][n][p][k % lanes] = grad_y[n][k][p] for the
+ * vectors of output channels its tasks read (lanes k >= K stay as calloc left them: 0), so that each
+ * task reads one contiguous slice of count * out_h*out_w vectors; and, if padded, the input channels
+ * its tasks read, copied into the interior of xpad (border zeroed once). */
+static void FC_FN(kvgw_copy_chunk)(const fc_conv_shape *sh, const fc_kvgw_layout *lay, const fc_kvgw_share *share,
+                                   const real *grad_y_chunk, const real *x_chunk, fc_index count, real *dyt,
+                                   real *xpad)
 {
-    const fc_index out_plane = sh->out_h * sh->out_w, out_channels = sh->out_channels;
-    #pragma omp for schedule(static) nowait
-    for (fc_index job = 0; job < count * out_channels; job++) {
-        const fc_index n = job / out_channels, k = job % out_channels;
-        const real *src = grad_y_chunk + job * out_plane;
-        real *dst = dyt + (k / lanes * count + n) * geo->dyt_image + k % lanes;
-        for (fc_index p = 0; p < out_plane; p++)
-            dst[p * lanes] = src[p];
-    }
+    const fc_index out_plane = sh->out_h * sh->out_w, lanes = lay->lanes;
+    const fc_index k_end = share->vec_hi * lanes < sh->out_channels ? share->vec_hi * lanes : sh->out_channels;
+    for (fc_index n = 0; n < count; n++)
+        for (fc_index k = share->vec_lo * lanes; k < k_end; k++) {
+            const real *src = grad_y_chunk + (n * sh->out_channels + k) * out_plane;
+            real *dst = dyt + ((k / lanes - share->vec_lo) * count + n) * lay->geo.dyt_image + k % lanes;
+            for (fc_index p = 0; p < out_plane; p++)
+                dst[p * lanes] = src[p];
+        }
     if (xpad == NULL)
         return;
-    const fc_index padded_plane = (sh->in_h + 2 * sh->pad_h) * geo->in_row_step;
-    #pragma omp for schedule(static) nowait
-    for (fc_index job = 0; job < count * sh->in_channels; job++) {
-        const real *src = x_chunk + job * sh->in_h * sh->in_w;
-        real *dst = xpad + job * padded_plane + sh->pad_h * geo->in_row_step + sh->pad_w;
-        for (fc_index h = 0; h < sh->in_h; h++)
-            memcpy(dst + h * geo->in_row_step, src + h * sh->in_w, (size_t)sh->in_w * sizeof(real));
+    const fc_index row_step = lay->geo.in_row_step, copied = share->c_hi - share->c_lo;
+    for (fc_index n = 0; n < count; n++)
+        for (fc_index c = share->c_lo; c < share->c_hi; c++) {
+            const real *src = x_chunk + (n * sh->in_channels + c) * sh->in_h * sh->in_w;
+            real *dst = xpad + (n * copied + c - share->c_lo) * lay->channel_step + sh->pad_h * row_step + sh->pad_w;
+            for (fc_index h = 0; h < sh->in_h; h++)
+                memcpy(dst + h * row_step, src + h * sh->in_w, (size_t)sh->in_w * sizeof(real));
+        }
+}
+
+/* gb_acc[v*lanes + l] += the chunk's dy of channel v*lanes + l, for the vectors [bias_lo, bias_hi):
+ * read from dyt while it is in cache (a pass of its own over grad_y took 8% of vgg-ish's grad_w + grad_b,
+ * 1 thread). Each channel sums over n, then p, in increasing order: chunks and threads do not change it. */
+static void FC_FN(kvgw_bias_chunk)(const fc_kvgw_layout *lay, const fc_kvgw_share *share, const real *dyt,
+                                   fc_index count, real *gb_acc)
+{
+    const fc_index lanes = lay->lanes, pixels = lay->geo.dyt_image / lanes;
+    for (fc_index v = share->bias_lo; v < share->bias_hi; v++) {
+        real acc[FC_KVGW_MAX_LANES];
+        for (fc_index l = 0; l < lanes; l++)
+            acc[l] = gb_acc[v * lanes + l];
+        for (fc_index n = 0; n < count; n++) {
+            const real *pixel = dyt + ((v - share->vec_lo) * count + n) * lay->geo.dyt_image;
+            for (fc_index p = 0; p < pixels; p++, pixel += lanes)
+                for (fc_index l = 0; l < lanes; l++)
+                    acc[l] += pixel[l];
+        }
+        for (fc_index l = 0; l < lanes; l++)
+            gb_acc[v * lanes + l] = acc[l];
     }
 }
 
-static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
-                              const real *grad_y, const real *x, real *grad_w)
+/* One thread's share of kvgw's tasks over the whole batch, in chunks of images sized to its own
+ * scratch (FC_KVGW_THREAD_SCRATCH_BYTES): it copies what its tasks read and nothing else, so no
+ * other core writes the data it reads and it meets no barrier until the end. The chunk size does not
+ * change a result: each task carries its sums from chunk to chunk in gw_acc (fc_kvgw_task_fn). */
+static int FC_FN(kvgw_thread)(const fc_conv_plan *plan, const fc_conv_shape *sh, const fc_kvgw_layout *lay,
+                              const fc_kvgw_share *share, const real *grad_y, const real *x, real *gw_acc,
+                              real *gb_acc)
 {
-    const fc_index lanes = plan->lanes;
-    const fc_index group_vectors = plan->channel_vectors, group_lanes = group_vectors * lanes;
-    const fc_index k_pad = fc_plan_round_up(sh->out_channels, group_lanes);
+    const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
+    const fc_index lanes = lay->lanes, group_lanes = lay->group_vectors * lanes, row_blocks = lay->row_blocks;
+    const fc_index vectors = share->vec_hi - share->vec_lo, copied = share->c_hi - share->c_lo;
+    const fc_index x_image = channels * sh->in_h * sh->in_w, grad_y_image = sh->out_channels * sh->out_h * sh->out_w;
+    fc_kvgw_geometry geo = lay->geo;
+    const int copy_x = lay->padded && gw_acc != NULL;   /* grad_b alone reads dy only */
+    if (lay->padded)
+        geo.x_image = copied * lay->channel_step;   /* this thread's copy holds its channels only */
+    const fc_index per_image = vectors * geo.dyt_image + (copy_x ? geo.x_image : 0);
+    fc_index chunk = FC_KVGW_THREAD_SCRATCH_BYTES / (fc_index)sizeof(real) / per_image;
+    chunk = chunk < 1 ? 1 : (chunk > sh->batch ? sh->batch : chunk);
+    real *dyt = calloc((size_t)(chunk * vectors * geo.dyt_image), sizeof(real));
+    real *xpad = copy_x ? calloc((size_t)(chunk * geo.x_image), sizeof(real)) : NULL;
+    if (dyt == NULL || (copy_x && xpad == NULL)) {
+        free(dyt);
+        free(xpad);
+        return FC_ENOMEM;
+    }
+    for (fc_index first = 0; first < sh->batch; first += chunk) {
+        const fc_index count = sh->batch - first < chunk ? sh->batch - first : chunk;
+        const fc_index vector_step = count * geo.dyt_image;
+        FC_FN(kvgw_copy_chunk)(sh, lay, share, grad_y + first * grad_y_image, x + first * x_image, count, dyt, xpad);
+        if (gb_acc != NULL)
+            FC_FN(kvgw_bias_chunk)(lay, share, dyt, count, gb_acc);
+        const real *x_chunk = copy_x ? xpad : x + first * x_image;
+        const fc_index c_first = copy_x ? share->c_lo : 0;   /* the first channel x_chunk holds */
+        for (fc_index task = share->task_lo; task < share->task_hi && gw_acc != NULL; task++) {
+            const fc_index group = task / (channels * row_blocks);
+            const fc_index c = task / row_blocks % channels, block = task % row_blocks;
+            const fc_index r0 = block * kernel_h / row_blocks, r1 = (block + 1) * kernel_h / row_blocks;
+            const fc_index k0 = group * group_lanes;
+            /* vectors of this group holding real channels: the last group may have fewer */
+            const fc_index left = (sh->out_channels - k0 + lanes - 1) / lanes;
+            const int kv = (int)(left < lay->group_vectors ? left : lay->group_vectors);
+            const real *x_task = x_chunk + (c - c_first) * lay->channel_step + r0 * geo.in_row_step;
+            const real *dyt_task = dyt + (k0 / lanes - share->vec_lo) * vector_step;
+            real *acc_task = gw_acc + (c * kernel_h + r0) * kernel_w * geo.k_pad + k0;
+            FC_DIRECT_SIMD(plan, fc_kvgw_task)(&geo, x_task, dyt_task, vector_step, count, first == 0,
+                                               acc_task, kv, (int)(r1 - r0));
+        }
+    }
+    free(dyt);
+    free(xpad);
+    return FC_OK;
+}
+
+/* The tasks (group of output channel vectors, input channel c, block of kernel rows), group-major, cut
+ * into one contiguous run per thread. Each task owns its gw_acc entries (whole cache lines: a group is
+ * 64 bytes of lanes at every level), so threads write nothing in common, and each entry is the sum of
+ * one task in a fixed order: the thread count does not change a result. (The previous form, one
+ * parallel region per chunk with the copies shared out, moved each chunk's copies between the cores
+ * and met two barriers per chunk: see docs/performance.md.) */
+static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
+                              const real *grad_y, const real *x, real *grad_w, real *grad_b)
+{
+    const fc_index lanes = plan->lanes, group_vectors = plan->channel_vectors;
+    const fc_index k_pad = fc_plan_round_up(sh->out_channels, group_vectors * lanes);
     const fc_index channels = sh->in_channels, kernel_h = sh->kernel_h, kernel_w = sh->kernel_w;
     const int padded = sh->pad_h > 0 || sh->pad_w > 0;
     const fc_index padded_w = sh->in_w + 2 * sh->pad_w;
     const fc_index row_step = padded ? padded_w : sh->in_w;
     const fc_index channel_step = padded ? (sh->in_h + 2 * sh->pad_h) * padded_w : sh->in_h * sh->in_w;
-    const fc_index per_image = fc_kvgw_image_elements(sh, k_pad);
-    fc_index chunk = FC_KVGW_SCRATCH_BYTES / (fc_index)sizeof(real) / per_image;
-    chunk = chunk < 1 ? 1 : (chunk > sh->batch ? sh->batch : chunk);
     const fc_index max_taps = plan->kvgw_accumulators / group_vectors;
     fc_index max_rows = max_taps / kernel_w;
     max_rows = max_rows > FC_KVGW_MAX_ROWS ? FC_KVGW_MAX_ROWS : max_rows;
     const fc_index row_blocks = (kernel_h + max_rows - 1) / max_rows;
-    const fc_index tasks = (k_pad / group_lanes) * channels * row_blocks;
-    const fc_kvgw_geometry geo = {
-        kernel_w, sh->out_h, sh->out_w, sh->stride_h, sh->stride_w,
-        row_step, channels * channel_step, sh->out_h * sh->out_w * lanes, k_pad,
-    };
-    const fc_index x_image = channels * sh->in_h * sh->in_w;
-    const fc_index grad_y_image = sh->out_channels * sh->out_h * sh->out_w;
+    const fc_index tasks = (k_pad / (group_vectors * lanes)) * channels * row_blocks;
     const fc_index taps = channels * kernel_h * kernel_w;
-    real *dyt = calloc((size_t)(chunk * sh->out_h * sh->out_w * k_pad), sizeof(real));
-    real *xpad = padded ? calloc((size_t)(chunk * geo.x_image), sizeof(real)) : NULL;
-    real *gw_acc = malloc((size_t)(taps * k_pad) * sizeof(real));  /* [c][r][s][k_pad] */
-    if (dyt == NULL || (padded && xpad == NULL) || gw_acc == NULL) {
-        free(dyt);
-        free(xpad);
+    const fc_kvgw_layout lay = {
+        { kernel_w, sh->out_h, sh->out_w, sh->stride_h, sh->stride_w, row_step, channels * channel_step,
+          sh->out_h * sh->out_w * lanes, k_pad },
+        lanes, group_vectors, row_blocks, channel_step, padded,
+    };
+    /* [c][r][s][k_pad] and [k_pad], 64-byte aligned */
+    real *gw_acc = grad_w != NULL ? fc_gemm_alloc((size_t)(taps * k_pad) * sizeof(real)) : NULL;
+    real *gb_acc = grad_b != NULL ? fc_gemm_alloc((size_t)k_pad * sizeof(real)) : NULL;
+    if ((grad_w != NULL && gw_acc == NULL) || (grad_b != NULL && gb_acc == NULL)) {
         free(gw_acc);
+        free(gb_acc);
         return FC_ENOMEM;
     }
-    for (fc_index first = 0; first < sh->batch; first += chunk) {
-        const fc_index count = sh->batch - first < chunk ? sh->batch - first : chunk;
-        const real *x_chunk = padded ? xpad : x + first * x_image;
-        #pragma omp parallel num_threads(fc_direct_threads(ctx))
-        {
-            FC_FN(kvgw_prepare_chunk)(sh, &geo, lanes, grad_y + first * grad_y_image, x + first * x_image,
-                                      count, dyt, xpad);
-            #pragma omp barrier
-            #pragma omp for schedule(static)
-            for (fc_index task = 0; task < tasks; task++) {
-                const fc_index group = task / (channels * row_blocks);
-                const fc_index c = task / row_blocks % channels, block = task % row_blocks;
-                const fc_index r0 = block * kernel_h / row_blocks, r1 = (block + 1) * kernel_h / row_blocks;
-                const fc_index k0 = group * group_lanes, vector_step = count * geo.dyt_image;
-                /* vectors of this group holding real channels: the last group may have fewer */
-                const fc_index left = (sh->out_channels - k0 + lanes - 1) / lanes;
-                const int kv = (int)(left < group_vectors ? left : group_vectors);
-                const real *x_task = x_chunk + c * channel_step + r0 * row_step;
-                const real *dyt_task = dyt + k0 / lanes * vector_step;
-                real *acc_task = gw_acc + (c * kernel_h + r0) * kernel_w * k_pad + k0;
-                FC_DIRECT_SIMD(plan, fc_kvgw_task)(&geo, x_task, dyt_task, vector_step, count, first == 0,
-                                                   acc_task, kv, (int)(r1 - r0));
-            }
+    if (gb_acc != NULL)
+        memset(gb_acc, 0, (size_t)k_pad * sizeof(real));
+    int status = FC_OK;
+    #pragma omp parallel num_threads(fc_direct_threads(ctx))
+    {
+        const fc_kvgw_share share = fc_kvgw_share_of(&lay, tasks, channels, fc_direct_thread_id(),
+                                                     fc_direct_team_size());
+        if (share.task_lo < share.task_hi
+            && FC_FN(kvgw_thread)(plan, sh, &lay, &share, grad_y, x, gw_acc, gb_acc) != FC_OK) {
+            #pragma omp atomic write
+            status = FC_ENOMEM;
+        }
+        #pragma omp barrier
+        #pragma omp for schedule(static)
+        for (fc_index k = 0; k < sh->out_channels; k++) {
+            for (fc_index t = 0; t < taps && grad_w != NULL; t++)
+                grad_w[k * taps + t] = gw_acc[t * k_pad + k];
+            if (grad_b != NULL)
+                grad_b[k] = gb_acc[k];
         }
     }
-    #pragma omp parallel for num_threads(fc_direct_threads(ctx)) schedule(static)
-    for (fc_index k = 0; k < sh->out_channels; k++)
-        for (fc_index t = 0; t < taps; t++)
-            grad_w[k * taps + t] = gw_acc[t * k_pad + k];
-    free(dyt);
-    free(xpad);
     free(gw_acc);
-    return FC_OK;
+    free(gb_acc);
+    return status;
 }
 
 /* ---- grad_w vectorised over output columns (wvgw) ------------------------------------------------ */
@@ -632,10 +757,8 @@ int FC_FN(fc_conv2d_backward_direct)(const fc_ctx *ctx, const fc_conv_shape *sha
     switch (plan.kernel) {
     case FC_KERNEL_DIRECT_WVGW:   /* grad_w and grad_b together */
         return FC_FN(grad_w_wvgw)(ctx, &plan, shape, grad_y, x, grad_w, grad_b);
-    case FC_KERNEL_DIRECT_KVGW:
-        if (grad_w != NULL)
-            status = FC_FN(grad_w_kvec)(ctx, &plan, shape, grad_y, x, grad_w);
-        break;
+    case FC_KERNEL_DIRECT_KVGW:   /* grad_w and grad_b together, either may be NULL */
+        return FC_FN(grad_w_kvec)(ctx, &plan, shape, grad_y, x, grad_w, grad_b);
     default:
         if (grad_w != NULL)
             status = FC_FN(grad_w_dot)(ctx, &plan, shape, grad_y, x, grad_w);

@@ -40,6 +40,10 @@
  * measured). */
 #define FC_IM2COL_C_BLOCK_BYTES ((fc_index)128 << 10)
 
+/* grad_x by image: most bytes of column matrix one block of output rows fills, so that it stays in L2
+ * beside W^T packed (vgg-ish: 295 KB) until col2im has added it into grad_x_n. */
+#define FC_IM2COL_BY_IMAGE_BLOCK_BYTES ((fc_index)192 << 10)
+
 /* The fused forward's KC: the GEMM's, stretched to cover a depth up to 1.5 KC in one step, else the
  * depth cut into equal steps. Every extra step reloads and rewrites C, and a short last step (KC 256
  * against the strided shape's depth 288 left one of 32) runs the micro-kernel on a tile it barely
@@ -213,40 +217,101 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
     return status;
 }
 
-/* grad_x image by image, for images whose column matrix is small: each thread takes whole images and,
- * for each, computes col = W^T dY_n with a one-thread GEMM into its own scratch, then col2im's it into
- * grad_x_n while col is still in its cache, instead of a chunk's col (3.8 MB for LeNet's C3) making a
- * round trip through L3, and without the chunked form's barriers (conv_plan.h's FC_IM2COL_BY_IMAGE_*
- * say where). Results are those of the
- * chunked form bit for bit: the GEMM's sums over K run in the same order
- * (the contract of fc_gemm), and col2im adds in the same order. */
+/* Images' output rows per block of grad_x_by_image: the block's columns (whole rows, a multiple of the
+ * GEMM's NR where a block holds that many) within FC_IM2COL_BY_IMAGE_BLOCK_BYTES of column matrix, at
+ * least one row. */
+static fc_index FC_FN(by_image_block_rows)(const fc_conv_shape *shape, fc_index nr)
+{
+    const fc_index crs = shape->in_channels * shape->kernel_h * shape->kernel_w;
+    fc_index columns = FC_IM2COL_BY_IMAGE_BLOCK_BYTES / (crs * (fc_index)sizeof(real));
+    if (columns >= nr)
+        columns = columns / nr * nr;
+    const fc_index rows = columns / shape->out_w;
+    return rows < 1 ? 1 : (rows > shape->out_h ? shape->out_h : rows);
+}
+
+/* Rows [0, kc) x columns [0, n) of dY_n (row stride ld) -> one B micro-panel, columns n..nr-1 zero. */
+static void FC_FN(pack_grad_y_panel)(const real *dy, fc_index ld, fc_index kc, fc_index n, fc_index nr,
+                                     real *panel)
+{
+    for (fc_index p = 0; p < kc; p++) {
+        const real *src = dy + p * ld;
+        real *dst = panel + p * nr;
+        for (fc_index j = 0; j < n; j++)
+            dst[j] = src[j];
+        for (fc_index j = n; j < nr; j++)
+            dst[j] = 0;
+    }
+}
+
+/* grad_x_n = col2im(W^T dY_n), a block of block_rows output rows at a time: the block's columns of the
+ * column matrix (the GEMM's loops over B panels, A packed once by the caller) go into `col`, then are
+ * added into grad_x_n while still in L2. A grad_x element next to a block border sums the blocks in
+ * order: the order is the shape's, not the thread count's. */
+static void FC_FN(grad_x_image)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan, const fc_conv_shape *shape,
+                                const real *a_all, fc_index block_rows, const real *dy_n, real *b_panel,
+                                real *col, real *grad_x_n)
+{
+    const fc_index out_channels = shape->out_channels, out_w = shape->out_w;
+    const fc_index out_plane = shape->out_h * out_w, in_plane = shape->in_h * shape->in_w;
+    const fc_index taps = shape->kernel_h * shape->kernel_w, crs = shape->in_channels * taps;
+    const fc_index nr = plan->blocks.nr, kc_max = plan->blocks.kc;
+    const fc_index m_pad = (crs + plan->blocks.mr - 1) / plan->blocks.mr * plan->blocks.mr;
+    memset(grad_x_n, 0, (size_t)(shape->in_channels * in_plane) * sizeof(real));
+    for (fc_index oh0 = 0; oh0 < shape->out_h; oh0 += block_rows) {
+        const fc_index oh1 = oh0 + block_rows < shape->out_h ? oh0 + block_rows : shape->out_h;
+        const fc_index columns = (oh1 - oh0) * out_w;
+        for (fc_index pc = 0; pc < out_channels; pc += kc_max) {
+            const fc_index kc = out_channels - pc < kc_max ? out_channels - pc : kc_max;
+            for (fc_index j = 0; j < columns; j += nr) {
+                const fc_index n = columns - j < nr ? columns - j : nr;
+                FC_FN(pack_grad_y_panel)(dy_n + pc * out_plane + oh0 * out_w + j, out_plane, kc, n, nr, b_panel);
+                FC_FN(fc_gemm_multiply_panel)(plan, crs, n, kc, (real)1, a_all + pc * m_pad, b_panel,
+                                              pc == 0 ? (real)0 : (real)1, col + j, columns);
+            }
+        }
+        for (fc_index c = 0; c < shape->in_channels; c++)
+            FC_FN(fc_col2im_rows)(shape, col + c * taps * columns, columns, oh0, oh1, grad_x_n + c * in_plane);
+    }
+}
+
+/* grad_x image by image: each thread takes whole images and computes each one's column matrix a block
+ * of output rows at a time, added into grad_x_n while the block is in its cache (grad_x_image), instead of
+ * a chunk's col (3.8 MB for LeNet's C3) making a round trip through L3, and without the chunked form's
+ * barriers (conv_plan.h's FC_IM2COL_BY_IMAGE_* say where). W^T is packed once for all images. The GEMM
+ * sums over K in the chunked form's order (the KC steps of fc_gemm); col2im adds the blocks in order. */
 static int FC_FN(grad_x_by_image)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *grad_y,
                                   const real *weight, real *grad_x)
 {
-    const fc_ctx one_thread = { 1, ctx->simd };
+    const FC_CAT(fc_gemm_plan, FC_SUFFIX) plan = FC_FN(fc_gemm_plan_for)(ctx->simd);
     const fc_index out_channels = shape->out_channels, channels = shape->in_channels;
     const fc_index in_plane = shape->in_h * shape->in_w, out_plane = shape->out_h * shape->out_w;
-    const fc_index taps = shape->kernel_h * shape->kernel_w, crs = channels * taps;
+    const fc_index crs = channels * shape->kernel_h * shape->kernel_w, nr = plan.blocks.nr;
+    const fc_index block_rows = FC_FN(by_image_block_rows)(shape, nr);
+    real *a_all = fc_gemm_alloc((size_t)fc_gemm_packed_a_size(&plan.blocks, crs, out_channels) * sizeof(real));
+    if (a_all == NULL)
+        return FC_ENOMEM;
+    /* A = W^T (CRS x K): W (K x CRS) read with swapped strides */
+    FC_FN(fc_gemm_pack_a_all)(&plan, weight, 1, crs, crs, out_channels, a_all);
     int status = FC_OK;
     #pragma omp parallel num_threads(ctx->num_threads)
     {
-        real *col = malloc((size_t)(crs * out_plane) * sizeof(real));   /* one image: <= the budget */
+        real *b_panel = fc_gemm_alloc((size_t)(plan.blocks.kc * nr) * sizeof(real));
+        real *col = malloc((size_t)(crs * block_rows * shape->out_w) * sizeof(real));
         #pragma omp for schedule(static)
         for (fc_index n = 0; n < shape->batch; n++) {
-            real *grad_x_n = grad_x + n * channels * in_plane;
-            if (col == NULL || FC_FN(fc_gemm)(&one_thread, crs, out_plane, out_channels, (real)1, weight, 1,
-                                               crs, grad_y + n * out_channels * out_plane, out_plane, 1,
-                                               (real)0, col, out_plane) != FC_OK) {
+            if (b_panel == NULL || col == NULL) {
                 #pragma omp atomic write
                 status = FC_ENOMEM;
                 continue;
             }
-            memset(grad_x_n, 0, (size_t)(channels * in_plane) * sizeof(real));
-            for (fc_index c = 0; c < channels; c++)
-                FC_FN(fc_col2im_plane)(shape, col + c * taps * out_plane, out_plane, grad_x_n + c * in_plane);
+            FC_FN(grad_x_image)(&plan, shape, a_all, block_rows, grad_y + n * out_channels * out_plane, b_panel,
+                                col, grad_x + n * channels * in_plane);
         }
+        free(b_panel);
         free(col);
     }
+    free(a_all);
     return status;
 }
 

@@ -86,11 +86,16 @@
 #define FC_WROWS_VECTORS 4
 
 /* kvgw: a task holds at most FC_KVGW_MAX_ROWS kernel rows x FC_KVGW_MAX_KW taps (wider kernels: the dot
- * tasks). Scratch of one chunk of images (dy transposed, x with its border); a chunk holds at least one
- * image, and the kernel applies only when one image's scratch fits. */
+ * tasks). The kernel applies only when one image's copies (dy transposed, x with its border) fit
+ * FC_KVGW_SCRATCH_BYTES, so that a thread's, however few threads share the tasks, stay bounded. */
 #define FC_KVGW_MAX_ROWS 7
 #define FC_KVGW_MAX_KW 7
 #define FC_KVGW_SCRATCH_BYTES ((fc_index)2 << 20)
+/* kvgw: each thread's own copies (its channels of dy transposed, its channels of x with the border), in
+ * chunks of images that fit this (at least one image): about half a core's L2 on the machines measured. */
+#define FC_KVGW_THREAD_SCRATCH_BYTES ((fc_index)512 << 10)
+/* kvgw: most lanes of a vector at any level (AVX-512 float), for the grad_b sums of one vector. */
+#define FC_KVGW_MAX_LANES 16
 
 /* wvgw: at most FC_WVGW_MAX_CHANNELS output channels x FC_WVGW_MAX_KW taps per task; images summed in
  * chunks of FC_WVGW_CHUNK (fewer if one pass of the bounded x copy holds fewer), whose partial sums are
@@ -107,9 +112,10 @@
 /* grad_x image by image when an image's column matrix is small (two or more fit the budget) and the
  * GEMM's depth, out_channels, is at most this. Measured (2 threads, float32, AVX-512, ms, by image vs
  * chunked): lenet-c3 (K 16) 0.52 vs 0.74 inside a training step; seed000-c2 (K 50) 1.96 vs 2.66; strided
- * (K 64) 1.72 vs 2.32; but seed002-c4 (K 128) 3.5 vs 2.2: its W^T, packed again for every image, is as
- * large as the image's GEMM is long. */
-#define FC_IM2COL_BY_IMAGE_MAX_K 64
+ * (K 64) 1.72 vs 2.32; seed002-c4 (K 128) 3.5 vs 2.2 while W^T was packed again for every image (as
+ * large as that image's GEMM is long), 3.43 vs 5.39 (2 threads, quiet) and 6.6-6.9 vs 7.1-7.6 (1 thread,
+ * CPU time) once packed once per call. Larger K is not measured. */
+#define FC_IM2COL_BY_IMAGE_MAX_K 128
 /* grad_x image by image also when the budget holds only one image (the chunked form then runs one GEMM
  * per image as well, but with a barrier after each), given at least this many images to share out. */
 #define FC_IM2COL_BY_IMAGE_MIN_BATCH 8

@@ -292,8 +292,8 @@ FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(const fc_im2col_ranges *ranges, cons
             panel[p * width + j] = 0;
 }
 
-void FC_FN(fc_col2im_plane)(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,
-                            real *x_plane)
+void FC_FN(fc_col2im_rows)(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,
+                           fc_index oh_begin, fc_index oh_end, real *x_plane)
 {
     const fc_index in_h = shape->in_h, in_w = shape->in_w;
     const fc_index out_h = shape->out_h, out_w = shape->out_w;
@@ -304,6 +304,8 @@ void FC_FN(fc_col2im_plane)(const fc_conv_shape *shape, const real *col_rows, fc
     for (fc_index r = 0; r < kernel_h; r++) {
         fc_index oh_lo, oh_hi;
         fc_valid_output_range(out_h, in_h, stride_h, pad_h, r, &oh_lo, &oh_hi);
+        oh_lo = oh_lo > oh_begin ? oh_lo : oh_begin;
+        oh_hi = oh_hi < oh_end ? oh_hi : oh_end;
         for (fc_index s = 0; s < kernel_w; s++) {
             fc_index ow_lo, ow_hi;
             fc_valid_output_range(out_w, in_w, stride_w, pad_w, s, &ow_lo, &ow_hi);
@@ -315,7 +317,7 @@ void FC_FN(fc_col2im_plane)(const fc_conv_shape *shape, const real *col_rows, fc
                 fc_index ih = oh * stride_h - pad_h + r;
                 fc_index iw_first = ow_lo * stride_w - pad_w + s;
                 real *dst = x_plane + ih * in_w + iw_first;
-                const real *src = row + oh * out_w + ow_lo;
+                const real *src = row + (oh - oh_begin) * out_w + ow_lo;
                 if (stride_w == 1) {
                     for (fc_index i = 0; i < count; i++)
                         dst[i] += src[i];
@@ -326,6 +328,12 @@ void FC_FN(fc_col2im_plane)(const fc_conv_shape *shape, const real *col_rows, fc
             }
         }
     }
+}
+
+void FC_FN(fc_col2im_plane)(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,
+                            real *x_plane)
+{
+    FC_FN(fc_col2im_rows)(shape, col_rows, ld_col, 0, shape->out_h, x_plane);
 }
 
 void FC_FN(fc_im2col)(const fc_conv_shape *shape, const real *x, real *col)

@@ -125,6 +125,10 @@ NAMED_SHAPES = {
     "w-vector-forward-partial-block": ((3, 2, 11, 21), (4, 2, 3, 4), (2, 1), (1, 2)),
     "w-vector-grad-x-two-blocks": ((2, 9, 10, 19), (7, 9, 3, 5), 1, (1, 2)),
     "w-vector-grad-x-wide-rows": ((2, 12, 6, 40), (5, 12, 3, 3), 1, 0),
+    # im2col's grad_x by image, in blocks of output rows (a 192 KB column block when written): several
+    # blocks per image, a partial last block and a block ending mid-panel, stride 1 and stride 2
+    "grad-x-by-image-row-blocks": ((2, 40, 20, 21), (24, 40, 3, 3), 1, 1),
+    "grad-x-by-image-row-blocks-strided": ((2, 40, 41, 41), (16, 40, 3, 3), 2, 1),
 }
 
 
@@ -237,6 +241,31 @@ def test_conv2d_backward_matches_finite_differences(algo, numerics):
     for name, got, array in zip(("gx", "gw", "gb"), grads, (x, weight, bias)):
         np.testing.assert_allclose(got, numerics.numerical_gradient(loss, array), rtol=1e-6, atol=1e-7,
                                    err_msg=f"{name} algo={algo}")
+
+
+def test_grad_x_by_image_row_blocks_match_finite_differences(numerics):
+    """float64 grad_x of im2col's by-image form where an image's column matrix is cut into blocks of output
+    rows (several blocks, the borders summed from two): central differences at positions on every input row."""
+    x, weight, _ = random_args((2, 64, 8, 8), (8, 64, 3, 3), with_bias=False, seed=6)
+    assert fc.conv2d_plan(x.shape, weight.shape, 1, 1, algo="im2col").grad_x == "im2col.by_image"
+    grad_out = np.random.default_rng(7).standard_normal((2, 8, 8, 8))
+
+    def loss():
+        return float(np.sum(fc.conv2d(x, weight, None, 1, 1, algo="im2col") * grad_out))
+
+    got = fc.conv2d_backward(grad_out, x, weight, 1, 1, algo="im2col")[0]
+    rng, eps = np.random.default_rng(8), 1e-6
+    for h in range(8):
+        for _ in range(3):
+            position = (rng.integers(2), rng.integers(64), h, rng.integers(8))
+            saved = x[position]
+            x[position] = saved + eps
+            plus = loss()
+            x[position] = saved - eps
+            minus = loss()
+            x[position] = saved
+            np.testing.assert_allclose(got[position], (plus - minus) / (2 * eps), rtol=1e-6, atol=1e-7,
+                                       err_msg=str(position))
 
 
 # ---- empty batch ---------------------------------------------------------------------------------
