@@ -120,11 +120,38 @@ static inline FC_INLINE_LOOPS void FC_FN(copy_stride2)(real *restrict dst, const
 }
 #undef FC_IM2COL_EVENS
 #undef FC_IM2COL_ODDS
+
+/* dst[q] = src[q] for q < count, in whole vectors, the last one moved back to end at count (as in
+ * copy_stride2): a loop with a run-time trip count spends more on its tail than on a run of 8. */
+static inline FC_INLINE_LOOPS void FC_FN(copy_stride1)(real *restrict dst, const real *restrict src,
+                                                       fc_index count)
+{
+    typedef FC_FN(im2col_vec) vec;
+    const fc_index lanes = (fc_index)(sizeof(vec) / sizeof(real));
+    vec v;
+    if (count < lanes) {
+        for (fc_index q = 0; q < count; q++)
+            dst[q] = src[q];
+        return;
+    }
+    for (fc_index q = 0; q + lanes < count; q += lanes) {
+        memcpy(&v, src + q, sizeof(vec));
+        memcpy(dst + q, &v, sizeof(vec));
+    }
+    memcpy(&v, src + count - lanes, sizeof(vec));
+    memcpy(dst + count - lanes, &v, sizeof(vec));
+}
 #else
 static inline void FC_FN(copy_stride2)(real *restrict dst, const real *restrict src, fc_index count)
 {
     for (fc_index q = 0; q < count; q++)
         dst[q] = src[2 * q];
+}
+
+static inline void FC_FN(copy_stride1)(real *restrict dst, const real *restrict src, fc_index count)
+{
+    for (fc_index q = 0; q < count; q++)
+        dst[q] = src[q];
 }
 #endif
 
@@ -133,8 +160,7 @@ static inline FC_INLINE_LOOPS void FC_FN(copy_strided)(real *restrict dst, const
                                                        fc_index count, fc_index stride)
 {
     if (stride == 1) {
-        for (fc_index q = 0; q < count; q++)
-            dst[q] = src[q];
+        FC_FN(copy_stride1)(dst, src, count);
     } else if (stride == 2) {
         FC_FN(copy_stride2)(dst, src, count);
     } else {
@@ -241,18 +267,50 @@ static void FC_FN(tap_runs)(const fc_im2col_ranges *ranges, fc_index r, fc_index
     }
 }
 
-/* One panel row's share of one segment. Runs are at most one micro-panel wide (16 floats on AVX2),
- * too short for a memcpy/memset call to pay (FC_INLINE_LOOPS). */
-static inline FC_INLINE_LOOPS void FC_FN(write_run)(const real *plane, const FC_FN(im2col_run) *run,
-                                                    fc_index count, fc_index stride_w,
-                                                    real *restrict out)
+/* 1 if every run covers its whole segment (no padding), as in every tap of an unpadded convolution. */
+static int FC_FN(runs_full)(const FC_FN(im2col_seg) *segs, const FC_FN(im2col_run) *runs, int n_segs)
 {
-    for (fc_index q = 0; q < run->lo; q++)
-        out[q] = 0;
-    if (run->hi > run->lo)
-        FC_FN(copy_strided)(out + run->lo, plane + run->src, run->hi - run->lo, stride_w);
-    for (fc_index q = run->hi; q < count; q++)
-        out[q] = 0;
+    for (int i = 0; i < n_segs; i++)
+        if (runs[i].lo != 0 || runs[i].hi != segs[i].count)
+            return 0;
+    return 1;
+}
+
+/* One tap's panel rows in `channels` consecutive channels (rows ld_out apart, planes in_plane apart):
+ * the same runs in every channel, read into locals once so that the per-run work is the copy (runs are
+ * one micro-panel row at most, too short for a memcpy/memset call: FC_INLINE_LOOPS); with stride 1 and
+ * no padding, the copy alone. */
+static inline FC_INLINE_LOOPS void FC_FN(write_tap_rows)(const real *plane, fc_index in_plane,
+                                                         fc_index stride_w, fc_index channels,
+                                                         const FC_FN(im2col_seg) *segs,
+                                                         const FC_FN(im2col_run) *runs, int n_segs,
+                                                         real *restrict out, fc_index ld_out)
+{
+    fc_index src[FC_IM2COL_PANEL_COLS], dst[FC_IM2COL_PANEL_COLS], count[FC_IM2COL_PANEL_COLS];
+    fc_index lo[FC_IM2COL_PANEL_COLS], hi[FC_IM2COL_PANEL_COLS];
+    for (int i = 0; i < n_segs; i++) {
+        src[i] = runs[i].src;
+        dst[i] = segs[i].dst_col;
+        count[i] = segs[i].count;
+        lo[i] = runs[i].lo;
+        hi[i] = runs[i].hi;
+    }
+    if (stride_w == 1 && FC_FN(runs_full)(segs, runs, n_segs)) {
+        for (fc_index c = 0; c < channels; c++)
+            for (int i = 0; i < n_segs; i++)
+                FC_FN(copy_stride1)(out + c * ld_out + dst[i], plane + c * in_plane + src[i], count[i]);
+        return;
+    }
+    for (fc_index c = 0; c < channels; c++)
+        for (int i = 0; i < n_segs; i++) {
+            real *to = out + c * ld_out + dst[i];
+            for (fc_index q = 0; q < lo[i]; q++)
+                to[q] = 0;
+            if (hi[i] > lo[i])
+                FC_FN(copy_strided)(to + lo[i], plane + c * in_plane + src[i], hi[i] - lo[i], stride_w);
+            for (fc_index q = hi[i]; q < count[i]; q++)
+                to[q] = 0;
+        }
 }
 
 /* Panel rows are column-matrix rows (c, r, s) in C order. They are filled tap by tap: a tap's runs
@@ -279,12 +337,8 @@ FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(const fc_im2col_ranges *ranges, cons
             if (c_lo >= c_hi)
                 continue;
             FC_FN(tap_runs)(ranges, tap / sh->kernel_w, tap % sh->kernel_w, segs, n_segs, runs);
-            for (fc_index c = c_lo; c < c_hi; c++) {
-                real *dst = panel + (c * taps + tap - row0) * width + done;
-                const real *plane = x_image + c * in_plane;
-                for (int i = 0; i < n_segs; i++)
-                    FC_FN(write_run)(plane, &runs[i], segs[i].count, stride_w, dst + segs[i].dst_col);
-            }
+            FC_FN(write_tap_rows)(x_image + c_lo * in_plane, in_plane, stride_w, c_hi - c_lo, segs, runs,
+                                  n_segs, panel + (c_lo * taps + tap - row0) * width + done, taps * width);
         }
     }
     for (fc_index p = 0; p < rows; p++)
