@@ -137,7 +137,7 @@ static void FC_FN(add_bias_block)(const real *bias, fc_index out_channels, fc_in
 
 /* One task of the fused forward: output columns [jr_begin*NR, jr_end*NR) of image n (the loops of
  * gemm.c's one thread, with B packed by im2col instead of copied). */
-static void FC_FN(forward_task)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
+static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
                                 const fc_im2col_ranges *ranges, const real *a_all,
                                 const real *x_n, const real *bias, fc_index jr_begin,
                                 fc_index jr_end, real *b_panel, real *y_n)
@@ -154,7 +154,7 @@ static void FC_FN(forward_task)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
         const real beta = pc == 0 ? (real)0 : (real)1;
         for (fc_index j0 = jr_begin * nr; j0 < j_end; j0 += nr) {
             const fc_index cols = j_end - j0 < nr ? j_end - j0 : nr;
-            FC_FN(fc_im2col_panel)(ranges, x_n, pc, kc, j0, cols, nr, b_panel);
+            FC_FN(fc_im2col_panel)(level, ranges, x_n, pc, kc, j0, cols, nr, b_panel);
             FC_FN(fc_gemm_multiply_panel)(plan, out_channels, cols, kc, (real)1, a_all + pc * m_pad,
                                           b_panel, beta, y_n + j0, out_plane);
         }
@@ -203,8 +203,8 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
                 status = FC_ENOMEM;
                 continue;
             }
-            FC_FN(forward_task)(&plan, &ranges, a_all, x + n * in_image, bias, first, last, b_panel,
-                                y + n * out_channels * out_plane);
+            FC_FN(forward_task)(ctx->simd, &plan, &ranges, a_all, x + n * in_image, bias, first, last,
+                                b_panel, y + n * out_channels * out_plane);
         }
         free(b_panel);
     }

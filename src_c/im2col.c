@@ -20,6 +20,10 @@
 #include <string.h>
 #include "fc_compiler.h"
 #include "im2col.h"
+#include "simd_targets.h"
+
+/* The copy loops are inlined into each SIMD level's copy of the panel builder, which compiles them. */
+#define FC_ALWAYS_INLINE __attribute__((always_inline))
 
 /* Columns fc_im2col_panel handles in one pass (the widest micro-panel: 64 floats on AVX-512). */
 #define FC_IM2COL_PANEL_COLS 64
@@ -86,17 +90,19 @@ void fc_im2col_ranges_free(fc_im2col_ranges *ranges)
  * strided shape's fused forward (1 thread, AVX2 EPYC, ms, best of 7): 6.5 with a scalar loop, 5.6. */
 #ifdef FC_IM2COL_SHUFFLE
 #if FC_IS_F32
+typedef float FC_FN(im2col_wide) __attribute__((vector_size(32)));
 typedef float FC_FN(im2col_vec) __attribute__((vector_size(16)));
 #define FC_IM2COL_EVENS(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
 #define FC_IM2COL_ODDS(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
 #else
+typedef double FC_FN(im2col_wide) __attribute__((vector_size(32)));
 typedef double FC_FN(im2col_vec) __attribute__((vector_size(16)));
 #define FC_IM2COL_EVENS(a, b) __builtin_shufflevector(a, b, 0, 2)
 #define FC_IM2COL_ODDS(a, b) __builtin_shufflevector(a, b, 1, 3)
 #endif
 
-static inline FC_INLINE_LOOPS void FC_FN(copy_stride2)(real *restrict dst, const real *restrict src,
-                                                       fc_index count)
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(copy_stride2)(real *restrict dst, const real *restrict src, fc_index count)
 {
     typedef FC_FN(im2col_vec) vec;
     const fc_index lanes = (fc_index)(sizeof(vec) / sizeof(real));
@@ -122,24 +128,31 @@ static inline FC_INLINE_LOOPS void FC_FN(copy_stride2)(real *restrict dst, const
 #undef FC_IM2COL_ODDS
 
 /* dst[q] = src[q] for q < count, in whole vectors, the last one moved back to end at count (as in
- * copy_stride2): a loop with a run-time trip count spends more on its tail than on a run of 8. */
-static inline FC_INLINE_LOOPS void FC_FN(copy_stride1)(real *restrict dst, const real *restrict src,
-                                                       fc_index count)
+ * copy_stride2): a loop with a run-time trip count spends more on its tail than on a run of 8. `vec`
+ * is 16 bytes, or 32 with `wide` (the AVX2 build: one instruction each; lowered to SSE, 32-byte vectors
+ * were slower on runs of 8). */
+#define FC_IM2COL_COPY_VECTORS(vec, dst, src, count)                                                \
+    do {                                                                                          \
+        const fc_index lanes_ = (fc_index)(sizeof(vec) / sizeof(real));                           \
+        vec v_;                                                                                   \
+        for (fc_index q_ = 0; q_ + lanes_ < (count); q_ += lanes_) {                              \
+            memcpy(&v_, (src) + q_, sizeof(vec));                                                 \
+            memcpy((dst) + q_, &v_, sizeof(vec));                                                 \
+        }                                                                                         \
+        memcpy(&v_, (src) + (count) - lanes_, sizeof(vec));                                       \
+        memcpy((dst) + (count) - lanes_, &v_, sizeof(vec));                                       \
+    } while (0)
+
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(copy_stride1)(real *restrict dst, const real *restrict src, fc_index count, const int wide)
 {
-    typedef FC_FN(im2col_vec) vec;
-    const fc_index lanes = (fc_index)(sizeof(vec) / sizeof(real));
-    vec v;
-    if (count < lanes) {
+    if (wide && count * sizeof(real) >= sizeof(FC_FN(im2col_wide)))
+        FC_IM2COL_COPY_VECTORS(FC_FN(im2col_wide), dst, src, count);
+    else if (count * sizeof(real) >= sizeof(FC_FN(im2col_vec)))
+        FC_IM2COL_COPY_VECTORS(FC_FN(im2col_vec), dst, src, count);
+    else
         for (fc_index q = 0; q < count; q++)
             dst[q] = src[q];
-        return;
-    }
-    for (fc_index q = 0; q + lanes < count; q += lanes) {
-        memcpy(&v, src + q, sizeof(vec));
-        memcpy(dst + q, &v, sizeof(vec));
-    }
-    memcpy(&v, src + count - lanes, sizeof(vec));
-    memcpy(dst + count - lanes, &v, sizeof(vec));
 }
 #else
 static inline void FC_FN(copy_stride2)(real *restrict dst, const real *restrict src, fc_index count)
@@ -148,19 +161,22 @@ static inline void FC_FN(copy_stride2)(real *restrict dst, const real *restrict 
         dst[q] = src[2 * q];
 }
 
-static inline void FC_FN(copy_stride1)(real *restrict dst, const real *restrict src, fc_index count)
+static inline void FC_FN(copy_stride1)(real *restrict dst, const real *restrict src, fc_index count,
+                                       const int wide)
 {
+    (void)wide;
     for (fc_index q = 0; q < count; q++)
         dst[q] = src[q];
 }
 #endif
 
-/* dst[q] = src[q * stride] for q < count. */
-static inline FC_INLINE_LOOPS void FC_FN(copy_strided)(real *restrict dst, const real *restrict src,
-                                                       fc_index count, fc_index stride)
+/* dst[q] = src[q * stride] for q < count (`wide`: see copy_stride1). */
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(copy_strided)(real *restrict dst, const real *restrict src, fc_index count, fc_index stride,
+                    const int wide)
 {
     if (stride == 1) {
-        FC_FN(copy_stride1)(dst, src, count);
+        FC_FN(copy_stride1)(dst, src, count, wide);
     } else if (stride == 2) {
         FC_FN(copy_stride2)(dst, src, count);
     } else {
@@ -180,7 +196,7 @@ static inline void FC_FN(im2col_row)(real *dst, const real *src, fc_index ow_lo,
     if (stride_w == 1)
         memcpy(dst + ow_lo, src, (size_t)count * sizeof(real));
     else
-        FC_FN(copy_strided)(dst + ow_lo, src, count, stride_w);
+        FC_FN(copy_strided)(dst + ow_lo, src, count, stride_w, 0);
     if (ow_hi < out_w)
         memset(dst + ow_hi, 0, (size_t)(out_w - ow_hi) * sizeof(real));
 }
@@ -280,11 +296,10 @@ static int FC_FN(runs_full)(const FC_FN(im2col_seg) *segs, const FC_FN(im2col_ru
  * the same runs in every channel, read into locals once so that the per-run work is the copy (runs are
  * one micro-panel row at most, too short for a memcpy/memset call: FC_INLINE_LOOPS); with stride 1 and
  * no padding, the copy alone. */
-static inline FC_INLINE_LOOPS void FC_FN(write_tap_rows)(const real *plane, fc_index in_plane,
-                                                         fc_index stride_w, fc_index channels,
-                                                         const FC_FN(im2col_seg) *segs,
-                                                         const FC_FN(im2col_run) *runs, int n_segs,
-                                                         real *restrict out, fc_index ld_out)
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(write_tap_rows)(const real *plane, fc_index in_plane, fc_index stride_w, fc_index channels,
+                      const FC_FN(im2col_seg) *segs, const FC_FN(im2col_run) *runs, int n_segs,
+                      real *restrict out, fc_index ld_out, const int wide)
 {
     fc_index src[FC_IM2COL_PANEL_COLS], dst[FC_IM2COL_PANEL_COLS], count[FC_IM2COL_PANEL_COLS];
     fc_index lo[FC_IM2COL_PANEL_COLS], hi[FC_IM2COL_PANEL_COLS];
@@ -298,7 +313,7 @@ static inline FC_INLINE_LOOPS void FC_FN(write_tap_rows)(const real *plane, fc_i
     if (stride_w == 1 && FC_FN(runs_full)(segs, runs, n_segs)) {
         for (fc_index c = 0; c < channels; c++)
             for (int i = 0; i < n_segs; i++)
-                FC_FN(copy_stride1)(out + c * ld_out + dst[i], plane + c * in_plane + src[i], count[i]);
+                FC_FN(copy_stride1)(out + c * ld_out + dst[i], plane + c * in_plane + src[i], count[i], wide);
         return;
     }
     for (fc_index c = 0; c < channels; c++)
@@ -307,7 +322,8 @@ static inline FC_INLINE_LOOPS void FC_FN(write_tap_rows)(const real *plane, fc_i
             for (fc_index q = 0; q < lo[i]; q++)
                 to[q] = 0;
             if (hi[i] > lo[i])
-                FC_FN(copy_strided)(to + lo[i], plane + c * in_plane + src[i], hi[i] - lo[i], stride_w);
+                FC_FN(copy_strided)(to + lo[i], plane + c * in_plane + src[i], hi[i] - lo[i], stride_w,
+                                    wide);
             for (fc_index q = hi[i]; q < count[i]; q++)
                 to[q] = 0;
         }
@@ -317,9 +333,9 @@ static inline FC_INLINE_LOOPS void FC_FN(write_tap_rows)(const real *plane, fc_i
  * are worked out once per panel and serve every channel, so the per-row work is a few loads and the
  * copy (per-row range checks cost as much as the copy itself with 16-wide panels: strided forward,
  * 1 thread, 5.6 -> 5.0 ms). */
-FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(const fc_im2col_ranges *ranges, const real *x_image,
-                                            fc_index row0, fc_index rows, fc_index col0,
-                                            fc_index cols, fc_index width, real *restrict panel)
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(panel_body)(const fc_im2col_ranges *ranges, const real *x_image, fc_index row0, fc_index rows,
+                  fc_index col0, fc_index cols, fc_index width, real *restrict panel, const int wide)
 {
     const fc_conv_shape *sh = ranges->shape;
     const fc_index taps = sh->kernel_h * sh->kernel_w, row_end = row0 + rows;
@@ -338,12 +354,40 @@ FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(const fc_im2col_ranges *ranges, cons
                 continue;
             FC_FN(tap_runs)(ranges, tap / sh->kernel_w, tap % sh->kernel_w, segs, n_segs, runs);
             FC_FN(write_tap_rows)(x_image + c_lo * in_plane, in_plane, stride_w, c_hi - c_lo, segs, runs,
-                                  n_segs, panel + (c_lo * taps + tap - row0) * width + done, taps * width);
+                                  n_segs, panel + (c_lo * taps + tap - row0) * width + done, taps * width,
+                                  wide);
         }
     }
     for (fc_index p = 0; p < rows; p++)
         for (fc_index j = cols; j < width; j++)
             panel[p * width + j] = 0;
+}
+
+#if FC_HAVE_X86
+/* The same code compiled for AVX2, for stride 1: its 32-byte copies in one instruction each (panel
+ * building alone, vgg-ish, 1 thread: 3.3-5.6 -> 2.8-4.4 ms); with stride 2 its 16-byte shuffles ran
+ * 10% slower than the SSE2 build's. */
+static FC_TARGET_AVX2 FC_INLINE_LOOPS void
+FC_FN(panel_avx2)(const fc_im2col_ranges *ranges, const real *x_image, fc_index row0, fc_index rows,
+                  fc_index col0, fc_index cols, fc_index width, real *restrict panel)
+{
+    FC_FN(panel_body)(ranges, x_image, row0, rows, col0, cols, width, panel, 1);
+}
+#endif
+
+FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(fc_simd_level level, const fc_im2col_ranges *ranges,
+                                            const real *x_image, fc_index row0, fc_index rows,
+                                            fc_index col0, fc_index cols, fc_index width,
+                                            real *restrict panel)
+{
+#if FC_HAVE_X86
+    if ((level == FC_SIMD_AVX2 || level == FC_SIMD_AVX512) && ranges->shape->stride_w == 1) {
+        FC_FN(panel_avx2)(ranges, x_image, row0, rows, col0, cols, width, panel);
+        return;
+    }
+#endif
+    (void)level;
+    FC_FN(panel_body)(ranges, x_image, row0, rows, col0, cols, width, panel, 0);
 }
 
 void FC_FN(fc_col2im_plane)(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,

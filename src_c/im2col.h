@@ -25,7 +25,8 @@
  *    input, for each kernel column s the output columns [ow_lo[s], ow_hi[s]); computed once per call
  *    (init allocates, free releases), read-only after, so threads share it.
  *  - fc_im2col_panel: rows [row0, row0 + rows) x columns [col0, col0 + cols) of x_image's column
- *    matrix (C*R*S x out_h*out_w), row p at panel + p*width, columns cols..width-1 zero (width >= cols).
+ *    matrix (C*R*S x out_h*out_w), row p at panel + p*width, columns cols..width-1 zero (width >= cols);
+ *    `level` picks the instructions of its copies (the values are the same at every level).
  */
 typedef struct {
     const fc_conv_shape *shape;
@@ -41,9 +42,9 @@ void fc_im2col_plane_##sfx(const fc_conv_shape *shape, const real *x_plane,     
                            real *col_rows, fc_index ld_col);                                      \
 void fc_col2im_plane_##sfx(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,     \
                            real *x_plane);                                                \
-void fc_im2col_panel_##sfx(const fc_im2col_ranges *ranges, const real *x_image, fc_index row0,    \
-                           fc_index rows, fc_index col0, fc_index cols, fc_index width,           \
-                           real *panel);
+void fc_im2col_panel_##sfx(fc_simd_level level, const fc_im2col_ranges *ranges,                   \
+                           const real *x_image, fc_index row0, fc_index rows, fc_index col0,      \
+                           fc_index cols, fc_index width, real *panel);
 
 FC_DECLARE_IM2COL_PLANE(float, f32)
 FC_DECLARE_IM2COL_PLANE(double, f64)
