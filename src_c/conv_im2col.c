@@ -13,8 +13,9 @@
  * place (NCHW is K x P per image: ldc = P). The bias is added to the task's block while it is still in
  * L2. A column block's C (K x columns) is kept under FC_IM2COL_C_BLOCK_BYTES. Scratch: packed W and
  * one B panel per thread, whatever the batch (and with stride_w 2 one image with its columns split
- * into even and odd, fc_im2col_split_columns, so that panel rows are contiguous copies). Tasks are independent, so threads share them with no
- * barrier, and each output element is the same sum whatever the thread count.
+ * into even and odd, fc_im2col_split_columns, so that panel rows are contiguous copies). Tasks are
+ * independent, so threads share them with no barrier, and each output element is the same sum
+ * whatever the thread count.
  *
  * Backward, chunks of images. One image's GEMM is often small (LeNet's second layer: 16 x 100 x 150), too
  * small to amortise packing W or to give both cores a macro-tile. So the batch is cut into chunks of
