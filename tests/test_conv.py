@@ -125,6 +125,13 @@ NAMED_SHAPES = {
     "w-vector-forward-partial-block": ((3, 2, 11, 21), (4, 2, 3, 4), (2, 1), (1, 2)),
     "w-vector-grad-x-two-blocks": ((2, 9, 10, 19), (7, 9, 3, 5), 1, (1, 2)),
     "w-vector-grad-x-wide-rows": ((2, 12, 6, 40), (5, 12, 3, 3), 1, 0),
+    # the fused im2col forward's panels (algo="im2col"; auto takes im2col on the first): stride 1 with
+    # and without padding (whole-vector copies of runs of 8 and 5 columns), and stride_w 2, whose panels
+    # read the image with each row's even columns first, over odd and even widths
+    "im2col-forward-unpadded-runs": ((2, 9, 10, 10), (70, 9, 3, 3), 1, 0),
+    "im2col-forward-padded-runs": ((2, 5, 7, 5), (70, 5, 3, 3), 1, 1),
+    "im2col-forward-stride-w-2-odd-width": ((2, 5, 9, 31), (70, 5, 3, 3), (1, 2), 1),
+    "im2col-forward-stride-2-even-width": ((2, 4, 12, 20), (70, 4, 3, 2), 2, (0, 1)),
 }
 
 
