@@ -337,7 +337,8 @@ FC_FN(write_tap_rows)(const real *plane, fc_index in_plane, fc_index stride_w, f
     if (stride_w == 1 && FC_FN(runs_full)(segs, runs, n_segs)) {
         for (fc_index c = 0; c < channels; c++)
             for (int i = 0; i < n_segs; i++)
-                FC_FN(copy_stride1)(out + c * ld_out + dst[i], plane + c * in_plane + src[i], count[i], wide);
+                FC_FN(copy_stride1)(out + c * ld_out + dst[i], plane + c * in_plane + src[i], count[i],
+                                    wide);
         return;
     }
     for (fc_index c = 0; c < channels; c++)
@@ -378,9 +379,9 @@ FC_FN(panel_body)(const fc_im2col_ranges *ranges, const real *x_image, fc_index 
             if (c_lo >= c_hi)
                 continue;
             FC_FN(tap_runs)(ranges, tap / sh->kernel_w, tap % sh->kernel_w, segs, n_segs, runs);
-            FC_FN(write_tap_rows)(x_image + c_lo * in_plane, in_plane, stride_w, c_hi - c_lo, segs, runs,
-                                  n_segs, panel + (c_lo * taps + tap - row0) * width + done, taps * width,
-                                  wide);
+            FC_FN(write_tap_rows)(x_image + c_lo * in_plane, in_plane, stride_w, c_hi - c_lo, segs,
+                                  runs, n_segs, panel + (c_lo * taps + tap - row0) * width + done,
+                                  taps * width, wide);
         }
     }
     for (fc_index p = 0; p < rows; p++)
