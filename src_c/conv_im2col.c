@@ -12,8 +12,10 @@
  * B-panel layout (fc_im2col_panel, in L1) and the micro-kernel runs down all K rows of W, writing Y_n in
  * place (NCHW is K x P per image: ldc = P). The bias is added to the task's block while it is still in
  * L2. A column block's C (K x columns) is kept under FC_IM2COL_C_BLOCK_BYTES. Scratch: packed W and
- * one B panel per thread, whatever the batch. Tasks are independent, so threads share them with no
- * barrier, and each output element is the same sum whatever the thread count.
+ * one B panel per thread, whatever the batch (and with stride_w 2 one image with its columns split
+ * into even and odd, fc_im2col_split_columns, so that panel rows are contiguous copies). Tasks are
+ * independent, so threads share them with no barrier, and each output element is the same sum
+ * whatever the thread count.
  *
  * Backward, chunks of images. One image's GEMM is often small (LeNet's second layer: 16 x 100 x 150), too
  * small to amortise packing W or to give both cores a macro-tile. So the batch is cut into chunks of
@@ -141,10 +143,10 @@ static void FC_FN(add_bias_block)(const real *bias, fc_index out_channels, fc_in
 
 /* One task of the fused forward: output columns [jr_begin*NR, jr_end*NR) of image n (the loops of
  * gemm.c's one thread, with B packed by im2col instead of copied). */
-static void FC_FN(forward_task)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
+static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
                                 const fc_im2col_ranges *ranges, const real *a_all,
                                 const real *x_n, const real *bias, fc_index jr_begin,
-                                fc_index jr_end, real *b_panel, real *y_n)
+                                fc_index jr_end, real *b_panel, real *x_split, real *y_n)
 {
     const fc_conv_shape *sh = ranges->shape;
     const fc_index out_channels = sh->out_channels, out_plane = sh->out_h * sh->out_w;
@@ -152,13 +154,19 @@ static void FC_FN(forward_task)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
     const fc_index mr = plan->blocks.mr, nr = plan->blocks.nr, kc_max = plan->blocks.kc;
     const fc_index m_pad = (out_channels + mr - 1) / mr * mr;
     const fc_index j_end = jr_end * nr < out_plane ? jr_end * nr : out_plane;
+    const real *x_read = x_n;
+
+    if (ranges->split_columns) {
+        FC_FN(fc_im2col_split_columns)(sh, x_n, x_split);
+        x_read = x_split;
+    }
 
     for (fc_index pc = 0; pc < crs; pc += kc_max) {
         const fc_index kc = crs - pc < kc_max ? crs - pc : kc_max;
         const real beta = pc == 0 ? (real)0 : (real)1;
         for (fc_index j0 = jr_begin * nr; j0 < j_end; j0 += nr) {
             const fc_index cols = j_end - j0 < nr ? j_end - j0 : nr;
-            FC_FN(fc_im2col_panel)(ranges, x_n, pc, kc, j0, cols, nr, b_panel);
+            FC_FN(fc_im2col_panel)(level, ranges, x_read, pc, kc, j0, cols, nr, b_panel);
             FC_FN(fc_gemm_multiply_panel)(plan, out_channels, cols, kc, (real)1, a_all + pc * m_pad,
                                           b_panel, beta, y_n + j0, out_plane);
         }
@@ -198,19 +206,21 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
     #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         real *b_panel = fc_gemm_alloc((size_t)(plan.blocks.kc * nr) * sizeof(real));
+        real *x_split = ranges.split_columns ? malloc((size_t)in_image * sizeof(real)) : NULL;
         #pragma omp for schedule(static)
         for (fc_index task = 0; task < tasks; task++) {
             const fc_index n = task / blocks_per_image, first = task % blocks_per_image * block_panels;
             const fc_index last = first + block_panels < panels ? first + block_panels : panels;
-            if (b_panel == NULL) {
+            if (b_panel == NULL || (ranges.split_columns && x_split == NULL)) {
                 #pragma omp atomic write
                 status = FC_ENOMEM;
                 continue;
             }
-            FC_FN(forward_task)(&plan, &ranges, a_all, x + n * in_image, bias, first, last, b_panel,
-                                y + n * out_channels * out_plane);
+            FC_FN(forward_task)(ctx->simd, &plan, &ranges, a_all, x + n * in_image, bias, first, last,
+                                b_panel, x_split, y + n * out_channels * out_plane);
         }
         free(b_panel);
+        free(x_split);
     }
     free(a_all);
     fc_im2col_ranges_free(&ranges);

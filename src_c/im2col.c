@@ -20,6 +20,10 @@
 #include <string.h>
 #include "fc_compiler.h"
 #include "im2col.h"
+#include "simd_targets.h"
+
+/* The copy loops are inlined into each SIMD level's copy of the panel builder, which compiles them. */
+#define FC_ALWAYS_INLINE __attribute__((always_inline))
 
 /* Columns fc_im2col_panel handles in one pass (the widest micro-panel: 64 floats on AVX-512). */
 #define FC_IM2COL_PANEL_COLS 64
@@ -51,6 +55,7 @@ int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape)
     ranges->oh_hi = table + shape->kernel_h;
     ranges->ow_lo = table + 2 * shape->kernel_h;
     ranges->ow_hi = ranges->ow_lo + shape->kernel_w;
+    ranges->split_columns = shape->stride_w == 2;
     for (fc_index r = 0; r < shape->kernel_h; r++)
         fc_valid_output_range(shape->out_h, shape->in_h, shape->stride_h, shape->pad_h, r,
                               &ranges->oh_lo[r], &ranges->oh_hi[r]);
@@ -86,17 +91,19 @@ void fc_im2col_ranges_free(fc_im2col_ranges *ranges)
  * strided shape's fused forward (1 thread, AVX2 EPYC, ms, best of 7): 6.5 with a scalar loop, 5.6. */
 #ifdef FC_IM2COL_SHUFFLE
 #if FC_IS_F32
+typedef float FC_FN(im2col_wide) __attribute__((vector_size(32)));
 typedef float FC_FN(im2col_vec) __attribute__((vector_size(16)));
 #define FC_IM2COL_EVENS(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
 #define FC_IM2COL_ODDS(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
 #else
+typedef double FC_FN(im2col_wide) __attribute__((vector_size(32)));
 typedef double FC_FN(im2col_vec) __attribute__((vector_size(16)));
 #define FC_IM2COL_EVENS(a, b) __builtin_shufflevector(a, b, 0, 2)
 #define FC_IM2COL_ODDS(a, b) __builtin_shufflevector(a, b, 1, 3)
 #endif
 
-static inline FC_INLINE_LOOPS void FC_FN(copy_stride2)(real *restrict dst, const real *restrict src,
-                                                       fc_index count)
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(copy_stride2)(real *restrict dst, const real *restrict src, fc_index count)
 {
     typedef FC_FN(im2col_vec) vec;
     const fc_index lanes = (fc_index)(sizeof(vec) / sizeof(real));
@@ -120,21 +127,57 @@ static inline FC_INLINE_LOOPS void FC_FN(copy_stride2)(real *restrict dst, const
 }
 #undef FC_IM2COL_EVENS
 #undef FC_IM2COL_ODDS
+
+/* dst[q] = src[q] for q < count, in whole vectors, the last one moved back to end at count (as in
+ * copy_stride2): a loop with a run-time trip count spends more on its tail than on a run of 8. `vec`
+ * is 16 bytes, or 32 with `wide` (the AVX2 build: one instruction each; lowered to SSE, 32-byte vectors
+ * were slower on runs of 8). */
+#define FC_IM2COL_COPY_VECTORS(vec, dst, src, count)                                                \
+    do {                                                                                          \
+        const fc_index lanes_ = (fc_index)(sizeof(vec) / sizeof(real));                           \
+        vec v_;                                                                                   \
+        for (fc_index q_ = 0; q_ + lanes_ < (count); q_ += lanes_) {                              \
+            memcpy(&v_, (src) + q_, sizeof(vec));                                                 \
+            memcpy((dst) + q_, &v_, sizeof(vec));                                                 \
+        }                                                                                         \
+        memcpy(&v_, (src) + (count) - lanes_, sizeof(vec));                                       \
+        memcpy((dst) + (count) - lanes_, &v_, sizeof(vec));                                       \
+    } while (0)
+
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(copy_stride1)(real *restrict dst, const real *restrict src, fc_index count, const int wide)
+{
+    if (wide && count * sizeof(real) >= sizeof(FC_FN(im2col_wide)))
+        FC_IM2COL_COPY_VECTORS(FC_FN(im2col_wide), dst, src, count);
+    else if (count * sizeof(real) >= sizeof(FC_FN(im2col_vec)))
+        FC_IM2COL_COPY_VECTORS(FC_FN(im2col_vec), dst, src, count);
+    else
+        for (fc_index q = 0; q < count; q++)
+            dst[q] = src[q];
+}
 #else
 static inline void FC_FN(copy_stride2)(real *restrict dst, const real *restrict src, fc_index count)
 {
     for (fc_index q = 0; q < count; q++)
         dst[q] = src[2 * q];
 }
+
+static inline void FC_FN(copy_stride1)(real *restrict dst, const real *restrict src, fc_index count,
+                                       const int wide)
+{
+    (void)wide;
+    for (fc_index q = 0; q < count; q++)
+        dst[q] = src[q];
+}
 #endif
 
-/* dst[q] = src[q * stride] for q < count. */
-static inline FC_INLINE_LOOPS void FC_FN(copy_strided)(real *restrict dst, const real *restrict src,
-                                                       fc_index count, fc_index stride)
+/* dst[q] = src[q * stride] for q < count (`wide`: see copy_stride1). */
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(copy_strided)(real *restrict dst, const real *restrict src, fc_index count, fc_index stride,
+                    const int wide)
 {
     if (stride == 1) {
-        for (fc_index q = 0; q < count; q++)
-            dst[q] = src[q];
+        FC_FN(copy_stride1)(dst, src, count, wide);
     } else if (stride == 2) {
         FC_FN(copy_stride2)(dst, src, count);
     } else {
@@ -154,7 +197,7 @@ static inline void FC_FN(im2col_row)(real *dst, const real *src, fc_index ow_lo,
     if (stride_w == 1)
         memcpy(dst + ow_lo, src, (size_t)count * sizeof(real));
     else
-        FC_FN(copy_strided)(dst + ow_lo, src, count, stride_w);
+        FC_FN(copy_strided)(dst + ow_lo, src, count, stride_w, 0);
     if (ow_hi < out_w)
         memset(dst + ow_hi, 0, (size_t)(out_w - ow_hi) * sizeof(real));
 }
@@ -221,6 +264,28 @@ typedef struct {
     fc_index src, lo, hi;
 } FC_FN(im2col_run);
 
+/* Where input column iw (>= 0) sits in a row of fc_im2col_split_columns's layout. */
+static inline fc_index FC_FN(split_column)(fc_index iw, fc_index in_w)
+{
+    return iw % 2 == 0 ? iw / 2 : (in_w + 1) / 2 + iw / 2;
+}
+
+/* Columns 0, 2, 4, ... of each row, then 1, 3, 5, ...: a stride-2 run of columns becomes contiguous,
+ * so the panel builder copies it as a stride-1 run, for one pass over the image (strided forward,
+ * 1 thread, ms: AVX-512 3.81-4.03 -> 3.65-3.73, AVX2 4.56-5.37 -> 3.83-4.67). */
+void FC_FN(fc_im2col_split_columns)(const fc_conv_shape *sh, const real *x_image, real *out)
+{
+    const fc_index rows = sh->in_channels * sh->in_h, in_w = sh->in_w, evens = (in_w + 1) / 2;
+    for (fc_index y = 0; y < rows; y++) {
+        const real *row = x_image + y * in_w;
+        real *to = out + y * in_w;
+        for (fc_index j = 0; j < evens; j++)
+            to[j] = row[2 * j];
+        for (fc_index j = 0; j < in_w / 2; j++)
+            to[evens + j] = row[2 * j + 1];
+    }
+}
+
 static void FC_FN(tap_runs)(const fc_im2col_ranges *ranges, fc_index r, fc_index s,
                             const FC_FN(im2col_seg) *segs, int n_segs, FC_FN(im2col_run) *runs)
 {
@@ -234,38 +299,73 @@ static void FC_FN(tap_runs)(const fc_im2col_ranges *ranges, fc_index r, fc_index
             hi = ranges->ow_hi[s] - ow;
             hi = hi < lo ? lo : hi > count ? count : hi;
         }
+        const fc_index iw = (ow + lo) * sh->stride_w - sh->pad_w + s;   /* used only when hi > lo */
         runs[i].lo = lo;
         runs[i].hi = hi;
         runs[i].src = (segs[i].oh * sh->stride_h - sh->pad_h + r) * sh->in_w
-                      + (ow + lo) * sh->stride_w - sh->pad_w + s;   /* used only when hi > lo */
+                      + (ranges->split_columns ? FC_FN(split_column)(iw, sh->in_w) : iw);
     }
 }
 
-/* One panel row's share of one segment. Runs are at most one micro-panel wide (16 floats on AVX2),
- * too short for a memcpy/memset call to pay (FC_INLINE_LOOPS). */
-static inline FC_INLINE_LOOPS void FC_FN(write_run)(const real *plane, const FC_FN(im2col_run) *run,
-                                                    fc_index count, fc_index stride_w,
-                                                    real *restrict out)
+/* 1 if every run covers its whole segment (no padding), as in every tap of an unpadded convolution. */
+static int FC_FN(runs_full)(const FC_FN(im2col_seg) *segs, const FC_FN(im2col_run) *runs, int n_segs)
 {
-    for (fc_index q = 0; q < run->lo; q++)
-        out[q] = 0;
-    if (run->hi > run->lo)
-        FC_FN(copy_strided)(out + run->lo, plane + run->src, run->hi - run->lo, stride_w);
-    for (fc_index q = run->hi; q < count; q++)
-        out[q] = 0;
+    for (int i = 0; i < n_segs; i++)
+        if (runs[i].lo != 0 || runs[i].hi != segs[i].count)
+            return 0;
+    return 1;
+}
+
+/* One tap's panel rows in `channels` consecutive channels (rows ld_out apart, planes in_plane apart):
+ * the same runs in every channel, read into locals once so that the per-run work is the copy (runs are
+ * one micro-panel row at most, too short for a memcpy/memset call: FC_INLINE_LOOPS); with stride 1 and
+ * no padding, the copy alone. */
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(write_tap_rows)(const real *plane, fc_index in_plane, fc_index stride_w, fc_index channels,
+                      const FC_FN(im2col_seg) *segs, const FC_FN(im2col_run) *runs, int n_segs,
+                      real *restrict out, fc_index ld_out, const int wide)
+{
+    fc_index src[FC_IM2COL_PANEL_COLS], dst[FC_IM2COL_PANEL_COLS], count[FC_IM2COL_PANEL_COLS];
+    fc_index lo[FC_IM2COL_PANEL_COLS], hi[FC_IM2COL_PANEL_COLS];
+    for (int i = 0; i < n_segs; i++) {
+        src[i] = runs[i].src;
+        dst[i] = segs[i].dst_col;
+        count[i] = segs[i].count;
+        lo[i] = runs[i].lo;
+        hi[i] = runs[i].hi;
+    }
+    if (stride_w == 1 && FC_FN(runs_full)(segs, runs, n_segs)) {
+        for (fc_index c = 0; c < channels; c++)
+            for (int i = 0; i < n_segs; i++)
+                FC_FN(copy_stride1)(out + c * ld_out + dst[i], plane + c * in_plane + src[i], count[i],
+                                    wide);
+        return;
+    }
+    for (fc_index c = 0; c < channels; c++)
+        for (int i = 0; i < n_segs; i++) {
+            real *to = out + c * ld_out + dst[i];
+            for (fc_index q = 0; q < lo[i]; q++)
+                to[q] = 0;
+            if (hi[i] > lo[i])
+                FC_FN(copy_strided)(to + lo[i], plane + c * in_plane + src[i], hi[i] - lo[i], stride_w,
+                                    wide);
+            for (fc_index q = hi[i]; q < count[i]; q++)
+                to[q] = 0;
+        }
 }
 
 /* Panel rows are column-matrix rows (c, r, s) in C order. They are filled tap by tap: a tap's runs
  * are worked out once per panel and serve every channel, so the per-row work is a few loads and the
  * copy (per-row range checks cost as much as the copy itself with 16-wide panels: strided forward,
  * 1 thread, 5.6 -> 5.0 ms). */
-FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(const fc_im2col_ranges *ranges, const real *x_image,
-                                            fc_index row0, fc_index rows, fc_index col0,
-                                            fc_index cols, fc_index width, real *restrict panel)
+static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
+FC_FN(panel_body)(const fc_im2col_ranges *ranges, const real *x_image, fc_index row0, fc_index rows,
+                  fc_index col0, fc_index cols, fc_index width, real *restrict panel, const int wide)
 {
     const fc_conv_shape *sh = ranges->shape;
     const fc_index taps = sh->kernel_h * sh->kernel_w, row_end = row0 + rows;
-    const fc_index in_plane = sh->in_h * sh->in_w, stride_w = sh->stride_w;
+    const fc_index in_plane = sh->in_h * sh->in_w;
+    const fc_index stride_w = ranges->split_columns ? 1 : sh->stride_w;   /* of a run in x_image */
     FC_FN(im2col_seg) segs[FC_IM2COL_PANEL_COLS];
     FC_FN(im2col_run) runs[FC_IM2COL_PANEL_COLS];
 
@@ -279,17 +379,42 @@ FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(const fc_im2col_ranges *ranges, cons
             if (c_lo >= c_hi)
                 continue;
             FC_FN(tap_runs)(ranges, tap / sh->kernel_w, tap % sh->kernel_w, segs, n_segs, runs);
-            for (fc_index c = c_lo; c < c_hi; c++) {
-                real *dst = panel + (c * taps + tap - row0) * width + done;
-                const real *plane = x_image + c * in_plane;
-                for (int i = 0; i < n_segs; i++)
-                    FC_FN(write_run)(plane, &runs[i], segs[i].count, stride_w, dst + segs[i].dst_col);
-            }
+            FC_FN(write_tap_rows)(x_image + c_lo * in_plane, in_plane, stride_w, c_hi - c_lo, segs,
+                                  runs, n_segs, panel + (c_lo * taps + tap - row0) * width + done,
+                                  taps * width, wide);
         }
     }
     for (fc_index p = 0; p < rows; p++)
         for (fc_index j = cols; j < width; j++)
             panel[p * width + j] = 0;
+}
+
+#if FC_HAVE_X86
+/* The same code compiled for AVX2, for contiguous runs: its 32-byte copies in one instruction each
+ * (panel building alone, vgg-ish, 1 thread: 3.3-5.6 -> 2.8-4.4 ms); with stride-2 shuffles it ran 10%
+ * slower than the SSE2 build. */
+static FC_TARGET_AVX2 FC_INLINE_LOOPS void
+FC_FN(panel_avx2)(const fc_im2col_ranges *ranges, const real *x_image, fc_index row0, fc_index rows,
+                  fc_index col0, fc_index cols, fc_index width, real *restrict panel)
+{
+    FC_FN(panel_body)(ranges, x_image, row0, rows, col0, cols, width, panel, 1);
+}
+#endif
+
+FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(fc_simd_level level, const fc_im2col_ranges *ranges,
+                                            const real *x_image, fc_index row0, fc_index rows,
+                                            fc_index col0, fc_index cols, fc_index width,
+                                            real *restrict panel)
+{
+#if FC_HAVE_X86
+    const int contiguous_runs = ranges->shape->stride_w == 1 || ranges->split_columns;
+    if ((level == FC_SIMD_AVX2 || level == FC_SIMD_AVX512) && contiguous_runs) {
+        FC_FN(panel_avx2)(ranges, x_image, row0, rows, col0, cols, width, panel);
+        return;
+    }
+#endif
+    (void)level;
+    FC_FN(panel_body)(ranges, x_image, row0, rows, col0, cols, width, panel, 0);
 }
 
 void FC_FN(fc_col2im_rows)(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,

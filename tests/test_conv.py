@@ -129,6 +129,13 @@ NAMED_SHAPES = {
     # blocks per image, a partial last block and a block ending mid-panel, stride 1 and stride 2
     "grad-x-by-image-row-blocks": ((2, 40, 20, 21), (24, 40, 3, 3), 1, 1),
     "grad-x-by-image-row-blocks-strided": ((2, 40, 41, 41), (16, 40, 3, 3), 2, 1),
+    # the fused im2col forward's panels (algo="im2col"; auto takes im2col on the first): stride 1 with
+    # and without padding (whole-vector copies of runs of 8 and 5 columns), and stride_w 2, whose panels
+    # read the image with each row's even columns first, over odd and even widths
+    "im2col-forward-unpadded-runs": ((2, 9, 10, 10), (70, 9, 3, 3), 1, 0),
+    "im2col-forward-padded-runs": ((2, 5, 7, 5), (70, 5, 3, 3), 1, 1),
+    "im2col-forward-stride-w-2-odd-width": ((2, 5, 9, 31), (70, 5, 3, 3), (1, 2), 1),
+    "im2col-forward-stride-2-even-width": ((2, 4, 12, 20), (70, 4, 3, 2), 2, (0, 1)),
 }
 
 
