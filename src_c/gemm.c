@@ -18,9 +18,10 @@
  * columns (AVX-512, masked), or else that tile is computed into a local MR x NR buffer and its valid
  * part merged into C.
  *
- * Threads (one parallel region per call, none for one thread) share the packing of B, then split C
- * by B's micro-panels or by rows in whole MR tiles, whichever keeps packing and cache traffic lower
- * (gemm_thread). Every C element is computed by
+ * Threads (one parallel region per call, none for one thread) split the packing of B and C, by B's
+ * micro-panels (each thread computes with the panels it packed, no waiting) or by rows in whole MR
+ * tiles (all threads read every packed panel, with barriers around the packing), whichever keeps
+ * packing and cache traffic lower (gemm_thread). Every C element is computed by
  * one thread, on the same MR x NR tile grid and with the same KC steps whatever the thread count, so
  * the result is bitwise identical for any num_threads.
  */
