@@ -5,7 +5,10 @@
 Needs threadpoolctl (to pin OpenBLAS's thread count and to report which kernels it runs). On one
 thread both sides are timed in CPU time (time.process_time), which a busy neighbour on a shared
 machine barely moves; on more threads in wall time. The two sides alternate in short blocks and each
-keeps its best block, so a burst of load hits both. Prints GFLOP/s and fastconv / numpy.
+keeps its best block, so a burst of load hits both; after numpy's blocks a pause lets OpenBLAS's
+threads stop spinning (fastconv.benchmarks.timing.SETTLE_AFTER_BASELINE_S), else they take the cores
+from fastconv's next block (1024^3 on 2 threads: 25 ms per call right after numpy.matmul, 11 ms after
+the pause). Prints GFLOP/s and fastconv / numpy.
 FASTCONV_SIMD=avx2 (or scalar) measures a lower SIMD level of fastconv.
 """
 import argparse
@@ -17,6 +20,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastconv
 from fastconv import functional
+from fastconv.benchmarks.timing import SETTLE_AFTER_BASELINE_S
 
 # M x N x K: the squares, then the im2col GEMMs (weights x columns of one image) of `fastconv bench`
 SHAPES = [
@@ -48,6 +52,8 @@ def compare(m, n, k, threads, rounds=5):
         for _ in range(rounds):
             ours = min(ours, best_block_time(lambda: functional.gemm(a, b), clock, number, 3))
             theirs = min(theirs, best_block_time(lambda: a @ b, clock, number, 3))
+            if threads > 1:
+                time.sleep(SETTLE_AFTER_BASELINE_S)
     flops = 2 * m * n * k
     return flops / ours / 1e9, flops / theirs / 1e9
 

@@ -199,27 +199,60 @@ cdef int check_status(int status, str what) except -1:
 
 # ---- kernels -------------------------------------------------------------------------------------
 
-def gemm(cnp.ndarray A, cnp.ndarray B, cnp.ndarray C, double alpha, double beta, int num_threads, int simd):
-    """C = alpha * A @ B + beta * C for 2-D arrays of one float dtype; A, B any strides, C C-contiguous."""
+cdef inline bint element_strides(cnp.ndarray arr, fc_index item, fc_index *rows, fc_index *cols):
+    """arr's strides in elements into rows, cols; False unless arr's data and every stride are whole
+    non-negative elements. A dimension of size 1 takes its C-contiguous stride (numpy leaves the stride
+    of such a dimension arbitrary, and the kernel's layout rules compare strides)."""
+    cdef cnp.npy_intp *shape = cnp.PyArray_DIMS(arr)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(arr)
+    cdef cnp.npy_intp row_stride = strides[0] if shape[0] > 1 else shape[1] * item
+    cdef cnp.npy_intp col_stride = strides[1] if shape[1] > 1 else item
+    if (<size_t>cnp.PyArray_DATA(arr)) % item or row_stride < 0 or col_stride < 0 \
+            or row_stride % item or col_stride % item:
+        return False
+    rows[0] = row_stride // item
+    cols[0] = col_stride // item
+    return True
+
+
+def gemm(object a, object b, int num_threads, int simd):
+    """a @ b as a new C-contiguous array when a and b are what the C GEMM takes as they are: 2-D ndarrays
+    of one native float32 or float64 dtype, a.shape[1] == b.shape[0], data and strides in whole
+    non-negative elements (any layout: transposed views are not copied). Otherwise None, and nothing is
+    computed: fastconv.functional.gemm then checks and converts the operands (and names what is wrong).
+    The checks are done here, in C, because in Python they cost more than the product of LeNet's
+    im2col GEMMs (1.5 of 5 us)."""
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_Check(b)):
+        return None
+    cdef cnp.ndarray A = <cnp.ndarray>a, B = <cnp.ndarray>b
+    cdef int dtype = cnp.PyArray_TYPE(A)
+    if (cnp.PyArray_NDIM(A) != 2 or cnp.PyArray_NDIM(B) != 2 or cnp.PyArray_TYPE(B) != dtype
+            or (dtype != cnp.NPY_FLOAT32 and dtype != cnp.NPY_FLOAT64)
+            or not cnp.PyArray_ISNOTSWAPPED(A) or not cnp.PyArray_ISNOTSWAPPED(B)):
+        return None
+    cdef fc_index M = cnp.PyArray_DIM(A, 0), K = cnp.PyArray_DIM(A, 1), N = cnp.PyArray_DIM(B, 1)
+    cdef fc_index item = cnp.PyArray_ITEMSIZE(A)
+    cdef fc_index rs_a, cs_a, rs_b, cs_b
+    if cnp.PyArray_DIM(B, 0) != K or not element_strides(A, item, &rs_a, &cs_a) \
+            or not element_strides(B, item, &rs_b, &cs_b):
+        return None
+    cdef cnp.npy_intp dims[2]
+    dims[0], dims[1] = M, N
+    cdef cnp.ndarray C = cnp.PyArray_EMPTY(2, dims, dtype, 0)
     cdef fc_ctx ctx = make_ctx(num_threads, simd)
-    cdef fc_index M = A.shape[0], K = A.shape[1], N = B.shape[1]
-    cdef fc_index item = A.itemsize
-    cdef fc_index rs_a = A.strides[0] // item, cs_a = A.strides[1] // item
-    cdef fc_index rs_b = B.strides[0] // item, cs_b = B.strides[1] // item
-    cdef fc_index ldc = C.strides[0] // item
     cdef void *pa = data(A)
     cdef void *pb = data(B)
     cdef void *pc = data(C)
     cdef int status
-    cdef bint is_f32 = A.dtype.num == cnp.NPY_FLOAT32
     with nogil:
-        if is_f32:
-            status = fc_gemm_f32(&ctx, M, N, K, <float>alpha, <const float *>pa, rs_a, cs_a,
-                                 <const float *>pb, rs_b, cs_b, <float>beta, <float *>pc, ldc)
+        if dtype == cnp.NPY_FLOAT32:
+            status = fc_gemm_f32(&ctx, M, N, K, 1, <const float *>pa, rs_a, cs_a,
+                                 <const float *>pb, rs_b, cs_b, 0, <float *>pc, N)
         else:
-            status = fc_gemm_f64(&ctx, M, N, K, alpha, <const double *>pa, rs_a, cs_a,
-                                 <const double *>pb, rs_b, cs_b, beta, <double *>pc, ldc)
+            status = fc_gemm_f64(&ctx, M, N, K, 1, <const double *>pa, rs_a, cs_a,
+                                 <const double *>pb, rs_b, cs_b, 0, <double *>pc, N)
     check_status(status, "gemm")
+    return C
 
 
 def conv2d_plan(object geometry, bint is_f32, int simd, int algo):

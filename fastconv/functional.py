@@ -614,13 +614,13 @@ def relu_backward(grad_out, y):
 
 def gemm(a, b):
     """a @ b for 2-D float arrays through fastconv's own GEMM (the one the im2col convolution uses)."""
-    a = _input("a", a, ndim=2)
-    b = _operand("b", b, a.dtype, 2)
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(f"b must have {a.shape[1]} rows (a.shape[1]), got {b.shape[0]}")
-    if a.shape[1] == 0:
-        return np.zeros((a.shape[0], b.shape[1]), dtype=a.dtype)
-    out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
-    if out.size:
-        _kernels.gemm(a, b, out, 1.0, 0.0, _num_threads, _simd_level())
-    return out
+    product = _kernels.gemm(a, b, _num_threads, _simd_level())
+    if product is None:   # not float arrays the kernel takes as they are: check, convert, multiply
+        a = _input("a", a, ndim=2)
+        b = _operand("b", b, a.dtype, 2)
+        if a.shape[1] != b.shape[0]:
+            raise ValueError(f"b must have {a.shape[1]} rows (a.shape[1]), got {b.shape[0]}")
+        # copies an array whose data is not at a whole element (the kernel reads by element)
+        a, b = np.require(a, requirements="A"), np.require(b, requirements="A")
+        product = _kernels.gemm(a, b, _num_threads, _simd_level())
+    return product

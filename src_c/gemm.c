@@ -18,9 +18,10 @@
  * columns (AVX-512, masked), or else that tile is computed into a local MR x NR buffer and its valid
  * part merged into C.
  *
- * Threads (one parallel region per call, none for one thread) share the packing of B, then split C
- * by B's micro-panels or by rows in whole MR tiles, whichever keeps packing and cache traffic lower
- * (gemm_thread). Every C element is computed by
+ * Threads (one parallel region per call, none for one thread) split the packing of B and C, by B's
+ * micro-panels (each thread computes with the panels it packed, no waiting) or by rows in whole MR
+ * tiles (all threads read every packed panel, with barriers around the packing), whichever keeps
+ * packing and cache traffic lower (gemm_thread). Every C element is computed by
  * one thread, on the same MR x NR tile grid and with the same KC steps whatever the thread count, so
  * the result is bitwise identical for any num_threads.
  */
@@ -95,6 +96,7 @@ typedef struct {
     gemm_plan plan;
     fc_index mc, kc, nc;      /* cache blocks of this call (<= the plan's, and MC % MR == 0) */
     int b_in_place;           /* B's full micro-panels read where they are (see fc_gemm) */
+    int b_packed;             /* some panel of B is packed (else b_pack is unused, and no barriers) */
     real *b_pack;             /* KC x NC, shared */
     real *a_packs;            /* one MC x KC block per thread */
 } FC_FN(gemm_call);
@@ -196,10 +198,11 @@ static FC_INLINE_LOOPS void FC_FN(pack_b_panel)(const real *B, fc_index rs_b, fc
 }
 
 /* Pack the KC x NC block of B at (pc, jc); thread `me` of `team` packs its even share of the
- * micro-panels, then waits for the others. When B is read in place, only a right-edge panel (fewer
- * than NR columns) is packed. */
+ * micro-panels (panel jr at b_pack + jr * NR * call->kc, the same place at every KC step), then, with
+ * `wait`, waits for the others. When B is read in place, only a right-edge panel (fewer than NR
+ * columns) is packed, and none with the plan's edge kernel. */
 static void FC_FN(pack_b_block)(const FC_FN(gemm_call) *call, fc_index pc, fc_index jc,
-                                fc_index kc, fc_index nc, int me, int team)
+                                fc_index kc, fc_index nc, int me, int team, int wait)
 {
     const int nr = call->plan.blocks.nr;
     const fc_index panels = fc_gemm_ceil_div(nc, nr);
@@ -209,9 +212,11 @@ static void FC_FN(pack_b_block)(const FC_FN(gemm_call) *call, fc_index pc, fc_in
         const fc_index n = fc_gemm_min(nr, nc - jr * nr);
         if (FC_FN(panel_in_place)(call, n))
             continue;
-        FC_FN(pack_b_panel)(B, call->rs_b, call->cs_b, kc, n, nr, call->b_pack + jr * nr * kc);
+        FC_FN(pack_b_panel)(B, call->rs_b, call->cs_b, kc, n, nr,
+                            call->b_pack + jr * nr * call->kc);
     }
-    FC_FN(team_barrier)(team);
+    if (wait)
+        FC_FN(team_barrier)(team);
 }
 
 /* Pack the MC x KC block of A at (ic, pc) into this thread's a_pack. */
@@ -309,7 +314,7 @@ static void FC_FN(macro_kernel)(const FC_FN(gemm_call) *call, const real *a_pack
         const fc_index n = fc_gemm_min(nr, nc - jr * nr);
         const int in_place = FC_FN(panel_in_place)(call, n);
         const real *b = in_place ? call->B + pc * call->rs_b + jc + jr * nr
-                                 : call->b_pack + jr * nr * kc;
+                                 : call->b_pack + jr * nr * call->kc;
         FC_FN(multiply_panel)(&call->plan, mc, n, kc, call->alpha, a_pack, b,
                               in_place ? call->rs_b : nr, beta,
                               call->C + ic * call->ldc + jc + jr * nr, call->ldc);
@@ -324,9 +329,10 @@ static void FC_FN(gemm_thread)(const FC_FN(gemm_call) *call, int me, int team)
     real *a_pack = call->a_packs + (fc_index)me * call->mc * call->kc;
     /* How the team splits C (both keep the MR x NR tile grid anchored at (0, 0), so the split never
      * changes a result):
-     *  - B's panels, when A is one MC block and each thread gets at least 4 panels: every thread packs
-     *    the whole (small) A, and computes with exactly the B panels it packed itself (pack_b_block
-     *    splits them the same way), which are still in its own cache. Measured with `python
+     *  - B's panels, when A is one MC block and each thread gets at least
+     *    FC_GEMM_SPLIT_COLS_MIN_COLUMNS columns: every thread packs the whole (small) A, and computes
+     *    with exactly the B panels it packed itself (pack_b_block splits them the same way), which are
+     *    still in its own cache, and no thread waits for another. Measured with `python
      *    bench/gemm_threads.py`, 2 threads, AVX2: 64x256x288
      *    109 GFLOP/s this way vs 72 with rows, 128x1024x576 147 vs 132.
      *  - else rows, evenly in whole MR tiles, when there are at least two per thread: each thread
@@ -335,8 +341,11 @@ static void FC_FN(gemm_thread)(const FC_FN(gemm_call) *call, int me, int team)
      *  - else (a few rows) B's panels, however few. */
     const fc_index row_tiles = fc_gemm_ceil_div(call->M, mr);
     const fc_index full_panels = fc_gemm_ceil_div(call->nc, nr);
-    const int split_cols = call->M <= call->mc && full_panels >= 4 * (fc_index)team;
+    const int split_cols = call->M <= call->mc
+                           && full_panels * nr >= FC_GEMM_SPLIT_COLS_MIN_COLUMNS * (fc_index)team;
     const int split_rows = !split_cols && row_tiles >= 2 * (fc_index)team;
+    /* Split by rows, every thread reads B panels the others packed: wait after their packing. */
+    const int shared_b = split_rows && call->b_packed && team > 1;
     const fc_index row_begin = split_rows ? row_tiles * me / team * mr : 0;
     const fc_index row_end = split_rows ? fc_gemm_min(call->M, row_tiles * (me + 1) / team * mr)
                                         : call->M;
@@ -350,13 +359,18 @@ static void FC_FN(gemm_thread)(const FC_FN(gemm_call) *call, int me, int team)
             const fc_index kc = fc_gemm_min(call->kc, call->K - pc);
             const real beta = pc == 0 ? call->beta : (real)1;
 
-            FC_FN(pack_b_block)(call, pc, jc, kc, nc, me, team);   /* ends with a barrier */
+            FC_FN(pack_b_block)(call, pc, jc, kc, nc, me, team, shared_b);
             for (fc_index ic = row_begin; ic < row_end && jr_begin < jr_end; ic += call->mc) {
                 const fc_index mc = fc_gemm_min(call->mc, row_end - ic);
                 FC_FN(pack_a_block)(call, ic, pc, mc, kc, a_pack);
                 FC_FN(macro_kernel)(call, a_pack, ic, mc, pc, jc, nc, kc, jr_begin, jr_end, beta);
             }
-            FC_FN(team_barrier)(team);   /* b_pack is overwritten by the next step */
+            /* b_pack is overwritten by the next step: by every thread when they share it; else each
+             * thread keeps to its own panels (at the same place every step) until the next column
+             * block, whose split differs. After the last step the parallel region's barrier follows. */
+            const int block_done = pc + kc >= call->K, more = !block_done || jc + nc < call->N;
+            if (call->b_packed && team > 1 && more && (shared_b || block_done))
+                FC_FN(team_barrier)(team);
         }
     }
 }
@@ -392,6 +406,7 @@ int FC_FN(fc_gemm)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real a
 {
     FC_FN(gemm_call) call;
     const fc_gemm_blocks *blocks;
+    fc_index a_size, b_size;
     int threads;
 
     if (M <= 0 || N <= 0)
@@ -419,13 +434,14 @@ int FC_FN(fc_gemm)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real a
     call.b_in_place = cs_b == 1 && (M <= FC_GEMM_IN_PLACE_B_MAX_ROW_TILES * blocks->mr
                                     || rs_b == blocks->nr);
 
-    call.b_pack = fc_gemm_alloc((size_t)(call.kc * call.nc) * sizeof(real));
-    call.a_packs = fc_gemm_alloc((size_t)(threads * call.mc * call.kc) * sizeof(real));
-    if (call.b_pack == NULL || call.a_packs == NULL) {
-        free(call.b_pack);
-        free(call.a_packs);
+    /* One allocation: the A blocks, then B's (none when every B panel is read in place). */
+    a_size = fc_gemm_round_up((fc_index)threads * call.mc * call.kc, FC_GEMM_ALIGN / sizeof(real));
+    call.b_packed = !call.b_in_place || (N % blocks->nr != 0 && call.plan.edge_ukernel == NULL);
+    b_size = call.b_packed ? call.kc * call.nc : 0;
+    call.a_packs = fc_gemm_alloc((size_t)(a_size + b_size) * sizeof(real));
+    if (call.a_packs == NULL)
         return FC_ENOMEM;
-    }
+    call.b_pack = call.a_packs + a_size;
     /* One thread runs without a parallel region: opening one, even of one thread, cost about 1 us
      * a call (6x64x1 took 1.3 us, 0.2 without; tests/c/test_gemm.c `bench 6 64 1 1`, AVX-512). */
     if (threads == 1) {
@@ -435,7 +451,6 @@ int FC_FN(fc_gemm)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real a
         FC_FN(gemm_thread)(&call, fc_gemm_thread_id(), fc_gemm_team_size());
     }
 
-    free(call.b_pack);
     free(call.a_packs);
     return FC_OK;
 }

@@ -53,6 +53,11 @@ typedef struct {
  * MR tiles (each B element is then read this many times: see fc_gemm in gemm.c). */
 #define FC_GEMM_IN_PLACE_B_MAX_ROW_TILES 3
 
+/* Threads split C by B's micro-panels (each packing and reading only its own) when A is one MC block
+ * and each thread gets at least this many columns: 4 AVX2 panels, 1 AVX-512 one (see gemm.c,
+ * gemm_thread). */
+#define FC_GEMM_SPLIT_COLS_MIN_COLUMNS 64
+
 /* Below this many multiply-adds (M*N*K) a GEMM runs on one thread: waking the team costs more than
  * the 2-3 us of work it would share, and far more when the other core is busy (16x100x150, 2 threads
  * asked, machine loaded: 1.4 GFLOP/s through the team, 16.9 on one thread). OpenBLAS's bound is the same. */

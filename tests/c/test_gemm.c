@@ -5,7 +5,8 @@
  *       src_c/simd.c -o /tmp/tg -lm
  *   /tmp/tg            correctness: random shapes x strides x alpha/beta x SIMD levels x 1/2 threads
  *   /tmp/tg bench      GFLOP/s of the shapes in the acceptance list (1 and 2 threads, f32 and f64)
- *   /tmp/tg bench M N K [threads [simd]]    one shape, f32 and f64 (1 thread: timed in CPU time)
+ *   /tmp/tg bench M N K [threads [simd [bt]]]    one shape, f32 and f64 (1 thread: timed in CPU time);
+ *                      bt: B stored transposed (as conv_im2col.c's grad_w reads its columns)
  *
  * Correctness: every result is compared with a naive triple loop in long double, with a tolerance
  * scaled by sum_p |a_ip b_pj| (the size of the rounding errors a reordered sum can make). C is
@@ -242,10 +243,12 @@ int main(int argc, char **argv)
     if (argc >= 5 && strcmp(argv[1], "bench") == 0) {
         int threads = argc >= 6 ? atoi(argv[5]) : 2;
         fc_simd_level level = argc >= 7 ? (fc_simd_level)fc_simd_resolve(argv[6]) : fc_simd_best();
+        int b_trans = argc >= 8 && strcmp(argv[7], "bt") == 0;
         fc_index M = atol(argv[2]), N = atol(argv[3]), K = atol(argv[4]);
-        printf("%ld x %ld x %ld %s f32 %d thr: %.1f GFLOP/s  f64: %.1f\n", (long)M, (long)N,
-               (long)K, fc_simd_name(level), threads, bench_f32(M, N, K, 0, 0, threads, level),
-               bench_f64(M, N, K, 0, 0, threads, level));
+        printf("%ld x %ld x %ld%s %s f32 %d thr: %.1f GFLOP/s  f64: %.1f\n", (long)M, (long)N,
+               (long)K, b_trans ? " (B^T)" : "", fc_simd_name(level), threads,
+               bench_f32(M, N, K, 0, b_trans, threads, level),
+               bench_f64(M, N, K, 0, b_trans, threads, level));
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "bench") == 0) {
