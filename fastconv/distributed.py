@@ -214,7 +214,13 @@ def _alive(pid):
     return True
 
 
+# The launcher forwards a rank's output through a pipe and stops forwarding once it kills the job, so a
+# message written just before MPI_Abort can be lost (seen with MPICH's Hydra under load): wait this long.
+ABORT_FORWARD_SECONDS = 0.5
+
+
 def _abort(comm, message, code, stream):
     stream.write(f"fastconv: {message}; aborting all ranks\n")
     stream.flush()
+    time.sleep(ABORT_FORWARD_SECONDS)
     comm.Abort(code)

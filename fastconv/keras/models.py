@@ -60,8 +60,8 @@ class _Network(CoreSequential):
             layer.add_penalty_gradients()
         return loss + self.penalty(), logits
 
-    def evaluate(self, x, y, batch_size=256, verbose=0):
-        loss, accuracy = super().evaluate(x, y, batch_size)
+    def evaluate(self, x, y, batch_size=256, verbose=0, distribute=None):
+        loss, accuracy = super().evaluate(x, y, batch_size, distribute=distribute)
         return loss + self.penalty(), accuracy
 
 
