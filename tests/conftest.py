@@ -132,10 +132,11 @@ def assert_close(actual, expected, dtype=None, label=""):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=label)
 
 
-def numerical_gradient(loss, array, eps=1e-6):
-    """Central-difference gradient of the scalar ``loss()`` with respect to ``array`` (changed in place)."""
+def numerical_gradient(loss, array, eps=1e-6, positions=None):
+    """Central-difference gradient of the scalar ``loss()`` with respect to ``array`` (changed in place), at
+    every element or only at ``positions`` (index tuples; the others stay 0)."""
     grad = np.zeros_like(array)
-    for position in np.ndindex(array.shape):
+    for position in np.ndindex(array.shape) if positions is None else positions:
         saved = array[position]
         array[position] = saved + eps
         plus = loss()
