@@ -27,10 +27,8 @@
 #if !defined(FC_TEMPLATE_PASS)
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include "conv_direct.h"
+#include "fc_compiler.h"
 #include "gemm_kernels.h"   /* fc_gemm_alloc: 64-byte aligned scratch */
 
 /* floor(a / b) for b > 0 and any sign of a. */
@@ -94,24 +92,6 @@ static fc_gather_geometry fc_direct_grad_x_gather(const fc_conv_shape *sh)
 static int fc_direct_threads(const fc_ctx *ctx)
 {
     return ctx->num_threads >= 1 ? ctx->num_threads : 1;
-}
-
-static int fc_direct_thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int fc_direct_team_size(void)
-{
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
 }
 
 /* kvgw's sizes, the same for every thread (geo.x_image: of x itself; a thread's padded copy has its own). */
@@ -538,8 +518,8 @@ static int FC_FN(grad_w_kvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const
     int status = FC_OK;
     #pragma omp parallel num_threads(fc_direct_threads(ctx))
     {
-        const fc_kvgw_share share = fc_kvgw_share_of(&lay, tasks, channels, fc_direct_thread_id(),
-                                                     fc_direct_team_size());
+        const fc_kvgw_share share = fc_kvgw_share_of(&lay, tasks, channels, fc_thread_id(),
+                                                     fc_team_size());
         if (share.task_lo < share.task_hi
             && FC_FN(kvgw_thread)(plan, sh, &lay, &share, grad_y, x, gw_acc, gb_acc) != FC_OK) {
             #pragma omp atomic write

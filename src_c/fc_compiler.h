@@ -1,5 +1,6 @@
 /*
- * fc_compiler.h -- compiler-specific attributes the kernels use, with empty fallbacks.
+ * fc_compiler.h -- compiler-specific attributes the kernels use, and the OpenMP thread queries, with
+ * fallbacks for a compiler without them.
  */
 #ifndef FASTCONV_FC_COMPILER_H
 #define FASTCONV_FC_COMPILER_H
@@ -11,6 +12,17 @@
 #define FC_INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #else
 #define FC_INLINE_LOOPS
+#endif
+
+/* This thread's number in the enclosing parallel region, and the region's team size (0 and 1 outside one,
+ * or built without OpenMP). */
+#ifdef _OPENMP
+#include <omp.h>
+static inline int fc_thread_id(void) { return omp_get_thread_num(); }
+static inline int fc_team_size(void) { return omp_get_num_threads(); }
+#else
+static inline int fc_thread_id(void) { return 0; }
+static inline int fc_team_size(void) { return 1; }
 #endif
 
 #endif /* FASTCONV_FC_COMPILER_H */

@@ -29,9 +29,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "fc_compiler.h"
 #include "gemm_kernels.h"
@@ -55,24 +52,6 @@ void *fc_gemm_alloc(size_t bytes)
     if (posix_memalign(&ptr, FC_GEMM_ALIGN, rounded ? rounded : FC_GEMM_ALIGN) != 0)
         return NULL;
     return ptr;
-}
-
-static int fc_gemm_thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int fc_gemm_team_size(void)
-{
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
 }
 
 #define FC_TEMPLATE_FILE "gemm.c"
@@ -448,7 +427,7 @@ int FC_FN(fc_gemm)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real a
         FC_FN(gemm_thread)(&call, 0, 1);
     } else {
 #pragma omp parallel num_threads(threads)
-        FC_FN(gemm_thread)(&call, fc_gemm_thread_id(), fc_gemm_team_size());
+        FC_FN(gemm_thread)(&call, fc_thread_id(), fc_team_size());
     }
 
     free(call.a_packs);
