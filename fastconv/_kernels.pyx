@@ -52,6 +52,18 @@ cdef extern from "fastconv.h" nogil:
     int fc_threads_adaptive()
     int fc_threads_free_cores(int cpus, double others_busy)
 
+    ctypedef struct fc_cache_stats:
+        int open_count, kept_blocks
+        size_t kept_bytes
+        unsigned long long hits, misses
+    void *fc_cache_alloc(size_t bytes)
+    void *fc_cache_calloc(size_t count, size_t size)
+    void *fc_cache_realloc(void *block, size_t bytes)
+    void fc_cache_free(void *block)
+    void fc_cache_open()
+    void fc_cache_close()
+    fc_cache_stats fc_cache_get_stats()
+
     fc_conv_plan fc_conv_plan_forward(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, fc_dtype)
     fc_conv_plan fc_conv_plan_grad_x(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, fc_dtype)
     fc_conv_plan fc_conv_plan_grad_w(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, fc_dtype)
@@ -141,6 +153,72 @@ def adaptive_threads():
 
 def threads_free_cores(int cpus, double others_busy):
     return fc_threads_free_cores(cpus, others_busy)
+
+# ---- NumPy's allocator inside a training loop (src_c/block_cache.c) ----------------------------
+
+cdef extern from "numpy/ndarraytypes.h":
+    ctypedef struct PyDataMemAllocator:
+        void *ctx
+        void *(*malloc)(void *ctx, size_t size) noexcept nogil
+        void *(*calloc)(void *ctx, size_t count, size_t size) noexcept nogil
+        void *(*realloc)(void *ctx, void *block, size_t size) noexcept nogil
+        void (*free)(void *ctx, void *block, size_t size) noexcept nogil
+    ctypedef struct PyDataMem_Handler:
+        char name[127]
+        unsigned char version
+        PyDataMemAllocator allocator
+
+cdef extern from "numpy/arrayobject.h":
+    object PyDataMem_SetHandler(object handler)
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.string cimport strcpy
+
+cdef void *cache_malloc(void *ctx, size_t size) noexcept nogil:
+    return fc_cache_alloc(size)
+
+cdef void *cache_calloc(void *ctx, size_t count, size_t size) noexcept nogil:
+    return fc_cache_calloc(count, size)
+
+cdef void *cache_realloc(void *ctx, void *block, size_t size) noexcept nogil:
+    return fc_cache_realloc(block, size)
+
+cdef void cache_free(void *ctx, void *block, size_t size) noexcept nogil:
+    fc_cache_free(block)
+
+cdef PyDataMem_Handler cache_handler
+strcpy(cache_handler.name, b"fastconv_block_cache")
+cache_handler.version = 1
+cache_handler.allocator.ctx = NULL
+cache_handler.allocator.malloc = cache_malloc
+cache_handler.allocator.calloc = cache_calloc
+cache_handler.allocator.realloc = cache_realloc
+cache_handler.allocator.free = cache_free
+# Arrays keep a reference to the handler that made them and are freed through it, so one capsule
+# lives as long as the module.
+cdef object cache_handler_capsule = PyCapsule_New(&cache_handler, b"mem_handler", NULL)
+
+
+class cached_arrays:
+    """Context manager: NumPy arrays created inside (in this thread or context) take their memory from
+    the block cache, which keeps freed blocks for the next array of the same size until the last
+    cached_arrays exits. Arrays that outlive the block stay valid."""
+
+    def __enter__(self):
+        fc_cache_open()
+        self.previous = PyDataMem_SetHandler(cache_handler_capsule)
+        return self
+
+    def __exit__(self, *exc_info):
+        PyDataMem_SetHandler(self.previous)
+        fc_cache_close()
+        return False
+
+
+def block_cache_stats():
+    """The block cache's state: open_count, kept_blocks, kept_bytes, hits, misses."""
+    return fc_cache_get_stats()
+
 
 def simd_best():
     """Name of the best SIMD level this CPU runs."""

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import layers as layers_module
-from . import _inference, losses, optim
+from . import _inference, _kernels, losses, optim
 from ._io import ProgressBar, atomic_write, read_json_record, read_npz
 from .callbacks import CallbackList
 
@@ -315,28 +315,30 @@ class Sequential:
             history.update(val_loss=[], val_accuracy=[])
         self.stop_training = False
         callbacks.call("on_train_begin", {})
-        for epoch in range(initial_epoch, int(epochs)):
-            if lr_schedule is not None:
-                self.optimizer.lr = float(lr_schedule(epoch))
-            callbacks.call("on_epoch_begin", epoch, {})
-            progress = _ProgressBar(epoch, int(epochs), x.shape[0], verbose)
-            first_step = initial_step if epoch == initial_epoch else 0
-            loss, accuracy, seconds, seen = self._train_epoch(x, y, int(batch_size), rng if shuffle else None,
-                                                              progress, callbacks, train_step,
-                                                              (epoch, int(epochs)), first_step)
-            if seen == 0:
-                break  # stopped before the epoch's first batch finished
-            record = {"loss": loss, "accuracy": accuracy, "seconds": seconds,
-                      "images_per_second": seen / seconds if seconds > 0 else float("inf"),
-                      "lr": self.optimizer.lr}
-            if validation_data is not None:
-                record["val_loss"], record["val_accuracy"] = self.evaluate(val_x, val_y, distribute=distribute)
-            for key, value in record.items():
-                history[key].append(value)
-            progress.finish(record)
-            callbacks.call("on_epoch_end", epoch, dict(record))
-            if self.stop_training:
-                break
+        # every batch allocates the same arrays: reusing their memory saves their page faults
+        with _kernels.cached_arrays():
+            for epoch in range(initial_epoch, int(epochs)):
+                if lr_schedule is not None:
+                    self.optimizer.lr = float(lr_schedule(epoch))
+                callbacks.call("on_epoch_begin", epoch, {})
+                progress = _ProgressBar(epoch, int(epochs), x.shape[0], verbose)
+                first_step = initial_step if epoch == initial_epoch else 0
+                loss, accuracy, seconds, seen = self._train_epoch(x, y, int(batch_size), rng if shuffle else None,
+                                                                  progress, callbacks, train_step,
+                                                                  (epoch, int(epochs)), first_step)
+                if seen == 0:
+                    break  # stopped before the epoch's first batch finished
+                record = {"loss": loss, "accuracy": accuracy, "seconds": seconds,
+                          "images_per_second": seen / seconds if seconds > 0 else float("inf"),
+                          "lr": self.optimizer.lr}
+                if validation_data is not None:
+                    record["val_loss"], record["val_accuracy"] = self.evaluate(val_x, val_y, distribute=distribute)
+                for key, value in record.items():
+                    history[key].append(value)
+                progress.finish(record)
+                callbacks.call("on_epoch_end", epoch, dict(record))
+                if self.stop_training:
+                    break
         self.clear_caches()
         callbacks.call("on_train_end", {})
         return history

@@ -69,6 +69,26 @@ int fc_threads_adaptive(void);
 /* The rule alone: round(cpus - others_busy) clamped to [1, cpus]; others_busy in cores. */
 int fc_threads_free_cores(int cpus, double others_busy);
 
+/* block_cache.c ----------------------------------------------------------------------------------
+ * Memory for arrays (the binding makes it NumPy's allocator inside a training loop): blocks freed while
+ * the cache is open are kept, bounded, for the next request of the same size. Unlike the kernels this
+ * is shared state, guarded by its own lock; any thread may call these. A block from fc_cache_alloc /
+ * calloc / realloc is freed with fc_cache_free, open or not; the functions return NULL when memory runs
+ * out (or the size overflows), as malloc does. */
+typedef struct {
+    int open_count;        /* users that have opened it and not closed it yet */
+    int kept_blocks;
+    size_t kept_bytes;
+    uint64_t hits, misses; /* requests of a size it keeps: served from a kept block, or not */
+} fc_cache_stats;
+void *fc_cache_alloc(size_t bytes);
+void *fc_cache_calloc(size_t count, size_t size);
+void *fc_cache_realloc(void *block, size_t bytes);
+void fc_cache_free(void *block);
+void fc_cache_open(void);
+void fc_cache_close(void);    /* the last close frees every kept block */
+fc_cache_stats fc_cache_get_stats(void);
+
 /* Geometry of a 2-D convolution. out_h = (h + 2*pad_h - kernel_h) / stride_h + 1, same for w. */
 typedef struct {
     fc_index batch, in_channels, in_h, in_w;

@@ -19,7 +19,7 @@ COMPILER = os.environ.get("CC", "gcc")
 FLAGS = ["-O1", "-g", "-std=gnu99", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
          "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 # program -> its arguments (the direct-conv test also times itself unless told not to)
-PROGRAMS = {"test_gemm": [], "test_conv_direct": ["200", "--no-bench"], "test_conv_im2col": [], "test_conv_chain": []}
+PROGRAMS = {"test_block_cache": [], "test_gemm": [], "test_conv_direct": ["200", "--no-bench"], "test_conv_im2col": [], "test_conv_chain": []}
 
 
 @pytest.fixture(scope="module")
