@@ -63,6 +63,26 @@ def _snake_case(name):
     return "".join(out)
 
 
+def _training_order(layers):
+    """The layers in the order a training step runs them: each ReLU directly before a MaxPool2D after it."""
+    order = list(layers)
+    for i in range(len(order) - 1):
+        if type(order[i]) is layers_module.ReLU and type(order[i + 1]) is layers_module.MaxPool2D:
+            order[i], order[i + 1] = order[i + 1], order[i]
+    return order
+
+
+def _backward_through(layers, grad, input_grad):
+    """dL/d(input of layers[0]) from dL/d(output of layers[-1]), filling each layer's grads; with
+    input_grad=False the first layer skips its input gradient and None is returned."""
+    for i in range(len(layers) - 1, -1, -1):
+        if i == 0 and not input_grad:
+            layers[0].backward_params(grad)
+            return None
+        grad = layers[i].backward(grad)
+    return grad
+
+
 class Sequential:
     """A linear stack of layers (see fastconv.layers).
 
@@ -230,19 +250,22 @@ class Sequential:
         """Back-propagate dL/dlogits through every layer (fills each layer's grads); returns dL/dx,
         or None with input_grad=False (training needs no input gradient, and skipping the first
         layer's saves a whole convolution per step)."""
-        for i in range(len(self.layers) - 1, -1, -1):
-            if i == 0 and not input_grad:
-                self.layers[0].backward_params(grad)
-                return None
-            grad = self.layers[i].backward(grad)
-        return grad
+        return _backward_through(self.layers, grad, input_grad)
 
     def loss_and_gradients(self, x, y):
-        """(mean loss, logits) for a batch after a full forward + backward: gradients() then holds dL/dparams."""
-        logits = self.forward(x, training=True)
-        loss, grad = self.loss(logits, y)
-        self.backward(grad, input_grad=False)
-        return loss, logits
+        """(mean loss, logits) for a batch after a full forward + backward: gradients() then holds dL/dparams.
+
+        A ReLU followed by a MaxPool2D runs as the pooling then the ReLU: the same values and gradients
+        (the max of ReLU'd values is the ReLU of the max, and both send the gradient to the same cell),
+        with the ReLU over a quarter of the values."""
+        x = self._as_input(x)
+        self._ensure_built(x.shape[1:])
+        layers = _training_order(self.layers)
+        for layer in layers:
+            x = layer.forward(x, training=True)
+        loss, grad = self.loss(x, y)
+        _backward_through(layers, grad, input_grad=False)
+        return loss, x
 
     def clear_caches(self):
         """Drop what the last training forward kept for backward, in every layer."""

@@ -392,3 +392,25 @@ def test_a_model_pickles_with_its_kernel_backend(backend):
     for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
         assert clone.backend == backend and all(layer.kernels is model.layers[0].kernels for layer in clone.layers)
         np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool", [{"pool_size": 2}, {"pool_size": 3, "strides": 2, "padding": "same"}])
+def test_a_training_step_pools_before_the_relu_with_the_gradients_of_the_layer_order(dtype, pool):
+    """loss_and_gradients runs ReLU -> MaxPool2D as pool then ReLU; values and gradients are those of the
+    layers in their order (model.forward + model.backward), bit for bit, windows of negatives included."""
+    net = lambda: Sequential([layers.Conv2D(4, 3, padding="same"), layers.ReLU(), layers.MaxPool2D(**pool),  # noqa: E731
+                              layers.Conv2D(3, 3), layers.ReLU(), layers.MaxPool2D(2), layers.Flatten(),
+                              layers.Dense(5)], input_shape=(2, 12, 12), seed=4, dtype=dtype).build()
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((6, 2, 12, 12)).astype(dtype), rng.integers(0, 5, 6)
+    swapped, plain = net(), net()
+    loss, logits = swapped.loss_and_gradients(x, y)
+    plain_logits = plain.forward(x, training=True)
+    plain_loss, grad = plain.loss(plain_logits, y)
+    plain.backward(grad, input_grad=False)
+    np.testing.assert_array_equal(logits, plain_logits)
+    assert loss == plain_loss
+    for mine, theirs in zip(swapped.gradients(), plain.gradients()):
+        np.testing.assert_array_equal(mine, theirs)
+    assert swapped.layers[1]._cache.shape[1:] == swapped.layers[2].output_shape  # the ReLU ran after the pool
