@@ -70,19 +70,25 @@ static void *new_block(size_t bytes, size_t capacity)
     return block;
 }
 
+/* Slot i's block, taken out of the cache (lock held). */
+static void *take_slot_locked(int i)
+{
+    void *block = slots[i].block;
+    slots[i].block = NULL;
+    kept_bytes -= slots[i].capacity;
+    kept_blocks--;
+    return block;
+}
+
 /* A kept block of exactly this capacity, taken out of the cache, or NULL. */
 static void *take_kept(size_t capacity)
 {
-    void *block = NULL;
+    int found = -1;
     acquire();
-    for (int i = 0; i < FC_CACHE_SLOTS && !block; i++) {
-        if (slots[i].block && slots[i].capacity == capacity) {
-            block = slots[i].block;
-            slots[i].block = NULL;
-            kept_bytes -= capacity;
-            kept_blocks--;
-        }
-    }
+    for (int i = 0; i < FC_CACHE_SLOTS && found < 0; i++)
+        if (slots[i].block && slots[i].capacity == capacity)
+            found = i;
+    void *block = found >= 0 ? take_slot_locked(found) : NULL;
     if (block) hits++; else misses++;
     release();
     return block;
@@ -95,13 +101,7 @@ static void *take_oldest_locked(void)
     for (int i = 0; i < FC_CACHE_SLOTS; i++)
         if (slots[i].block && (oldest < 0 || slots[i].stamp < slots[oldest].stamp))
             oldest = i;
-    if (oldest < 0)
-        return NULL;
-    void *block = slots[oldest].block;
-    slots[oldest].block = NULL;
-    kept_bytes -= slots[oldest].capacity;
-    kept_blocks--;
-    return block;
+    return oldest >= 0 ? take_slot_locked(oldest) : NULL;
 }
 
 void *fc_cache_alloc(size_t bytes)
