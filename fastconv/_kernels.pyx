@@ -84,6 +84,22 @@ cdef extern from "fastconv.h" nogil:
     int fc_relu_forward_f64(const fc_ctx *, fc_index, const double *, double *)
     int fc_relu_backward_f32(const fc_ctx *, fc_index, const float *, const float *, float *)
     int fc_relu_backward_f64(const fc_ctx *, fc_index, const double *, const double *, double *)
+    ctypedef struct fc_sgd_rule:
+        double lr, weight_decay, momentum
+        int nesterov
+    ctypedef struct fc_adam_rule:
+        double weight_decay, beta1, beta2, eps, step_size, bias_correction2
+    ctypedef struct fc_rmsprop_rule:
+        double lr, weight_decay, alpha, eps, momentum
+    int fc_sgd_step_f32(const fc_ctx *, const fc_sgd_rule *, fc_index, float *, const float *, float *)
+    int fc_sgd_step_f64(const fc_ctx *, const fc_sgd_rule *, fc_index, double *, const double *, double *)
+    int fc_adam_step_f32(const fc_ctx *, const fc_adam_rule *, fc_index, float *, const float *, float *, float *)
+    int fc_adam_step_f64(const fc_ctx *, const fc_adam_rule *, fc_index, double *, const double *, double *,
+                         double *)
+    int fc_rmsprop_step_f32(const fc_ctx *, const fc_rmsprop_rule *, fc_index, float *, const float *, float *,
+                            float *)
+    int fc_rmsprop_step_f64(const fc_ctx *, const fc_rmsprop_rule *, fc_index, double *, const double *,
+                            double *, double *)
     int fc_conv2d_backward_f32(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, const float *, const float *,
                                const float *, float *, float *, float *)
     int fc_conv2d_backward_f64(const fc_ctx *, const fc_conv_shape *, fc_conv_algo, const double *, const double *,
@@ -531,3 +547,64 @@ def relu_backward(cnp.ndarray grad_y, cnp.ndarray y, cnp.ndarray grad_x, int num
             fc_relu_backward_f32(&ctx, count, <const float *>pg, <const float *>py, <float *>pgx)
         else:
             fc_relu_backward_f64(&ctx, count, <const double *>pg, <const double *>py, <double *>pgx)
+
+
+# ---- optimizer steps (src_c/optim.c) -------------------------------------------------------------
+# param, grad and the state arrays: dense, one float dtype, one size (fastconv.optim checks); a state
+# array may be None where the rule has no momentum.
+
+def sgd_step(cnp.ndarray param, cnp.ndarray grad, object buffer, double lr, double weight_decay,
+             double momentum, bint nesterov, int num_threads):
+    cdef fc_ctx ctx = make_ctx(num_threads, 0)
+    cdef fc_sgd_rule rule = fc_sgd_rule(lr, weight_decay, momentum, nesterov)
+    cdef fc_index count = param.size
+    cdef void *pp = data(param)
+    cdef void *pg = data(grad)
+    cdef void *pb = data_or_null(buffer)
+    cdef bint is_f32 = param.dtype.num == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        if is_f32:
+            status = fc_sgd_step_f32(&ctx, &rule, count, <float *>pp, <const float *>pg, <float *>pb)
+        else:
+            status = fc_sgd_step_f64(&ctx, &rule, count, <double *>pp, <const double *>pg, <double *>pb)
+    check_status(status, "sgd_step")
+
+
+def adam_step(cnp.ndarray param, cnp.ndarray grad, cnp.ndarray m, cnp.ndarray v, double weight_decay,
+              double beta1, double beta2, double eps, double step_size, double bias_correction2,
+              int num_threads):
+    cdef fc_ctx ctx = make_ctx(num_threads, 0)
+    cdef fc_adam_rule rule = fc_adam_rule(weight_decay, beta1, beta2, eps, step_size, bias_correction2)
+    cdef fc_index count = param.size
+    cdef void *pp = data(param)
+    cdef void *pg = data(grad)
+    cdef void *pm = data(m)
+    cdef void *pv = data(v)
+    cdef bint is_f32 = param.dtype.num == cnp.NPY_FLOAT32
+    with nogil:
+        if is_f32:
+            fc_adam_step_f32(&ctx, &rule, count, <float *>pp, <const float *>pg, <float *>pm, <float *>pv)
+        else:
+            fc_adam_step_f64(&ctx, &rule, count, <double *>pp, <const double *>pg, <double *>pm, <double *>pv)
+
+
+def rmsprop_step(cnp.ndarray param, cnp.ndarray grad, cnp.ndarray square_avg, object buffer, double lr,
+                 double weight_decay, double alpha, double eps, double momentum, int num_threads):
+    cdef fc_ctx ctx = make_ctx(num_threads, 0)
+    cdef fc_rmsprop_rule rule = fc_rmsprop_rule(lr, weight_decay, alpha, eps, momentum)
+    cdef fc_index count = param.size
+    cdef void *pp = data(param)
+    cdef void *pg = data(grad)
+    cdef void *ps = data(square_avg)
+    cdef void *pb = data_or_null(buffer)
+    cdef bint is_f32 = param.dtype.num == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        if is_f32:
+            status = fc_rmsprop_step_f32(&ctx, &rule, count, <float *>pp, <const float *>pg, <float *>ps,
+                                         <float *>pb)
+        else:
+            status = fc_rmsprop_step_f64(&ctx, &rule, count, <double *>pp, <const double *>pg, <double *>ps,
+                                         <double *>pb)
+    check_status(status, "rmsprop_step")

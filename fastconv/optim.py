@@ -2,13 +2,15 @@
 
 Same update rules and defaults as PyTorch's torch.optim (so a recipe carries over). An optimizer
 is created without parameters, Keras-style, and handed to ``Sequential.fit``; ``step(params, grads)``
-updates each parameter array IN PLACE (its dtype, float32 or float64, is kept; gradients are cast to
-it). The per-parameter state (momentum buffers, moments) is created on the first step and matched
+updates each parameter array IN PLACE (a C-contiguous float32 or float64 array, whose dtype is kept;
+gradients are cast to it), one C call per parameter (src_c/optim.c). The per-parameter state (momentum buffers, moments) is created on the first step and matched
 to parameters by position; it is reset if the parameter shapes change.
 """
 import math
 
 import numpy as np
+
+from . import _kernels, functional
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "cosine_decay"]
 
@@ -18,6 +20,20 @@ def _non_negative(name, value):
     if not value >= 0.0:  # also refuses NaN
         raise ValueError(f"{name} must be >= 0, got {value!r}")
     return value
+
+
+def _checked_pair(index, p, g):
+    """The gradient of params[index] as the C step takes it (C-contiguous, p's dtype), after checking
+    that p is an array the step can update in place."""
+    if not isinstance(p, np.ndarray) or p.dtype not in (np.float32, np.float64):
+        raise TypeError(f"params[{index}] must be a float32 or float64 numpy array, got "
+                        f"{getattr(p, 'dtype', type(p).__name__)}")
+    if not (p.flags.c_contiguous and p.flags.writeable):
+        raise ValueError(f"params[{index}] must be a writeable C-contiguous array (it is updated in place)")
+    g = np.ascontiguousarray(g, dtype=p.dtype)
+    if g.shape != p.shape:
+        raise ValueError(f"gradient shape {g.shape} does not match parameter shape {p.shape}")
+    return g
 
 
 class Optimizer:
@@ -42,17 +58,15 @@ class Optimizer:
         if len(params) != len(grads):
             raise ValueError(f"step needs one gradient per parameter, got {len(params)} parameters "
                              f"and {len(grads)} gradients")
+        grads = [_checked_pair(i, p, g) for i, (p, g) in enumerate(zip(params, grads))]
         shapes = [(p.shape, p.dtype) for p in params]
         if shapes != self._shapes:
             self._state = [self._new_state(p) for p in params]
             self._shapes = shapes
             self.iterations = 0
-        for p, g in zip(params, grads):
-            if g.shape != p.shape:
-                raise ValueError(f"gradient shape {g.shape} does not match parameter shape {p.shape}")
         self.iterations += 1
         for p, g, state in zip(params, grads, self._state):
-            self._update(p, np.asarray(g, dtype=p.dtype), state)
+            self._update(p, g, state)
 
     def state_arrays(self):
         """The per-parameter state as {"<parameter index>.<name>": array} (empty before the first step)."""
@@ -71,7 +85,7 @@ class Optimizer:
             index = int(index)
             if index >= len(params) or value.shape != params[index].shape:
                 raise ValueError(f"optimizer state {name} (shape {value.shape}) does not fit the model's parameters")
-            state[index][key] = value.astype(params[index].dtype)
+            state[index][key] = np.ascontiguousarray(value, dtype=params[index].dtype)
         expected = [set(self._new_state(p)) for p in params]
         if [set(entry) for entry in state] != expected:
             raise ValueError(f"the optimizer state holds {sorted(arrays)[:4]}..., not the state of a "
@@ -79,10 +93,6 @@ class Optimizer:
         self._state = state
         self._shapes = [(p.shape, p.dtype) for p in params]
         self.iterations = int(iterations)
-
-    def _decayed(self, p, g):
-        """g + weight_decay * p (L2 penalty folded into the gradient, as torch.optim does)."""
-        return g + self.weight_decay * p if self.weight_decay else g
 
     def _new_state(self, p):
         return {}
@@ -112,13 +122,8 @@ class SGD(Optimizer):
         return {"buffer": np.zeros_like(p)} if self.momentum else {}
 
     def _update(self, p, g, state):
-        g = self._decayed(p, g)
-        if self.momentum:
-            buffer = state["buffer"]
-            buffer *= self.momentum
-            buffer += g
-            g = g + self.momentum * buffer if self.nesterov else buffer
-        p -= self.lr * g
+        _kernels.sgd_step(p, g, state.get("buffer"), self.lr, self.weight_decay, self.momentum, self.nesterov,
+                          functional._num_threads)
 
     def get_config(self):
         return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)
@@ -137,17 +142,9 @@ class Adam(Optimizer):
         return {"m": np.zeros_like(p), "v": np.zeros_like(p)}
 
     def _update(self, p, g, state):
-        g = self._decayed(p, g)
-        m, v = state["m"], state["v"]
-        m *= self.beta1
-        m += (1.0 - self.beta1) * g
-        v *= self.beta2
-        v += (1.0 - self.beta2) * (g * g)
         t = self.iterations
-        step_size = self.lr / (1.0 - self.beta1 ** t)
-        denom = np.sqrt(v / (1.0 - self.beta2 ** t))
-        denom += self.eps
-        p -= step_size * (m / denom)
+        _kernels.adam_step(p, g, state["m"], state["v"], self.weight_decay, self.beta1, self.beta2, self.eps,
+                           self.lr / (1.0 - self.beta1 ** t), 1.0 - self.beta2 ** t, functional._num_threads)
 
     def get_config(self):
         return dict(super().get_config(), beta1=self.beta1, beta2=self.beta2, eps=self.eps)
@@ -170,19 +167,8 @@ class RMSprop(Optimizer):
         return state
 
     def _update(self, p, g, state):
-        g = self._decayed(p, g)
-        square_avg = state["square_avg"]
-        square_avg *= self.alpha
-        square_avg += (1.0 - self.alpha) * (g * g)
-        denom = np.sqrt(square_avg)
-        denom += self.eps
-        if self.momentum:
-            buffer = state["buffer"]
-            buffer *= self.momentum
-            buffer += g / denom
-            p -= self.lr * buffer
-        else:
-            p -= self.lr * (g / denom)
+        _kernels.rmsprop_step(p, g, state["square_avg"], state.get("buffer"), self.lr, self.weight_decay,
+                              self.alpha, self.eps, self.momentum, functional._num_threads)
 
     def get_config(self):
         return dict(super().get_config(), alpha=self.alpha, eps=self.eps, momentum=self.momentum)

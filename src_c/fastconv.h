@@ -175,6 +175,16 @@ typedef struct {
     fc_pool_shape pool_shape;
 } fc_conv_block;
 
+/* The settings of one optimizer step (optim.c), as fastconv.optim holds them. Every rule first adds
+ * weight_decay * param to the gradient g (when weight_decay is not 0). SGD: b = momentum * b + g; param -= lr * (nesterov ? g +
+ * momentum * b : b) (lr * g without momentum). Adam: m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2)
+ * g^2, param -= step_size * m / (sqrt(v / bias_correction2) + eps), where the caller sets step_size =
+ * lr / (1 - beta1^t) and bias_correction2 = 1 - beta2^t for step t. RMSprop: s = alpha s + (1 - alpha)
+ * g^2, d = g / (sqrt(s) + eps), with momentum b = momentum * b + d and d = b; param -= lr * d. */
+typedef struct { double lr, weight_decay, momentum; int nesterov; } fc_sgd_rule;
+typedef struct { double weight_decay, beta1, beta2, eps, step_size, bias_correction2; } fc_adam_rule;
+typedef struct { double lr, weight_decay, alpha, eps, momentum; } fc_rmsprop_rule;
+
 #define FC_DECLARE_KERNELS(real, sfx)                                                            \
 /* gemm.c: C = alpha * op(A) op(B) + beta * C, BLIS-style.                                     \
  * A is M x K with element (i, p) at A[i*rs_a + p*cs_a]; B is K x N with (p, j) at              \
@@ -249,7 +259,16 @@ int fc_avg_pool2d_backward_##sfx(const fc_ctx *ctx, const fc_pool_shape *shape, 
  * grad_y). */                                                                                  \
 int fc_relu_forward_##sfx(const fc_ctx *ctx, fc_index count, const real *x, real *y);           \
 int fc_relu_backward_##sfx(const fc_ctx *ctx, fc_index count, const real *grad_y, const real *y, \
-                           real *grad_x);
+                           real *grad_x);                                                       \
+                                                                                                \
+/* optim.c. One step of a rule on count dense elements, in place on param and the state arrays;  \
+ * grad is read only. A NULL buffer means no momentum (FC_EINVAL if rule->momentum is not 0). */ \
+int fc_sgd_step_##sfx(const fc_ctx *ctx, const fc_sgd_rule *rule, fc_index count, real *param,  \
+                      const real *grad, real *buffer);                                          \
+int fc_adam_step_##sfx(const fc_ctx *ctx, const fc_adam_rule *rule, fc_index count, real *param, \
+                       const real *grad, real *m, real *v);                                     \
+int fc_rmsprop_step_##sfx(const fc_ctx *ctx, const fc_rmsprop_rule *rule, fc_index count,       \
+                          real *param, const real *grad, real *square_avg, real *buffer);
 
 FC_DECLARE_KERNELS(float, f32)
 FC_DECLARE_KERNELS(double, f64)

@@ -3,6 +3,7 @@ way torch.optim documents it), in-place float32 updates, convergence, state hand
 import numpy as np
 import pytest
 
+import fastconv
 from fastconv import optim
 
 
@@ -144,3 +145,37 @@ def test_bad_settings_are_refused(make):
 def test_get_builds_by_name():
     optimizer = optim.get("Adam", lr=0.01)
     assert isinstance(optimizer, optim.Adam) and optimizer.lr == 0.01
+
+
+@pytest.mark.parametrize("make", [lambda: optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+                                  lambda: optim.Adam(lr=0.01, weight_decay=0.01),
+                                  lambda: optim.RMSprop(lr=0.01, momentum=0.5, weight_decay=0.01)])
+def test_float32_steps_follow_the_rule_and_not_the_thread_count(make):
+    """float32 against the rule in float64, on an array large enough to be split across threads; the
+    same bits on 1 and 2 threads."""
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal(150_001).astype(np.float32)
+    grads = [rng.standard_normal(start.size).astype(np.float32) for _ in range(4)]
+    saved, adaptive = fastconv.get_num_threads(), fastconv.get_adaptive_threads()
+    fastconv.set_adaptive_threads(False)  # two threads even on a busy machine
+    finals = []
+    try:
+        for threads in (1, 2):
+            fastconv.set_num_threads(threads)
+            finals.append(run(make(), start, grads)[-1])
+    finally:
+        fastconv.set_num_threads(saved)
+        fastconv.set_adaptive_threads(adaptive)
+    np.testing.assert_array_equal(finals[0], finals[1])
+    expected = run(make(), start.astype(np.float64), [g.astype(np.float64) for g in grads])[-1]
+    np.testing.assert_allclose(finals[0], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("param, error, match", [
+    (np.zeros(4, np.float16), TypeError, r"params\[0\] must be a float32 or float64"),
+    ([0.0, 1.0], TypeError, r"params\[0\] must be a float32 or float64"),
+    (np.zeros((4, 4))[:, ::2], ValueError, r"params\[0\] must be a writeable C-contiguous"),
+])
+def test_params_the_step_cannot_update_in_place_are_refused(param, error, match):
+    with pytest.raises(error, match=match):
+        optim.SGD(lr=0.1).step([param], [np.zeros(np.shape(param))])
