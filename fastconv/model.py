@@ -258,14 +258,14 @@ class Sequential:
         A ReLU followed by a MaxPool2D runs as the pooling then the ReLU: the same values and gradients
         (the max of ReLU'd values is the ReLU of the max, and both send the gradient to the same cell),
         with the ReLU over a quarter of the values."""
-        x = self._as_input(x)
-        self._ensure_built(x.shape[1:])
+        logits = self._as_input(x)
+        self._ensure_built(logits.shape[1:])
         layers = _training_order(self.layers)
         for layer in layers:
-            x = layer.forward(x, training=True)
-        loss, grad = self.loss(x, y)
+            logits = layer.forward(logits, training=True)
+        loss, grad = self.loss(logits, y)
         _backward_through(layers, grad, input_grad=False)
-        return loss, x
+        return loss, logits
 
     def clear_caches(self):
         """Drop what the last training forward kept for backward, in every layer."""

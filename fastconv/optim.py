@@ -3,8 +3,9 @@
 Same update rules and defaults as PyTorch's torch.optim (so a recipe carries over). An optimizer
 is created without parameters, Keras-style, and handed to ``Sequential.fit``; ``step(params, grads)``
 updates each parameter array IN PLACE (a C-contiguous float32 or float64 array, whose dtype is kept;
-gradients are cast to it), one C call per parameter (src_c/optim.c). The per-parameter state (momentum buffers, moments) is created on the first step and matched
-to parameters by position; it is reset if the parameter shapes change.
+gradients are cast to it), one C call per parameter (src_c/optim.c). The per-parameter state (momentum
+buffers, moments) is created on the first step and matched to parameters by position; it is reset if
+the parameter shapes change.
 """
 import math
 
