@@ -12,8 +12,9 @@
  * B-panel layout (fc_im2col_panel, in L1) and the micro-kernel runs down all K rows of W, writing Y_n in
  * place (NCHW is K x P per image: ldc = P). The bias is added to the task's block while it is still in
  * L2. A column block's C (K x columns) is kept under FC_IM2COL_C_BLOCK_BYTES. Scratch: packed W and
- * one B panel per thread, whatever the batch (and with stride_w 2 one image with its columns split
- * into even and odd, fc_im2col_split_columns, so that panel rows are contiguous copies). Tasks are
+ * one B panel per thread, whatever the batch (and with stride_w 2 one padded image with its columns
+ * split into even and odd, fc_im2col_split_columns, so that panel rows are contiguous copies; the next
+ * image is prefetched into L2 meanwhile). Tasks are
  * independent, so threads share them with no barrier, and each output element is the same sum
  * whatever the thread count.
  *
