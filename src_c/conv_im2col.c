@@ -178,7 +178,7 @@ static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, 
                 for (fc_index end = prefetched + lines_per_call; prefetched < end && prefetched < next_lines; prefetched++)
                     __builtin_prefetch((const char *)x_next + prefetched * 64, 0, 2);
                 FC_FN(fc_gemm_multiply_panel)(plan, rows, cols, kc, (real)1, a_all + pc * m_pad + ir * kc,
-                                              b_panel, nr, beta, y_n + ir * out_plane + j0, out_plane);
+                                              b_panel, beta, y_n + ir * out_plane + j0, out_plane);
             }
         }
     }
@@ -281,10 +281,6 @@ static void FC_FN(grad_x_image)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan, con
     const fc_index taps = shape->kernel_h * shape->kernel_w, crs = shape->in_channels * taps;
     const fc_index nr = plan->blocks.nr, kc_max = plan->blocks.kc;
     const fc_index m_pad = (crs + plan->blocks.mr - 1) / plan->blocks.mr * plan->blocks.mr;
-    /* A block's columns are contiguous in each row of dY_n: a level that reads B in place for a whole
-     * MC block of A (f32 AVX-512, gemm_config.h) reads them there instead of packing a panel (vgg-ish
-     * grad_x, 1 thread: 55.5-57.6 -> 54.7-55.3 ms, strided 4.7-5.4 -> 4.3-5.0; AVX2 62-67 -> 88-91). */
-    const int read_dy_in_place = plan->blocks.in_place_b_rows >= plan->blocks.mc;
     memset(grad_x_n, 0, (size_t)(shape->in_channels * in_plane) * sizeof(real));
     for (fc_index oh0 = 0; oh0 < shape->out_h; oh0 += block_rows) {
         const fc_index oh1 = oh0 + block_rows < shape->out_h ? oh0 + block_rows : shape->out_h;
@@ -293,12 +289,8 @@ static void FC_FN(grad_x_image)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan, con
             const fc_index kc = out_channels - pc < kc_max ? out_channels - pc : kc_max;
             for (fc_index j = 0; j < columns; j += nr) {
                 const fc_index n = columns - j < nr ? columns - j : nr;
-                const real *dy_block = dy_n + pc * out_plane + oh0 * out_w + j;
-                const int in_place = read_dy_in_place && (n == nr || plan->edge_ukernel != NULL);
-                if (!in_place)
-                    FC_FN(pack_grad_y_panel)(dy_block, out_plane, kc, n, nr, b_panel);
-                FC_FN(fc_gemm_multiply_panel)(plan, crs, n, kc, (real)1, a_all + pc * m_pad,
-                                              in_place ? dy_block : b_panel, in_place ? out_plane : nr,
+                FC_FN(pack_grad_y_panel)(dy_n + pc * out_plane + oh0 * out_w + j, out_plane, kc, n, nr, b_panel);
+                FC_FN(fc_gemm_multiply_panel)(plan, crs, n, kc, (real)1, a_all + pc * m_pad, b_panel,
                                               pc == 0 ? (real)0 : (real)1, col + j, columns);
             }
         }

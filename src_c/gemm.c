@@ -286,10 +286,10 @@ static void FC_FN(multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n,
 }
 
 void FC_FN(fc_gemm_multiply_panel)(const gemm_plan *plan, fc_index m, fc_index n, fc_index kc,
-                                   real alpha, const real *a_block, const real *b_panel, fc_index ldb,
-                                   real beta, real *c, fc_index ldc)
+                                   real alpha, const real *a_block, const real *b_panel, real beta,
+                                   real *c, fc_index ldc)
 {
-    FC_FN(multiply_panel)(plan, m, n, kc, alpha, a_block, b_panel, ldb, beta, c, ldc);
+    FC_FN(multiply_panel)(plan, m, n, kc, alpha, a_block, b_panel, plan->blocks.nr, beta, c, ldc);
 }
 
 /* Micro-panels [jr_begin, jr_end) of the packed B block times the packed A block (mc rows),

@@ -42,15 +42,13 @@ typedef struct {                                                                
 fc_gemm_plan_##sfx fc_gemm_plan_for_##sfx(fc_simd_level level);                                  \
 /* Building blocks (gemm.c) for kernels that pack B themselves, as conv_im2col.c's forward does:   \
  * A packed once for every KC step (layout: gemm.c, fc_gemm_pack_a_all; caller allocates          \
- * fc_gemm_packed_a_size elements, 64-byte aligned), and one B micro-panel (KC rows ldb apart, n <= \
- * NR valid columns: packed, ldb = NR, when n < NR and the plan has no edge kernel) times m rows of  \
- * a packed A block: C (m x n, ldc) = beta C + alpha A B. */                                        \
+ * fc_gemm_packed_a_size elements, 64-byte aligned), and one packed B micro-panel (KC x NR rows,    \
+ * n <= NR valid columns) times m rows of a packed A block: C (m x n, ldc) = beta C + alpha A B. */  \
 void fc_gemm_pack_a_all_##sfx(const fc_gemm_plan_##sfx *plan, const real *A, fc_index rs_a,       \
                               fc_index cs_a, fc_index M, fc_index K, real *a_all);               \
 void fc_gemm_multiply_panel_##sfx(const fc_gemm_plan_##sfx *plan, fc_index m, fc_index n,         \
                                   fc_index kc, real alpha, const real *a_block,                  \
-                                  const real *b_panel, fc_index ldb, real beta, real *c,         \
-                                  fc_index ldc);
+                                  const real *b_panel, real beta, real *c, fc_index ldc);
 
 FC_DECLARE_GEMM_UKERNEL(float, f32)
 FC_DECLARE_GEMM_UKERNEL(double, f64)
