@@ -24,7 +24,8 @@ from fastconv.benchmarks.timing import SETTLE_AFTER_BASELINE_S
 
 # M x N x K: the squares, then the im2col GEMMs (weights x columns of one image) of `fastconv bench`
 SHAPES = [
-    ("512^3", 512, 512, 512), ("1024^3", 1024, 1024, 1024), ("2048^3", 2048, 2048, 2048),
+    ("256^3", 256, 256, 256), ("512^3", 512, 512, 512), ("1024^3", 1024, 1024, 1024),
+    ("2048^3", 2048, 2048, 2048),
     ("lenet-c1", 6, 784, 25), ("lenet-c3", 16, 100, 150), ("seed000-c2", 50, 121, 225),
     ("seed002-c4", 128, 64, 576), ("vgg-ish", 128, 1024, 576), ("strided", 64, 256, 288),
 ]

@@ -12,8 +12,9 @@
  * B-panel layout (fc_im2col_panel, in L1) and the micro-kernel runs down all K rows of W, writing Y_n in
  * place (NCHW is K x P per image: ldc = P). The bias is added to the task's block while it is still in
  * L2. A column block's C (K x columns) is kept under FC_IM2COL_C_BLOCK_BYTES. Scratch: packed W and
- * one B panel per thread, whatever the batch (and with stride_w 2 one image with its columns split
- * into even and odd, fc_im2col_split_columns, so that panel rows are contiguous copies). Tasks are
+ * one B panel per thread, whatever the batch (and with stride_w 2 one padded image with its columns
+ * split into even and odd, fc_im2col_split_columns, so that panel rows are contiguous copies; the next
+ * image is prefetched into L2 meanwhile). Tasks are
  * independent, so threads share them with no barrier, and each output element is the same sum
  * whatever the thread count.
  *
@@ -145,7 +146,7 @@ static void FC_FN(add_bias_block)(const real *bias, fc_index out_channels, fc_in
  * gemm.c's one thread, with B packed by im2col instead of copied). */
 static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
                                 const fc_im2col_ranges *ranges, const real *a_all,
-                                const real *x_n, const real *bias, fc_index jr_begin,
+                                const real *x_n, const real *x_next, const real *bias, fc_index jr_begin,
                                 fc_index jr_end, real *b_panel, real *x_split, real *y_n)
 {
     const fc_conv_shape *sh = ranges->shape;
@@ -155,9 +156,14 @@ static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, 
     const fc_index m_pad = (out_channels + mr - 1) / mr * mr;
     const fc_index j_end = jr_end * nr < out_plane ? jr_end * nr : out_plane;
     const real *x_read = x_n;
+    /* x_next's cache lines, spread over the micro-kernel calls of this task: the next split reads them from L2 */
+    const fc_index next_lines = x_next ? sh->in_channels * sh->in_h * sh->in_w * (fc_index)sizeof(real) / 64 : 0;
+    const fc_index calls = (crs + kc_max - 1) / kc_max * (jr_end - jr_begin) * (m_pad / mr);
+    const fc_index lines_per_call = (next_lines + calls - 1) / calls;
+    fc_index prefetched = 0;
 
     if (ranges->split_columns) {
-        FC_FN(fc_im2col_split_columns)(sh, x_n, x_split);
+        FC_FN(fc_im2col_split_columns)(level, ranges, x_n, x_split);
         x_read = x_split;
     }
 
@@ -167,8 +173,13 @@ static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, 
         for (fc_index j0 = jr_begin * nr; j0 < j_end; j0 += nr) {
             const fc_index cols = j_end - j0 < nr ? j_end - j0 : nr;
             FC_FN(fc_im2col_panel)(level, ranges, x_read, pc, kc, j0, cols, nr, b_panel);
-            FC_FN(fc_gemm_multiply_panel)(plan, out_channels, cols, kc, (real)1, a_all + pc * m_pad,
-                                          b_panel, beta, y_n + j0, out_plane);
+            for (fc_index ir = 0; ir < out_channels; ir += mr) {
+                const fc_index rows = out_channels - ir < mr ? out_channels - ir : mr;
+                for (fc_index end = prefetched + lines_per_call; prefetched < end && prefetched < next_lines; prefetched++)
+                    __builtin_prefetch((const char *)x_next + prefetched * 64, 0, 2);
+                FC_FN(fc_gemm_multiply_panel)(plan, rows, cols, kc, (real)1, a_all + pc * m_pad + ir * kc,
+                                              b_panel, beta, y_n + ir * out_plane + j0, out_plane);
+            }
         }
     }
     if (bias)
@@ -206,7 +217,7 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
     #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         real *b_panel = fc_gemm_alloc((size_t)(plan.blocks.kc * nr) * sizeof(real));
-        real *x_split = ranges.split_columns ? malloc((size_t)in_image * sizeof(real)) : NULL;
+        real *x_split = ranges.split_columns ? fc_gemm_alloc((size_t)ranges.split_size * sizeof(real)) : NULL;
         #pragma omp for schedule(static)
         for (fc_index task = 0; task < tasks; task++) {
             const fc_index n = task / blocks_per_image, first = task % blocks_per_image * block_panels;
@@ -216,8 +227,11 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
                 status = FC_ENOMEM;
                 continue;
             }
-            FC_FN(forward_task)(ctx->simd, &plan, &ranges, a_all, x + n * in_image, bias, first, last,
-                                b_panel, x_split, y + n * out_channels * out_plane);
+            const fc_index n_next = (task + 1) / blocks_per_image;
+            const real *x_next = ranges.split_columns && n_next != n && n_next < shape->batch
+                                 ? x + n_next * in_image : NULL;
+            FC_FN(forward_task)(ctx->simd, &plan, &ranges, a_all, x + n * in_image, x_next, bias, first,
+                                last, b_panel, x_split, y + n * out_channels * out_plane);
         }
         free(b_panel);
         free(x_split);

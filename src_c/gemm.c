@@ -99,21 +99,31 @@ static int FC_FN(panel_in_place)(const FC_FN(gemm_call) *call, fc_index n)
 }
 
 #if defined(FC_GEMM_HAVE_SSE2) && FC_IS_F32
-/* Six contiguous rows of A (float) -> a 6-tall panel, four columns at a time: a 4x4 transpose of rows
- * 0-3 and the interleave of rows 4-5 give the four columns' 24 values in 8 stores instead of 24. With
- * a row-major A the scalar loop was a gather down the columns. Measured on 128x64x576 (1 thread,
- * AVX2, `tests/c/test_gemm.c` built as its header says, `bench 128 64 576 1`, best of 6): 60.7 GFLOP/s,
- * 76.6 with this. Returns the columns packed, k rounded down to a multiple of 4. */
-static fc_index FC_FN(pack_a_rows6)(const real *A, fc_index rs_a, fc_index k, real *restrict a_pack)
+/* Up to six contiguous rows of A (float, m of them; the panel's rows m..5 zero) -> a 6-tall panel, four
+ * columns at a time: a 4x4 transpose of rows 0-3 and the interleave of rows 4-5 give the four columns'
+ * 24 values in 8 stores instead of 24. With a row-major A the scalar loop was a gather down the
+ * columns. Measured on 128x64x576 (1 thread, AVX2, `tests/c/test_gemm.c` built as its header says,
+ * `bench 128 64 576 1`, best of 6): 60.7 GFLOP/s, 76.6 with this. The last panel of 16x100x150 (4 rows)
+ * took 13% of that GEMM's time through the scalar loop. Returns the columns packed, k rounded down to
+ * a multiple of 4. */
+static fc_index FC_FN(pack_a_rows6)(const real *A, fc_index rs_a, fc_index m, fc_index k,
+                                    real *restrict a_pack)
 {
-    const real *r0 = A, *r1 = A + rs_a, *r2 = A + 2 * rs_a, *r3 = A + 3 * rs_a, *r4 = A + 4 * rs_a,
-               *r5 = A + 5 * rs_a;
+    const real *rows[6];
+    for (fc_index i = 0; i < 6; i++)
+        rows[i] = A + (i < m ? i : 0) * rs_a;   /* rows past m: any valid row, masked to zero below */
+    const real *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3], *r4 = rows[4], *r5 = rows[5];
+    __m128 keep[6];
+    for (fc_index i = 0; i < 6; i++)
+        keep[i] = _mm_castsi128_ps(_mm_set1_epi32(i < m ? -1 : 0));
     fc_index p = 0;
     for (; p + 4 <= k; p += 4) {
-        __m128 c0 = _mm_loadu_ps(r0 + p), c1 = _mm_loadu_ps(r1 + p), c2 = _mm_loadu_ps(r2 + p),
-               c3 = _mm_loadu_ps(r3 + p);
-        const __m128 lo45 = _mm_unpacklo_ps(_mm_loadu_ps(r4 + p), _mm_loadu_ps(r5 + p));
-        const __m128 hi45 = _mm_unpackhi_ps(_mm_loadu_ps(r4 + p), _mm_loadu_ps(r5 + p));
+        __m128 c0 = _mm_loadu_ps(r0 + p), c1 = _mm_and_ps(_mm_loadu_ps(r1 + p), keep[1]),
+               c2 = _mm_and_ps(_mm_loadu_ps(r2 + p), keep[2]), c3 = _mm_and_ps(_mm_loadu_ps(r3 + p), keep[3]);
+        const __m128 r4p = _mm_and_ps(_mm_loadu_ps(r4 + p), keep[4]);
+        const __m128 r5p = _mm_and_ps(_mm_loadu_ps(r5 + p), keep[5]);
+        const __m128 lo45 = _mm_unpacklo_ps(r4p, r5p);
+        const __m128 hi45 = _mm_unpackhi_ps(r4p, r5p);
         real *dst = a_pack + p * 6;
         _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
         _mm_storeu_ps(dst, c0);
@@ -129,14 +139,15 @@ static fc_index FC_FN(pack_a_rows6)(const real *A, fc_index rs_a, fc_index k, re
 }
 #endif
 
-/* A[0:m, 0:k] (m <= mr, general strides) -> a_pack, column p at a_pack[p*mr], rows >= m zero. */
-static void FC_FN(pack_a_panel)(const real *A, fc_index rs_a, fc_index cs_a, fc_index m,
-                                fc_index k, int mr, real *restrict a_pack)
+/* A[0:m, 0:k] (m <= mr, general strides) -> a_pack, column p at a_pack[p*mr], rows >= m zero
+ * (inline loops: a memset call per column cost more than the column). */
+static FC_INLINE_LOOPS void FC_FN(pack_a_panel)(const real *A, fc_index rs_a, fc_index cs_a, fc_index m,
+                                                fc_index k, int mr, real *restrict a_pack)
 {
     fc_index p = 0;
 #if defined(FC_GEMM_HAVE_SSE2) && FC_IS_F32
-    if (cs_a == 1 && m == 6 && mr == 6)
-        p = FC_FN(pack_a_rows6)(A, rs_a, k, a_pack);   /* the last k % 4 columns below */
+    if (cs_a == 1 && mr == 6)
+        p = FC_FN(pack_a_rows6)(A, rs_a, m, k, a_pack);   /* the last k % 4 columns below */
 #endif
     for (; p < k; p++) {
         const real *a_col = A + p * cs_a;
@@ -407,11 +418,11 @@ int FC_FN(fc_gemm)(const fc_ctx *ctx, fc_index M, fc_index N, fc_index K, real a
     /* With A a few rows of micro-tiles, each element of a packed B panel would be read only that many
      * times: the packing copy costs more than it saves. Measured (1 thread, AVX2, GFLOP/s, packed vs
      * in place, tests/c/test_gemm.c `bench M N K 1`, best of 6): 6x784x25 29.7 vs 53.3, 16x100x150
-     * 40.4 vs 45.9 (the im2col GEMMs of LeNet's two convolutions). A B of exactly NR contiguous
-     * columns is already in the packed layout: 128x64x576, AVX-512, 1 thread, 90.2 -> 95.1 GFLOP/s
-     * (mean of 3, same bench), and on 2 threads no serial copy of its one panel. */
-    call.b_in_place = cs_b == 1 && (M <= FC_GEMM_IN_PLACE_B_MAX_ROW_TILES * blocks->mr
-                                    || rs_b == blocks->nr);
+     * 40.4 vs 45.9 (the im2col GEMMs of LeNet's two convolutions). With f32 AVX-512 up to one MC block
+     * of A (64x256x288 90-101 -> 106-109, 50x121x225 78-79 -> 89-91; AVX2 lost on 144x512x512). A B of
+     * exactly NR contiguous columns is already in the packed layout: 128x64x576, AVX-512, 1 thread,
+     * 90.2 -> 95.1 GFLOP/s (mean of 3, same bench), and on 2 threads no serial copy of its one panel. */
+    call.b_in_place = cs_b == 1 && (M <= blocks->in_place_b_rows || rs_b == blocks->nr);
 
     /* One allocation: the A blocks, then B's (none when every B panel is read in place). */
     a_size = fc_gemm_round_up((fc_index)threads * call.mc * call.kc, FC_GEMM_ALIGN / sizeof(real));

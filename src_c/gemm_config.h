@@ -21,6 +21,8 @@
 typedef struct {
     int mr, nr;        /* register block */
     int mc, kc, nc;    /* cache blocks */
+    int in_place_b_rows;  /* B is read in place, not packed, when its rows are contiguous and A has at
+                           * most this many rows (each B element is then read once per MR rows of A) */
 } fc_gemm_blocks;
 
 /* Portable C: a small tile that the compiler can keep in (SSE2) registers. */
@@ -41,17 +43,15 @@ typedef struct {
 #define FC_GEMM_F64_AVX512_MR 6
 #define FC_GEMM_F64_AVX512_NR 32
 
-/* Cache blocks, in elements (MC multiple of MR, NC multiple of NR). */
-#define FC_GEMM_F32_SCALAR_BLOCKS { FC_GEMM_F32_SCALAR_MR, FC_GEMM_F32_SCALAR_NR, 96, 256, 2048 }
-#define FC_GEMM_F64_SCALAR_BLOCKS { FC_GEMM_F64_SCALAR_MR, FC_GEMM_F64_SCALAR_NR, 96, 256, 1024 }
-#define FC_GEMM_F32_AVX2_BLOCKS   { FC_GEMM_F32_AVX2_MR, FC_GEMM_F32_AVX2_NR, 144, 256, 2048 }
-#define FC_GEMM_F64_AVX2_BLOCKS   { FC_GEMM_F64_AVX2_MR, FC_GEMM_F64_AVX2_NR, 96, 256, 1024 }
-#define FC_GEMM_F32_AVX512_BLOCKS { FC_GEMM_F32_AVX512_MR, FC_GEMM_F32_AVX512_NR, 144, 256, 2048 }
-#define FC_GEMM_F64_AVX512_BLOCKS { FC_GEMM_F64_AVX512_MR, FC_GEMM_F64_AVX512_NR, 96, 256, 1024 }
-
-/* B is read in place, not packed, when its rows are contiguous and A has at most this many rows of
- * MR tiles (each B element is then read this many times: see fc_gemm in gemm.c). */
-#define FC_GEMM_IN_PLACE_B_MAX_ROW_TILES 3
+/* Cache blocks, in elements (MC multiple of MR, NC multiple of NR), and the rows of A up to which B
+ * is read in place: 3 MR tiles, or with f32 AVX-512 (64-float rows of B, four whole cache lines per
+ * row of a panel) one MC block (see fc_gemm in gemm.c). */
+#define FC_GEMM_F32_SCALAR_BLOCKS { FC_GEMM_F32_SCALAR_MR, FC_GEMM_F32_SCALAR_NR, 96, 256, 2048, 3 * FC_GEMM_F32_SCALAR_MR }
+#define FC_GEMM_F64_SCALAR_BLOCKS { FC_GEMM_F64_SCALAR_MR, FC_GEMM_F64_SCALAR_NR, 96, 256, 1024, 3 * FC_GEMM_F64_SCALAR_MR }
+#define FC_GEMM_F32_AVX2_BLOCKS   { FC_GEMM_F32_AVX2_MR, FC_GEMM_F32_AVX2_NR, 144, 256, 2048, 3 * FC_GEMM_F32_AVX2_MR }
+#define FC_GEMM_F64_AVX2_BLOCKS   { FC_GEMM_F64_AVX2_MR, FC_GEMM_F64_AVX2_NR, 96, 256, 1024, 3 * FC_GEMM_F64_AVX2_MR }
+#define FC_GEMM_F32_AVX512_BLOCKS { FC_GEMM_F32_AVX512_MR, FC_GEMM_F32_AVX512_NR, 144, 256, 2048, 144 }
+#define FC_GEMM_F64_AVX512_BLOCKS { FC_GEMM_F64_AVX512_MR, FC_GEMM_F64_AVX512_NR, 96, 256, 1024, 3 * FC_GEMM_F64_AVX512_MR }
 
 /* Threads split C by B's micro-panels (each packing and reading only its own) when A is one MC block
  * and each thread gets at least this many columns: 4 AVX2 panels, 1 AVX-512 one (see gemm.c,

@@ -56,6 +56,10 @@ int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape)
     ranges->ow_lo = table + 2 * shape->kernel_h;
     ranges->ow_hi = ranges->ow_lo + shape->kernel_w;
     ranges->split_columns = shape->stride_w == 2;
+    ranges->split_h = shape->in_h + 2 * shape->pad_h;
+    ranges->split_w = shape->in_w + 2 * shape->pad_w;
+    /* + room for the vector writes past the last row (fc_im2col_split_columns) */
+    ranges->split_size = shape->in_channels * ranges->split_h * ranges->split_w + 64;
     for (fc_index r = 0; r < shape->kernel_h; r++)
         fc_valid_output_range(shape->out_h, shape->in_h, shape->stride_h, shape->pad_h, r,
                               &ranges->oh_lo[r], &ranges->oh_hi[r]);
@@ -77,6 +81,19 @@ void fc_im2col_ranges_free(fc_im2col_ranges *ranges)
 #if __has_builtin(__builtin_shufflevector)
 #define FC_IM2COL_SHUFFLE 1
 #endif
+#endif
+
+#ifdef FC_IM2COL_SHUFFLE
+/* The even and odd lanes of two vectors of n lanes each (__builtin_shufflevector's index lists). */
+#define FC_IM2COL_EVENS_4 0, 2, 4, 6
+#define FC_IM2COL_ODDS_4 1, 3, 5, 7
+#define FC_IM2COL_EVENS_8 0, 2, 4, 6, 8, 10, 12, 14
+#define FC_IM2COL_ODDS_8 1, 3, 5, 7, 9, 11, 13, 15
+#define FC_IM2COL_EVENS_16 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define FC_IM2COL_ODDS_16 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#define FC_IM2COL_PICK_(lo, hi, list) __builtin_shufflevector(lo, hi, list)
+#define FC_IM2COL_PICK2(lo, hi, which, lanes) FC_IM2COL_PICK_(lo, hi, FC_IM2COL_##which##_##lanes)
+#define FC_IM2COL_PICK(lo, hi, which, lanes) FC_IM2COL_PICK2(lo, hi, which, lanes)
 #endif
 
 #define FC_TEMPLATE_FILE "im2col.c"
@@ -264,25 +281,163 @@ typedef struct {
     fc_index src, lo, hi;
 } FC_FN(im2col_run);
 
-/* Where input column iw (>= 0) sits in a row of fc_im2col_split_columns's layout. */
-static inline fc_index FC_FN(split_column)(fc_index iw, fc_index in_w)
+/* Where column j of a padded row `width` wide sits in fc_im2col_split_columns's layout. */
+static inline fc_index FC_FN(split_column)(fc_index j, fc_index width)
 {
-    return iw % 2 == 0 ? iw / 2 : (in_w + 1) / 2 + iw / 2;
+    return j % 2 == 0 ? j / 2 : (width + 1) / 2 + j / 2;
 }
 
-/* Columns 0, 2, 4, ... of each row, then 1, 3, 5, ...: a stride-2 run of columns becomes contiguous,
- * so the panel builder copies it as a stride-1 run, for one pass over the image (strided forward,
- * 1 thread, ms: AVX-512 3.81-4.03 -> 3.65-3.73, AVX2 4.56-5.37 -> 3.83-4.67). */
-void FC_FN(fc_im2col_split_columns)(const fc_conv_shape *sh, const real *x_image, real *out)
+/* Where the values of a row go in the split layout of its padded row (`width` wide, `evens` of them
+ * even): the row's even columns form one run of (in_w + 1) / 2, its odd ones a run of in_w / 2, and
+ * each lands in the padded row's evens or odds (which, by the parity of pad), after pad / 2 or
+ * (pad + 1) / 2 zeros. The other positions of the row, pad * 2 of them, hold zeros: `zeros` lists
+ * them (up to FC_IM2COL_SPLIT_MAX_ZEROS; with more, zeros_count is -1). */
+#define FC_IM2COL_SPLIT_MAX_ZEROS 16
+typedef struct {
+    fc_index evens, evens_at, odds_at;
+    int zeros_count;
+    fc_index zeros[FC_IM2COL_SPLIT_MAX_ZEROS];
+} FC_FN(split_plan);
+
+static FC_FN(split_plan) FC_FN(split_plan_of)(fc_index in_w, fc_index pad, fc_index width)
 {
-    const fc_index rows = sh->in_channels * sh->in_h, in_w = sh->in_w, evens = (in_w + 1) / 2;
+    FC_FN(split_plan) plan = { (width + 1) / 2, 0, 0, 0, { 0 } };
+    plan.evens_at = (pad % 2 == 0 ? 0 : plan.evens) + pad / 2;
+    plan.odds_at = (pad % 2 == 0 ? plan.evens : 0) + (pad + 1) / 2;
+    for (fc_index j = 0; j < width && plan.zeros_count >= 0; j++) {   /* padded column j */
+        if (j >= pad && j < pad + in_w)
+            continue;
+        if (plan.zeros_count == FC_IM2COL_SPLIT_MAX_ZEROS)
+            plan.zeros_count = -1;
+        else
+            plan.zeros[plan.zeros_count++] = j % 2 == 0 ? j / 2 : plan.evens + j / 2;
+    }
+    return plan;
+}
+
+/* The zeros of a split row: every position of [0, width) outside the two runs. */
+static inline FC_ALWAYS_INLINE void FC_FN(split_zeros)(const FC_FN(split_plan) *plan, fc_index in_w,
+                                                       fc_index pad, fc_index width, real *to)
+{
+    if (plan->zeros_count >= 0) {
+        for (int z = 0; z < plan->zeros_count; z++)
+            to[plan->zeros[z]] = 0;
+        return;
+    }
+    for (fc_index j = 0; j < width; j++)
+        if (j < pad || j >= pad + in_w)
+            to[j % 2 == 0 ? j / 2 : plan->evens + j / 2] = 0;
+}
+
+/* Rows [0, rows) of x_rows (in_w each) into the split layout of rows `width` wide, ld_out apart:
+ * plain loops, which the compiler vectorizes (a stride-2 load is two loads and a shuffle). */
+static FC_INLINE_LOOPS void
+FC_FN(split_rows_portable)(const FC_FN(split_plan) *plan, const real *x_rows, fc_index rows, fc_index in_w,
+                           fc_index pad, fc_index width, fc_index ld_out, real *out)
+{
     for (fc_index y = 0; y < rows; y++) {
-        const real *row = x_image + y * in_w;
-        real *to = out + y * in_w;
-        for (fc_index j = 0; j < evens; j++)
-            to[j] = row[2 * j];
+        const real *row = x_rows + y * in_w;
+        real *evens = out + y * ld_out + plan->evens_at, *odds = out + y * ld_out + plan->odds_at;
+        for (fc_index j = 0; j < (in_w + 1) / 2; j++)
+            evens[j] = row[2 * j];
         for (fc_index j = 0; j < in_w / 2; j++)
-            to[evens + j] = row[2 * j + 1];
+            odds[j] = row[2 * j + 1];
+        FC_FN(split_zeros)(plan, in_w, pad, width, out + y * ld_out);
+    }
+}
+
+#if FC_HAVE_X86 && defined(FC_IM2COL_SHUFFLE)
+/* split_rows_portable with explicit vectors: a row's even and odd runs are picked from pairs of vectors
+ * in two passes (reading past the row's end into the next, masked only where x_rows has `avail`
+ * elements), the run at the lower address first. A pass writes whole vectors, up to a vector past its
+ * run: the first run's excess is overwritten by the second, the second's by the next row, and the
+ * zeros come last (the caller leaves room after the last row). */
+#define FC_IM2COL_SPLIT_ROWS_BODY                                                                 \
+{                                                                                                 \
+    const int odds_first = plan->odds_at < plan->evens_at;                                        \
+    for (fc_index y = 0; y < rows; y++) {                                                         \
+        const real *row = x_rows + y * in_w;                                                      \
+        real *to = out + y * ld_out;                                                              \
+        for (int pass = 0; pass < 2; pass++) {                                                    \
+            const int odds = pass ^ odds_first;                                                   \
+            real *run = to + (odds ? plan->odds_at : plan->evens_at);                             \
+            for (fc_index j = 0; j < in_w; j += 2 * FCV_LANES) {                                  \
+                fcv_vec lo, hi;                                                                   \
+                if (y * in_w + j + 2 * FCV_LANES <= avail) {                                      \
+                    lo = fcv_loadu(row + j);                                                      \
+                    hi = fcv_loadu(row + j + FCV_LANES);                                          \
+                } else {                                                                          \
+                    lo = fcv_load_mask(row + j, FCV_FN(lane_mask)(0, in_w - j));                  \
+                    hi = fcv_load_mask(row + j + FCV_LANES,                                       \
+                                       FCV_FN(lane_mask)(0, in_w - j - FCV_LANES));               \
+                }                                                                                 \
+                fcv_storeu(run + j / 2, odds ? FC_IM2COL_PICK(lo, hi, ODDS, FCV_LANES)            \
+                                             : FC_IM2COL_PICK(lo, hi, EVENS, FCV_LANES));         \
+            }                                                                                     \
+        }                                                                                         \
+        FC_FN(split_zeros)(plan, in_w, pad, width, to);                                           \
+    }                                                                                             \
+}
+
+#define FC_VEC_LEVEL FC_VEC_AVX2
+#include "simd_vec.h"
+static FCV_TARGET FC_INLINE_LOOPS void FCV_FN(split_rows)(const FC_FN(split_plan) *plan,
+                                                          const real *restrict x_rows, fc_index avail,
+                                                          fc_index rows, fc_index in_w, fc_index pad,
+                                                          fc_index width, fc_index ld_out,
+                                                          real *restrict out)
+FC_IM2COL_SPLIT_ROWS_BODY
+#undef FC_VEC_LEVEL
+#define FC_VEC_LEVEL FC_VEC_AVX512
+#include "simd_vec.h"
+static FCV_TARGET FC_INLINE_LOOPS void FCV_FN(split_rows)(const FC_FN(split_plan) *plan,
+                                                          const real *restrict x_rows, fc_index avail,
+                                                          fc_index rows, fc_index in_w, fc_index pad,
+                                                          fc_index width, fc_index ld_out,
+                                                          real *restrict out)
+FC_IM2COL_SPLIT_ROWS_BODY
+#undef FC_VEC_LEVEL
+#include "simd_vec.h"   /* (FC_VEC_LEVEL undefined: drops the vocabulary) */
+#undef FC_IM2COL_SPLIT_ROWS_BODY
+#endif
+
+/* Rows [0, rows) of x_rows (in_w each; avail >= rows * in_w elements readable) into the split layout
+ * of rows `width` wide, ld_out apart. */
+static void FC_FN(split_rows)(fc_simd_level level, const FC_FN(split_plan) *plan, const real *x_rows,
+                              fc_index avail, fc_index rows, fc_index in_w, fc_index pad, fc_index width,
+                              fc_index ld_out, real *out)
+{
+#if FC_HAVE_X86 && defined(FC_IM2COL_SHUFFLE)
+    if (level == FC_SIMD_AVX512) {
+        FC_FN(split_rows_avx512)(plan, x_rows, avail, rows, in_w, pad, width, ld_out, out);
+        return;
+    }
+    if (level == FC_SIMD_AVX2) {
+        FC_FN(split_rows_avx2)(plan, x_rows, avail, rows, in_w, pad, width, ld_out, out);
+        return;
+    }
+#endif
+    (void)level;
+    (void)avail;
+    FC_FN(split_rows_portable)(plan, x_rows, rows, in_w, pad, width, ld_out, out);
+}
+
+/* The image padded (zeros written out) with each row's even columns first, then its odd ones: a stride-2
+ * run of a tap becomes one contiguous copy with no padding to test, so the panel builder copies whole
+ * runs. Channel by channel: its top padding rows, its rows, its bottom padding rows, in order (the
+ * vector passes of split_rows write past a row's end into what comes next). */
+void FC_FN(fc_im2col_split_columns)(fc_simd_level level, const fc_im2col_ranges *ranges,
+                                    const real *x_image, real *out)
+{
+    const fc_conv_shape *sh = ranges->shape;
+    const fc_index width = ranges->split_w, height = ranges->split_h, in_h = sh->in_h;
+    const FC_FN(split_plan) plan = FC_FN(split_plan_of)(sh->in_w, sh->pad_w, width);
+    for (fc_index c = 0; c < sh->in_channels; c++) {
+        real *plane = out + c * height * width;
+        memset(plane, 0, (size_t)(sh->pad_h * width) * sizeof(real));
+        FC_FN(split_rows)(level, &plan, x_image + c * in_h * sh->in_w, (sh->in_channels - c) * in_h * sh->in_w,
+                          in_h, sh->in_w, sh->pad_w, width, width, plane + sh->pad_h * width);
+        memset(plane + (sh->pad_h + in_h) * width, 0, (size_t)(sh->pad_h * width) * sizeof(real));
     }
 }
 
@@ -290,6 +445,15 @@ static void FC_FN(tap_runs)(const fc_im2col_ranges *ranges, fc_index r, fc_index
                             const FC_FN(im2col_seg) *segs, int n_segs, FC_FN(im2col_run) *runs)
 {
     const fc_conv_shape *sh = ranges->shape;
+    if (ranges->split_columns) {   /* padding written out: every run is whole */
+        for (int i = 0; i < n_segs; i++) {
+            runs[i].lo = 0;
+            runs[i].hi = segs[i].count;
+            runs[i].src = (segs[i].oh * sh->stride_h + r) * ranges->split_w
+                          + FC_FN(split_column)(segs[i].ow * 2 + s, ranges->split_w);
+        }
+        return;
+    }
     for (int i = 0; i < n_segs; i++) {
         const fc_index ow = segs[i].ow, count = segs[i].count;
         fc_index lo = 0, hi = 0;
@@ -302,8 +466,7 @@ static void FC_FN(tap_runs)(const fc_im2col_ranges *ranges, fc_index r, fc_index
         const fc_index iw = (ow + lo) * sh->stride_w - sh->pad_w + s;   /* used only when hi > lo */
         runs[i].lo = lo;
         runs[i].hi = hi;
-        runs[i].src = (segs[i].oh * sh->stride_h - sh->pad_h + r) * sh->in_w
-                      + (ranges->split_columns ? FC_FN(split_column)(iw, sh->in_w) : iw);
+        runs[i].src = (segs[i].oh * sh->stride_h - sh->pad_h + r) * sh->in_w + iw;
     }
 }
 
@@ -364,7 +527,8 @@ FC_FN(panel_body)(const fc_im2col_ranges *ranges, const real *x_image, fc_index 
 {
     const fc_conv_shape *sh = ranges->shape;
     const fc_index taps = sh->kernel_h * sh->kernel_w, row_end = row0 + rows;
-    const fc_index in_plane = sh->in_h * sh->in_w;
+    const fc_index in_plane = ranges->split_columns ? ranges->split_h * ranges->split_w
+                                                    : sh->in_h * sh->in_w;
     const fc_index stride_w = ranges->split_columns ? 1 : sh->stride_w;   /* of a run in x_image */
     FC_FN(im2col_seg) segs[FC_IM2COL_PANEL_COLS];
     FC_FN(im2col_run) runs[FC_IM2COL_PANEL_COLS];

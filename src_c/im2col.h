@@ -30,15 +30,18 @@
  *    matrix (C*R*S x out_h*out_w), row p at panel + p*width, columns cols..width-1 zero (width >= cols);
  *    `level` picks the instructions of its copies (the values are the same at every level). With
  *    ranges->split_columns (set by init when stride_w is 2), x_image must be fc_im2col_split_columns's
- *    copy of the image, in which every run of a panel row is contiguous.
- *  - fc_im2col_split_columns: out = x_image (in_channels planes) with each row's even columns first,
- *    then its odd ones.
+ *    copy of the image, in which every run of a panel row is one contiguous copy, padding included.
+ *  - fc_im2col_split_columns: out (ranges->split_size elements) = x_image (in_channels planes) with
+ *    its padding written out as zeros (planes of split_h x split_w), and each row's even columns
+ *    first, then its odd ones.
  */
 typedef struct {
     const fc_conv_shape *shape;
     fc_index *oh_lo, *oh_hi;   /* kernel_h entries each */
     fc_index *ow_lo, *ow_hi;   /* kernel_w entries each */
     int split_columns;         /* stride_w 2: x_image in fc_im2col_split_columns's layout */
+    fc_index split_h, split_w; /* a plane of that layout: the padded input's */
+    fc_index split_size;       /* elements to allocate for one image in that layout */
 } fc_im2col_ranges;
 
 int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape);   /* FC_OK / FC_ENOMEM */
@@ -54,7 +57,8 @@ void fc_col2im_rows_##sfx(const fc_conv_shape *shape, const real *col_rows, fc_i
 void fc_im2col_panel_##sfx(fc_simd_level level, const fc_im2col_ranges *ranges,                   \
                            const real *x_image, fc_index row0, fc_index rows, fc_index col0,      \
                            fc_index cols, fc_index width, real *panel);                           \
-void fc_im2col_split_columns_##sfx(const fc_conv_shape *shape, const real *x_image, real *out);
+void fc_im2col_split_columns_##sfx(fc_simd_level level, const fc_im2col_ranges *ranges,             \
+                                   const real *x_image, real *out);
 
 FC_DECLARE_IM2COL_PLANE(float, f32)
 FC_DECLARE_IM2COL_PLANE(double, f64)

@@ -136,6 +136,11 @@ NAMED_SHAPES = {
     "im2col-forward-padded-runs": ((2, 5, 7, 5), (70, 5, 3, 3), 1, 1),
     "im2col-forward-stride-w-2-odd-width": ((2, 5, 9, 31), (70, 5, 3, 3), (1, 2), 1),
     "im2col-forward-stride-2-even-width": ((2, 4, 12, 20), (70, 4, 3, 2), 2, (0, 1)),
+    # ... with that copy padded (zeros written out): rows longer than two AVX-512 vectors (whole vectors,
+    # then a masked tail), odd and even pad_w, and a pad wider than the split row's list of zeros holds
+    "im2col-forward-stride-2-wide-rows": ((2, 3, 9, 70), (70, 3, 3, 3), 2, (1, 3)),
+    "im2col-forward-stride-2-even-pad": ((3, 2, 8, 33), (70, 2, 3, 5), 2, 2),
+    "im2col-forward-stride-2-wide-pad": ((2, 2, 6, 7), (70, 2, 3, 19), 2, (1, 9)),
 }
 
 
@@ -146,6 +151,30 @@ def test_named_shapes(name, dtype, numerics):
     x, weight, bias = random_args(x_shape, w_shape)
     check_forward(numerics, x, weight, bias, stride, padding, dtype)
     check_backward(numerics, x, weight, stride, padding, dtype)
+
+
+STRIDE_2_PADDINGS = [(1, 1), (0, 1), (2, 3), (1, 9)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding", STRIDE_2_PADDINGS)
+def test_im2col_stride_2_padding_equals_a_padded_input_bitwise(padding, dtype, numerics):
+    """The fused im2col forward writes stride-2 padding out in its copy of each image; the sums are
+    those of the same convolution on an input padded beforehand, bit for bit, at every SIMD level and
+    thread count (widths: whole AVX-512 vectors plus a masked tail, and odd)."""
+    x, weight, bias = (as_dtype(a, dtype) for a in random_args((3, 5, 11, 37), (70, 5, 3, 5)))
+    padded = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    threads = fc.get_num_threads()
+    try:
+        for level in SIMD_LEVELS:
+            for count in (1, 2):
+                fc.set_num_threads(count)
+                with numerics.simd_env(level):
+                    y = fc.conv2d(x, weight, bias, 2, padding, algo="im2col")
+                    y_padded_input = fc.conv2d(padded, weight, bias, 2, 0, algo="im2col")
+                np.testing.assert_array_equal(y, y_padded_input, err_msg=f"simd={level} threads={count}")
+    finally:
+        fc.set_num_threads(threads)
 
 
 # ---- memory layouts and array-likes --------------------------------------------------------------

@@ -66,8 +66,15 @@ def layouts(array):
             "list": array.tolist()}
 
 
+# ... and B read in place (contiguous rows) against B packed (other layouts) up to one MC block of A
+# (144 rows with f32 AVX-512) and past it, right edges of a panel, and A's last panel of 1-5 rows
+# packed from contiguous rows (with K not a multiple of 4)
+LAYOUT_SHAPES = [(6, 784, 25), (16, 100, 150), (19, 129, 70), (1, 65, 3), (7, 1, 9), (64, 256, 288),
+                 (50, 121, 225), (144, 70, 33), (145, 70, 33), (23, 100, 10), (4, 9, 11)]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, n, k", [(6, 784, 25), (16, 100, 150), (19, 129, 70), (1, 65, 3), (7, 1, 9)])
+@pytest.mark.parametrize("m, n, k", LAYOUT_SHAPES)
 def test_gemm_result_does_not_depend_on_the_operands_layout(m, n, k, dtype):
     a, b = operands(m, n, k, dtype)
     expected = fc.gemm(a, b)
