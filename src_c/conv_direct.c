@@ -199,6 +199,28 @@ static void FC_FN(scratch_free)(FC_FN(fc_direct_scratch) *scratch)
     free(scratch->zero_row);
 }
 
+/* Copy `rows` image rows of `width` elements, from rows from_row_step apart to rows to_row_step apart, as
+ * loops (FC_INLINE_LOOPS): a memcpy call per row of 10-28 elements cost more than the copy. */
+static FC_INLINE_LOOPS void FC_FN(copy_rows)(real *to, fc_index to_row_step, const real *from,
+                                             fc_index from_row_step, fc_index rows, fc_index width)
+{
+    for (fc_index h = 0; h < rows; h++)
+        for (fc_index i = 0; i < width; i++)
+            to[h * to_row_step + i] = from[h * from_row_step + i];
+}
+
+/* One row of `total` elements: `before` zeros, the `width` elements of from, zeros to the end (as loops). */
+static FC_INLINE_LOOPS void FC_FN(copy_padded_row)(real *to, const real *from, fc_index before, fc_index width,
+                                                   fc_index total)
+{
+    for (fc_index i = 0; i < before; i++)
+        to[i] = 0;
+    for (fc_index i = 0; i < width; i++)
+        to[before + i] = from[i];
+    for (fc_index i = before + width; i < total; i++)
+        to[i] = 0;
+}
+
 /* ---- forward vectorised over output channels (kvec) -------------------------------------------- */
 
 /* Weights packed for the vectorised kernels: [block][c'][r][s][block_width] (zero past out_ch), then
@@ -236,9 +258,8 @@ static void FC_FN(kvec_copy_padded)(const fc_conv_shape *sh, const fc_kvec_geome
                                     real *padded)
 {
     for (fc_index c = 0; c < sh->in_channels; c++)
-        for (fc_index h = 0; h < sh->in_h; h++)
-            memcpy(padded + c * geo->in_channel_step + (h + sh->pad_h) * geo->in_row_step + sh->pad_w,
-                   in + (c * sh->in_h + h) * sh->in_w, (size_t)sh->in_w * sizeof(real));
+        FC_FN(copy_rows)(padded + c * geo->in_channel_step + sh->pad_h * geo->in_row_step + sh->pad_w,
+                         geo->in_row_step, in + c * sh->in_h * sh->in_w, sh->in_w, sh->in_h, sh->in_w);
 }
 
 static int FC_FN(forward_kvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc_conv_shape *sh,
@@ -319,9 +340,8 @@ static int FC_FN(run_wvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const fc
                 continue;
             const real *src = in + n * in_image;
             for (fc_index c = 0; c < geo->channels; c++)
-                for (fc_index h = 0; h < geo->in_h; h++)
-                    memcpy(padded + c * geo->in_channel_step + (pad_rows + h) * geo->in_row_step + pad_w,
-                           src + (c * geo->in_h + h) * in_w, (size_t)in_w * sizeof(real));
+                FC_FN(copy_rows)(padded + c * geo->in_channel_step + pad_rows * geo->in_row_step + pad_w,
+                                 geo->in_row_step, src + c * geo->in_h * in_w, in_w, geo->in_h, in_w);
             if (rows_kernel)
                 FC_DIRECT_SIMD(plan, fc_wrows_image)(geo, padded, packed, bias, out + n * out_image);
             else
@@ -397,8 +417,7 @@ static void FC_FN(kvgw_copy_chunk)(const fc_conv_shape *sh, const fc_kvgw_layout
         for (fc_index c = share->c_lo; c < share->c_hi; c++) {
             const real *src = x_chunk + (n * sh->in_channels + c) * sh->in_h * sh->in_w;
             real *dst = xpad + (n * copied + c - share->c_lo) * lay->channel_step + sh->pad_h * row_step + sh->pad_w;
-            for (fc_index h = 0; h < sh->in_h; h++)
-                memcpy(dst + h * row_step, src + h * sh->in_w, (size_t)sh->in_w * sizeof(real));
+            FC_FN(copy_rows)(dst, row_step, src, sh->in_w, sh->in_h, sh->in_w);
         }
 }
 
@@ -588,10 +607,8 @@ static int FC_FN(grad_w_wvgw)(const fc_ctx *ctx, const fc_conv_plan *plan, const
             #pragma omp for schedule(static)
             for (fc_index row = 0; row < (grad_w != NULL ? count * channels * sh->in_h : 0); row++) {
                 real *xr_row = xr + row * row_step;   /* pad_w zeros, the row, zeros up to row_step */
-                memset(xr_row, 0, (size_t)sh->pad_w * sizeof(real));
-                memcpy(xr_row + sh->pad_w, x + (first * channels * sh->in_h + row) * sh->in_w,
-                       (size_t)sh->in_w * sizeof(real));
-                memset(xr_row + sh->pad_w + sh->in_w, 0, (size_t)(row_step - sh->pad_w - sh->in_w) * sizeof(real));
+                FC_FN(copy_padded_row)(xr_row, x + (first * channels * sh->in_h + row) * sh->in_w, sh->pad_w,
+                                       sh->in_w, row_step);
             }
             #pragma omp for schedule(static)
             for (fc_index unit = 0; unit < chunks * units; unit++) {

@@ -5,6 +5,7 @@
  */
 #if !defined(FC_TEMPLATE_PASS)
 #include "conv_direct.h"
+#include "fc_compiler.h"
 
 #define FC_SIMD_TEMPLATE_FILE "conv_direct_grad_w.c"
 #include "simd_template.h"
@@ -129,14 +130,17 @@ FCV_FN(kvgw_task_rows)(const fc_kvgw_geometry *geo, const real *x_chunk, const r
                 for (int v = 0; v < kv; v++)
                     dy[v] = fcv_loadu(dy_pix + v * dyt_vector_step);
                 #pragma GCC unroll 7
-                for (int i = 0; i < rows; i++)
+                for (int i = 0; i < rows; i++) {
+                    const real *x_row = x_pix + i * x_row_step;
+                    FC_OPAQUE_PTR(x_row);
                     #pragma GCC unroll 7
                     for (int s = 0; s < taps_w; s++) {
-                        const fcv_vec x_vec = fcv_set1(x_pix[i * x_row_step + s]);
+                        const fcv_vec x_vec = fcv_set1(x_row[s]);
                         #pragma GCC unroll 2
                         for (int v = 0; v < kv; v++)
                             acc[v][i][s] = fcv_fmadd(x_vec, dy[v], acc[v][i][s]);
                     }
+                }
                 dy_pix += FCV_LANES;
                 x_pix += x_pix_step;
             }

@@ -4,6 +4,7 @@
  */
 #if !defined(FC_TEMPLATE_PASS)
 #include "conv_direct.h"
+#include "fc_compiler.h"
 
 #define FC_KVEC_MAX_COLS 12       /* output columns per register block */
 
@@ -33,13 +34,42 @@
 #define FC_KVEC_K_VECTORS \
     (FC_VEC_LEVEL == FC_VEC_AVX512 ? FC_PLAN_KVEC_CHANNEL_VECTORS_AVX512 : FC_PLAN_KVEC_CHANNEL_VECTORS_AVX2)
 
+/* Store a block's accumulators into the `lanes` output planes at y (the block's first pixel of its first
+ * plane): each row's pixels, FCV_LANES at a time, transposed in registers so that a vector holds one
+ * channel's run of pixels, then stored as one (partial) vector per channel. */
 static inline __attribute__((always_inline)) FCV_TARGET void
-FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, const real *bias,
-                   real *tile, const int kv, const int rows, const int cols)
+FCV_FN(kvec_store_block)(fcv_vec acc[FC_KVEC_K_VECTORS][FC_KVEC_ROWS][FC_KVEC_MAX_COLS], const int lanes,
+                         const int kv, const int rows, const int cols, fc_index out_plane, fc_index out_w, real *y)
+{
+    #pragma GCC unroll 2
+    for (int v = 0; v < kv; v++)
+        #pragma GCC unroll 2
+        for (int i = 0; i < rows; i++)
+            #pragma GCC unroll 2
+            for (int j0 = 0; j0 < cols; j0 += FCV_LANES) {
+                const int count = cols - j0 < FCV_LANES ? cols - j0 : FCV_LANES;
+                fcv_vec pixels[FCV_LANES];
+                #pragma GCC unroll 16
+                for (int q = 0; q < FCV_LANES; q++)
+                    pixels[q] = q < count ? acc[v][i][j0 + q] : fcv_set1(0);
+                FCV_FN(transpose)(pixels);
+                real *at = y + v * FCV_LANES * out_plane + i * out_w + j0;
+                #pragma GCC unroll 16
+                for (int lane = 0; lane < FCV_LANES; lane++)
+                    if (v * FCV_LANES + lane < lanes)
+                        FCV_FN(store_first)(at + lane * out_plane, pixels[lane], count);
+            }
+}
+
+/* One block: kv vectors of output channels x rows x cols output pixels (compile-time constants after
+ * inlining), written to the planes at y. col_step is stride_w, a constant 1 in the unit-stride case. */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, const real *bias, const int lanes,
+                   const int kv, const int rows, const int cols, const fc_index col_step, real *y)
 {
     const fc_index channels = geo->channels, kernel_h = geo->kernel_h, kernel_w = geo->kernel_w;
     const fc_index in_channel_step = geo->in_channel_step, in_row_step = geo->in_row_step;
-    const fc_index block_row_step = geo->block_row_step, wt_tap_step = geo->k_pad, col_step = geo->stride_w;
+    const fc_index block_row_step = geo->block_row_step, wt_tap_step = geo->k_pad;
     fcv_vec acc[FC_KVEC_K_VECTORS][FC_KVEC_ROWS][FC_KVEC_MAX_COLS];
     #pragma GCC unroll 2
     for (int v = 0; v < kv; v++) {
@@ -52,7 +82,10 @@ FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, 
     }
     for (fc_index c = 0; c < channels; c++) {
         for (fc_index r = 0; r < kernel_h; r++) {
-            const real *in_row = in + c * in_channel_step + r * in_row_step;
+            const real *in_rows[FC_KVEC_ROWS];
+            #pragma GCC unroll 2
+            for (int i = 0; i < rows; i++)
+                in_rows[i] = in + c * in_channel_step + r * in_row_step + i * block_row_step;
             for (fc_index s = 0; s < kernel_w; s++) {
                 fcv_vec w_vec[FC_KVEC_K_VECTORS];
                 #pragma GCC unroll 2
@@ -60,42 +93,39 @@ FCV_FN(kvec_block)(const fc_kvec_geometry *geo, const real *in, const real *wt, 
                     w_vec[v] = fcv_loadu(wt + v * FCV_LANES);
                 wt += wt_tap_step;
                 #pragma GCC unroll 2
-                for (int i = 0; i < rows; i++)
+                for (int i = 0; i < rows; i++) {
+                    const real *tap = in_rows[i] + s;
+                    FC_OPAQUE_PTR(tap);
                     #pragma GCC unroll 12
                     for (int j = 0; j < cols; j++) {
-                        const fcv_vec x_vec = fcv_set1(in_row[i * block_row_step + j * col_step + s]);
+                        const fcv_vec x_vec = fcv_set1(tap[j * col_step]);
                         #pragma GCC unroll 2
                         for (int v = 0; v < kv; v++)
                             acc[v][i][j] = fcv_fmadd(x_vec, w_vec[v], acc[v][i][j]);
                     }
+                }
             }
         }
     }
-    /* tile[pixel (i, j)][kv * FCV_LANES channels] */
-    #pragma GCC unroll 2
-    for (int i = 0; i < rows; i++)
-        #pragma GCC unroll 12
-        for (int j = 0; j < cols; j++)
-            #pragma GCC unroll 2
-            for (int v = 0; v < kv; v++)
-                fcv_storeu(tile + ((i * cols + j) * kv + v) * FCV_LANES, acc[v][i][j]);
+    FCV_FN(kvec_store_block)(acc, lanes, kv, rows, cols, geo->out_h * geo->out_w, geo->out_w, y);
 }
 
 /* One block of kv (1 or FC_KVEC_K_VECTORS) channel vectors x `rows` (FC_KVEC_ROWS or 1) x `cols`
  * pixels, each a compile-time constant per case. Two-vector blocks have at most 6 columns (kvec_image
  * asks for FC_KVEC_MAX_COLS / kv), so their cases above 6 are never reached; the clamp keeps the
  * accumulators within the register budget in the code the compiler generates for them. */
-static FCV_TARGET void FCV_FN(kvec_block_dispatch)(const fc_kvec_geometry *geo, const real *in, const real *wt,
-                                                   const real *bias, real *tile, int kv, int rows, int cols)
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(kvec_block_cases)(const fc_kvec_geometry *geo, const real *in, const real *wt, const real *bias, int lanes,
+                         int kv, int rows, int cols, const fc_index col_step, real *y)
 {
-#define FC_KVEC_CASE(n)                                                                          \
-    case n:                                                                                      \
-        if (kv == 2 && FC_KVEC_K_VECTORS == 2)                                                   \
-            FCV_FN(kvec_block)(geo, in, wt, bias, tile, FC_KVEC_K_VECTORS, 1, n <= 6 ? n : 6);   \
-        else if (rows == FC_KVEC_ROWS)                                                           \
-            FCV_FN(kvec_block)(geo, in, wt, bias, tile, 1, FC_KVEC_ROWS, n);                     \
-        else                                                                                     \
-            FCV_FN(kvec_block)(geo, in, wt, bias, tile, 1, 1, n);                                \
+#define FC_KVEC_CASE(n)                                                                                  \
+    case n:                                                                                              \
+        if (kv == 2 && FC_KVEC_K_VECTORS == 2)                                                           \
+            FCV_FN(kvec_block)(geo, in, wt, bias, lanes, FC_KVEC_K_VECTORS, 1, n <= 6 ? n : 6, col_step, y); \
+        else if (rows == FC_KVEC_ROWS)                                                                   \
+            FCV_FN(kvec_block)(geo, in, wt, bias, lanes, 1, FC_KVEC_ROWS, n, col_step, y);               \
+        else                                                                                             \
+            FCV_FN(kvec_block)(geo, in, wt, bias, lanes, 1, 1, n, col_step, y);                          \
         break;
     switch (cols) {
     FC_KVEC_CASE(1) FC_KVEC_CASE(2) FC_KVEC_CASE(3) FC_KVEC_CASE(4) FC_KVEC_CASE(5) FC_KVEC_CASE(6)
@@ -105,38 +135,23 @@ static FCV_TARGET void FCV_FN(kvec_block_dispatch)(const fc_kvec_geometry *geo, 
 #undef FC_KVEC_CASE
 }
 
-/* Scatter a block's tile (pixel-major: `rows` x `cols` pixels of kv vectors) into the `lanes` output
- * planes at y (the block's first pixel of its first plane). A full group of channels goes pixel by pixel
- * with the lane loop unrolled, because the short row and column loops run lane by lane cost a quarter of
- * LeNet C3's forward. */
-static inline __attribute__((always_inline)) FCV_TARGET void
-FCV_FN(kvec_store_tile)(const real *tile, int lanes, int kv, int rows, int cols, fc_index out_plane,
-                        fc_index out_w, real *y)
+/* Unit column stride, the common case, as a constant: the block's input columns are then fixed offsets
+ * from its row pointers, where a run-time stride needs a general register per column. */
+static FCV_TARGET void FCV_FN(kvec_block_dispatch)(const fc_kvec_geometry *geo, const real *in, const real *wt,
+                                                   const real *bias, int lanes, int kv, int rows, int cols,
+                                                   real *y)
 {
-    const int pixel_step = kv * FCV_LANES;
-    if (lanes == FC_KVEC_K_VECTORS * FCV_LANES) {
-        for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++) {
-                const real *pixel = tile + (i * cols + j) * pixel_step;
-                real *y_pixel = y + i * out_w + j;
-                #pragma GCC unroll 32
-                for (int lane = 0; lane < FC_KVEC_K_VECTORS * FCV_LANES; lane++)
-                    y_pixel[lane * out_plane] = pixel[lane];
-            }
-        return;
-    }
-    for (int lane = 0; lane < lanes; lane++)
-        for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++)
-                y[lane * out_plane + i * out_w + j] = tile[(i * cols + j) * pixel_step + lane];
+    if (geo->stride_w == 1)
+        FCV_FN(kvec_block_cases)(geo, in, wt, bias, lanes, kv, rows, cols, 1, y);
+    else
+        FCV_FN(kvec_block_cases)(geo, in, wt, bias, lanes, kv, rows, cols, geo->stride_w, y);
 }
 
 /* All output planes of one image. `in` is the (padded) image, wt/bias the packed weights and bias;
- * y_image is the image's K x out_h x out_w output. Each block's tile is transposed into the planes. */
+ * y_image is the image's K x out_h x out_w output. */
 FCV_TARGET void FCV_FN(fc_kvec_image)(const fc_kvec_geometry *geo, const real *in, const real *wt,
                                       const real *bias, real *y_image)
 {
-    real tile[FC_KVEC_ROWS * FC_KVEC_MAX_COLS * FCV_LANES];   /* = the pixels x lanes of any block */
     const fc_index out_h = geo->out_h, out_w = geo->out_w, out_plane = out_h * out_w;
     const fc_index k_step = FC_KVEC_K_VECTORS * FCV_LANES;
     for (fc_index k0 = 0; k0 < geo->out_channels; k0 += k_step) {
@@ -148,9 +163,8 @@ FCV_TARGET void FCV_FN(fc_kvec_image)(const fc_kvec_geometry *geo, const real *i
             for (fc_index ow0 = 0; ow0 < out_w; ow0 += cols_max) {
                 const int cols = (int)(out_w - ow0 < cols_max ? out_w - ow0 : cols_max);
                 FCV_FN(kvec_block_dispatch)(geo, in + oh0 * geo->block_row_step + ow0 * geo->stride_w, wt + k0,
-                                            bias + k0, tile, kv, rows, cols);
-                FCV_FN(kvec_store_tile)(tile, lanes, kv, rows, cols, out_plane, out_w,
-                                        y_image + k0 * out_plane + oh0 * out_w + ow0);
+                                            bias + k0, lanes, kv, rows, cols,
+                                            y_image + k0 * out_plane + oh0 * out_w + ow0);
             }
         }
     }

@@ -22,7 +22,7 @@
  * horizontal padding is in the copied image. Per output element the sum runs bias, then c, r, s. */
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(wvec_block)(const fc_wvec_geometry *geo, const real *in, const real *wp, const real *bias,
-                   fc_index oh, fc_index ow0, real *tile, const int nv)
+                   fc_index oh, fc_index ow0, fc_index kb_count, fc_index cols, real *y_block, const int nv)
 {
     const fc_index kernel_h = geo->kernel_h, kernel_w = geo->kernel_w;
     const fc_index ih0 = oh * geo->stride_h - geo->pad_h;
@@ -53,20 +53,27 @@ FCV_FN(wvec_block)(const fc_wvec_geometry *geo, const real *in, const real *wp, 
             }
         }
     }
+    /* straight into the block's valid channels and columns (the last vector in part) */
+    const fc_index out_plane = geo->out_h * geo->out_w;
+    const int last_lanes = (int)(cols - (nv - 1) * FCV_LANES);
     #pragma GCC unroll 6
-    for (int kb = 0; kb < FC_WVEC_CHANNELS; kb++)
+    for (int kb = 0; kb < FC_WVEC_CHANNELS; kb++) {
+        if (kb >= kb_count)
+            break;
+        real *y_row = y_block + kb * out_plane;
         #pragma GCC unroll 2
-        for (int v = 0; v < nv; v++)
-            fcv_storeu(tile + (kb * FC_WVEC_VECTORS + v) * FCV_LANES, acc[kb][v]);
+        for (int v = 0; v < nv - 1; v++)
+            fcv_storeu(y_row + v * FCV_LANES, acc[kb][v]);
+        FCV_FN(store_first)(y_row + (nv - 1) * FCV_LANES, acc[kb][nv - 1], last_lanes);
+    }
 }
 
 /* All output planes of one image: blocks of FC_WVEC_CHANNELS channels x (1 or FC_WVEC_VECTORS vectors) of each
- * output row, copied from the tile into y_image's valid channels and columns. wp: the packed weights,
+ * output row, stored into y_image's valid channels and columns. wp: the packed weights,
  * then FC_WVEC_CHANNELS biases per block (zero past out_channels), as pack_weights lays them out. */
 FCV_TARGET void FCV_FN(fc_wvec_image)(const fc_wvec_geometry *geo, const real *in, const real *wp,
                                       const real *bias, real *y_image)
 {
-    real tile[FC_WVEC_CHANNELS * FC_WVEC_VECTORS * FCV_LANES];
     const fc_index out_h = geo->out_h, out_w = geo->out_w, out_plane = out_h * out_w;
     const fc_index taps = geo->channels * geo->kernel_h * geo->kernel_w;
     for (fc_index k0 = 0; k0 < geo->out_channels; k0 += FC_WVEC_CHANNELS) {
@@ -76,16 +83,12 @@ FCV_TARGET void FCV_FN(fc_wvec_image)(const fc_wvec_geometry *geo, const real *i
         for (fc_index oh = 0; oh < out_h; oh++) {
             for (fc_index ow0 = 0; ow0 < out_w; ow0 += FC_WVEC_VECTORS * FCV_LANES) {
                 const fc_index cols = out_w - ow0 < FC_WVEC_VECTORS * FCV_LANES ? out_w - ow0 : FC_WVEC_VECTORS * FCV_LANES;
+                real *y_block = y_image + k0 * out_plane + oh * out_w + ow0;
                 if (cols > FCV_LANES)
-                    FCV_FN(wvec_block)(geo, in, wp_block, bias_block, oh, ow0, tile, FC_WVEC_VECTORS);
+                    FCV_FN(wvec_block)(geo, in, wp_block, bias_block, oh, ow0, kb_count, cols, y_block,
+                                       FC_WVEC_VECTORS);
                 else
-                    FCV_FN(wvec_block)(geo, in, wp_block, bias_block, oh, ow0, tile, 1);
-                for (fc_index kb = 0; kb < kb_count; kb++) {
-                    real *y_row = y_image + (k0 + kb) * out_plane + oh * out_w + ow0;
-                    const real *t = tile + kb * FC_WVEC_VECTORS * FCV_LANES;   /* vectors v are consecutive */
-                    for (fc_index j = 0; j < cols; j++)
-                        y_row[j] = t[j];
-                }
+                    FCV_FN(wvec_block)(geo, in, wp_block, bias_block, oh, ow0, kb_count, cols, y_block, 1);
             }
         }
     }

@@ -14,6 +14,16 @@
 #define FC_INLINE_LOOPS
 #endif
 
+/* `ptr`, with its value hidden from the optimiser: a register-blocked kernel that reads fixed offsets
+ * from it each iteration then keeps them as offsets of one base register, where GCC otherwise carries
+ * loaded inputs over to the next iteration (predictive commoning) or gives each offset a register of
+ * its own (induction variables), both of which spill once a block has 20 or more accumulators. */
+#if defined(__GNUC__)
+#define FC_OPAQUE_PTR(ptr) __asm__("" : "+r"(ptr))
+#else
+#define FC_OPAQUE_PTR(ptr) ((void)0)
+#endif
+
 /* This thread's number in the enclosing parallel region, and the region's team size (0 and 1 outside one,
  * or built without OpenMP). */
 #ifdef _OPENMP

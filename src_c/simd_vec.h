@@ -11,7 +11,7 @@
  *   fcv_load_mask (masked-off lanes read as 0 and are not touched in memory) / fcv_store_mask /
  *   fcv_keep_mask (the other lanes zeroed) / fcv_reduce (horizontal sum in a fixed order)
  *   FCV_FN(lane_mask)(lo, hi), FCV_FN(store_first)(ptr, v, count), FCV_FN(shifted)(lo, hi, rem),
- *   FCV_SHIFT_LOADS(taps)
+ *   FCV_FN(transpose)(rows) (FCV_LANES vectors, transposed in place), FCV_SHIFT_LOADS(taps)
  * Included with FC_VEC_LEVEL undefined, it drops the vocabulary again. It has no include guard: a file
  * includes it once per level and type (the direct kernels through simd_template.h; gemm_kernels.c
  * around its AVX2 and its AVX-512 micro-kernels).
@@ -252,6 +252,77 @@ static inline __attribute__((always_inline)) FCV_TARGET fcv_vec FCV_FN(shifted)(
 }
 #undef FCV_SHIFT_CASE
 #undef FCV_SHIFT_CASES4
+
+/* Transpose the FCV_LANES x FCV_LANES matrix whose row q is rows[q], in place (lane c of rows[q] becomes
+ * lane q of rows[c]), with in-register shuffles: unpacks within 128-bit chunks, then moves of whole
+ * chunks. Rows that are constant zero fold away. */
+static inline __attribute__((always_inline)) FCV_TARGET void FCV_FN(transpose)(fcv_vec *rows)
+{
+#if FC_VEC_LEVEL == FC_VEC_AVX512 && FC_IS_F32
+    __m512 pair[16], quad[16];
+    for (int q = 0; q < 16; q += 2) {
+        pair[q] = _mm512_unpacklo_ps(rows[q], rows[q + 1]);
+        pair[q + 1] = _mm512_unpackhi_ps(rows[q], rows[q + 1]);
+    }
+    /* quad[4g + m], 128-bit chunk l: column 4l + m of rows 4g .. 4g + 3 */
+    for (int g = 0; g < 16; g += 4) {
+        quad[g] = _mm512_shuffle_ps(pair[g], pair[g + 2], 0x44);
+        quad[g + 1] = _mm512_shuffle_ps(pair[g], pair[g + 2], 0xEE);
+        quad[g + 2] = _mm512_shuffle_ps(pair[g + 1], pair[g + 3], 0x44);
+        quad[g + 3] = _mm512_shuffle_ps(pair[g + 1], pair[g + 3], 0xEE);
+    }
+    for (int m = 0; m < 4; m++) {
+        const __m512 even01 = _mm512_shuffle_f32x4(quad[m], quad[4 + m], 0x88);
+        const __m512 odd01 = _mm512_shuffle_f32x4(quad[m], quad[4 + m], 0xDD);
+        const __m512 even23 = _mm512_shuffle_f32x4(quad[8 + m], quad[12 + m], 0x88);
+        const __m512 odd23 = _mm512_shuffle_f32x4(quad[8 + m], quad[12 + m], 0xDD);
+        rows[m] = _mm512_shuffle_f32x4(even01, even23, 0x88);
+        rows[8 + m] = _mm512_shuffle_f32x4(even01, even23, 0xDD);
+        rows[4 + m] = _mm512_shuffle_f32x4(odd01, odd23, 0x88);
+        rows[12 + m] = _mm512_shuffle_f32x4(odd01, odd23, 0xDD);
+    }
+#elif FC_VEC_LEVEL == FC_VEC_AVX512
+    __m512d pair[8];
+    /* pair[2g + m], 128-bit chunk l: column 2l + m of rows 2g, 2g + 1 */
+    for (int q = 0; q < 8; q += 2) {
+        pair[q] = _mm512_unpacklo_pd(rows[q], rows[q + 1]);
+        pair[q + 1] = _mm512_unpackhi_pd(rows[q], rows[q + 1]);
+    }
+    for (int m = 0; m < 2; m++) {
+        const __m512d even01 = _mm512_shuffle_f64x2(pair[m], pair[2 + m], 0x88);
+        const __m512d odd01 = _mm512_shuffle_f64x2(pair[m], pair[2 + m], 0xDD);
+        const __m512d even23 = _mm512_shuffle_f64x2(pair[4 + m], pair[6 + m], 0x88);
+        const __m512d odd23 = _mm512_shuffle_f64x2(pair[4 + m], pair[6 + m], 0xDD);
+        rows[m] = _mm512_shuffle_f64x2(even01, even23, 0x88);
+        rows[4 + m] = _mm512_shuffle_f64x2(even01, even23, 0xDD);
+        rows[2 + m] = _mm512_shuffle_f64x2(odd01, odd23, 0x88);
+        rows[6 + m] = _mm512_shuffle_f64x2(odd01, odd23, 0xDD);
+    }
+#elif FC_IS_F32
+    __m256 pair[8], quad[8];
+    for (int q = 0; q < 8; q += 2) {
+        pair[q] = _mm256_unpacklo_ps(rows[q], rows[q + 1]);
+        pair[q + 1] = _mm256_unpackhi_ps(rows[q], rows[q + 1]);
+    }
+    for (int g = 0; g < 8; g += 4) {
+        quad[g] = _mm256_shuffle_ps(pair[g], pair[g + 2], 0x44);
+        quad[g + 1] = _mm256_shuffle_ps(pair[g], pair[g + 2], 0xEE);
+        quad[g + 2] = _mm256_shuffle_ps(pair[g + 1], pair[g + 3], 0x44);
+        quad[g + 3] = _mm256_shuffle_ps(pair[g + 1], pair[g + 3], 0xEE);
+    }
+    for (int m = 0; m < 4; m++) {
+        rows[m] = _mm256_permute2f128_ps(quad[m], quad[4 + m], 0x20);
+        rows[4 + m] = _mm256_permute2f128_ps(quad[m], quad[4 + m], 0x31);
+    }
+#else
+    const __m256d pair0 = _mm256_unpacklo_pd(rows[0], rows[1]), pair1 = _mm256_unpackhi_pd(rows[0], rows[1]);
+    const __m256d pair2 = _mm256_unpacklo_pd(rows[2], rows[3]), pair3 = _mm256_unpackhi_pd(rows[2], rows[3]);
+    rows[0] = _mm256_permute2f128_pd(pair0, pair2, 0x20);
+    rows[2] = _mm256_permute2f128_pd(pair0, pair2, 0x31);
+    rows[1] = _mm256_permute2f128_pd(pair1, pair3, 0x20);
+    rows[3] = _mm256_permute2f128_pd(pair1, pair3, 0x31);
+#endif
+}
 
 /* Vectors loaded per output column vector to build the shifted x vectors of taps 0 .. S - 1. */
 #define FCV_SHIFT_LOADS(taps_w) (((taps_w) - 1) / FCV_LANES + 2)

@@ -383,6 +383,9 @@ int main(int argc, char **argv)
         make_shape(2, 1, 12, 45, 4, 2, 3, 1, 1, 1, 2),     /* wvec rows grad_x: R 2, 2 column blocks */
         make_shape(3, 2, 9, 11, 5, 7, 1, 1, 1, 3, 0),      /* wvec rows grad_x: C 2, R 7 */
         make_shape(2, 1, 10, 8, 3, 1, 1, 1, 1, 0, 0),      /* wvec rows: R 1 (one-row blocks) */
+        make_shape(2, 2, 7, 31, 33, 3, 3, 1, 1, 1, 1),     /* kvec: rows of 31 (12+12+7), a last group of 1 */
+        make_shape(2, 4, 11, 15, 12, 3, 3, 1, 1, 0, 0),    /* kvec: 12 channels, out 9 x 13 (a one-row block) */
+        make_shape(2, 3, 13, 29, 20, 3, 3, 1, 2, 1, 1),    /* kvec: stride_w 2 (run-time column step) */
     };
     const int fixed_count = (int)(sizeof fixed / sizeof fixed[0]);
     for (int i = 0; i < fixed_count; i++)
