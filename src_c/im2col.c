@@ -379,25 +379,22 @@ FC_FN(split_rows_portable)(const FC_FN(split_plan) *plan, const real *x_rows, fc
     }                                                                                             \
 }
 
+/* split_rows at the level simd_vec.h was last included for: the signature once, the body above. */
+#define FC_IM2COL_SPLIT_ROWS_AT_LEVEL                                                                    \
+    static FCV_TARGET FC_INLINE_LOOPS void FCV_FN(split_rows)(const FC_FN(split_plan) *plan,            \
+        const real *restrict x_rows, fc_index avail, fc_index rows, fc_index in_w, fc_index pad,        \
+        fc_index width, fc_index ld_out, real *restrict out)                                            \
+    FC_IM2COL_SPLIT_ROWS_BODY
 #define FC_VEC_LEVEL FC_VEC_AVX2
 #include "simd_vec.h"
-static FCV_TARGET FC_INLINE_LOOPS void FCV_FN(split_rows)(const FC_FN(split_plan) *plan,
-                                                          const real *restrict x_rows, fc_index avail,
-                                                          fc_index rows, fc_index in_w, fc_index pad,
-                                                          fc_index width, fc_index ld_out,
-                                                          real *restrict out)
-FC_IM2COL_SPLIT_ROWS_BODY
+FC_IM2COL_SPLIT_ROWS_AT_LEVEL
 #undef FC_VEC_LEVEL
 #define FC_VEC_LEVEL FC_VEC_AVX512
 #include "simd_vec.h"
-static FCV_TARGET FC_INLINE_LOOPS void FCV_FN(split_rows)(const FC_FN(split_plan) *plan,
-                                                          const real *restrict x_rows, fc_index avail,
-                                                          fc_index rows, fc_index in_w, fc_index pad,
-                                                          fc_index width, fc_index ld_out,
-                                                          real *restrict out)
-FC_IM2COL_SPLIT_ROWS_BODY
+FC_IM2COL_SPLIT_ROWS_AT_LEVEL
 #undef FC_VEC_LEVEL
 #include "simd_vec.h"   /* (FC_VEC_LEVEL undefined: drops the vocabulary) */
+#undef FC_IM2COL_SPLIT_ROWS_AT_LEVEL
 #undef FC_IM2COL_SPLIT_ROWS_BODY
 #endif
 
