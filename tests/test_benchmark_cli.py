@@ -307,6 +307,19 @@ def test_markdown_page_keeps_the_hand_written_text(tmp_path, no_torch):
     assert new_page.read_text().startswith("# Performance\n\n" + begin)
 
 
+def test_recorded_command_names_no_private_path(tmp_path, monkeypatch):
+    """The page records the command with paths relative to the working directory, or as a bare file
+    name when they lie outside it, so a committed page never names the writer's own directories."""
+    monkeypatch.chdir(tmp_path)
+    inside = str(tmp_path / "docs" / "performance.md")
+    outside = os.path.join(os.path.dirname(str(tmp_path)), "elsewhere", "page.md")
+    assert command._command_line(["/venv/bin/fastconv", "bench", "--markdown", inside]) == \
+        "fastconv bench --markdown docs/performance.md"
+    assert command._command_line(["/venv/bin/fastconv", "bench", "--markdown", outside]) == \
+        "fastconv bench --markdown page.md"
+    assert command._command_line(["python", "-c"]) == "fastconv bench"
+
+
 # ---- the numpy baseline's BLAS kernel -------------------------------------------------------------
 
 def test_blas_overrides_are_warned_about():

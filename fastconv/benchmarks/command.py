@@ -1,5 +1,6 @@
 """`fastconv bench`: time every case, print the table as rows complete, optionally save JSON, a bar
 chart and the Markdown page (docs/performance.md)."""
+import os
 import shlex
 import sys
 
@@ -87,6 +88,19 @@ def _run_onnx(args):
     return 0
 
 
-def _command_line():
-    """The command as the user typed it (for the Markdown page), program name shortened to `fastconv`."""
-    return shlex.join(["fastconv"] + sys.argv[1:]) if sys.argv and "fastconv" in sys.argv[0] else "fastconv bench"
+def _command_line(argv=None):
+    """The command as the user typed it (for the Markdown page), program name shortened to `fastconv`
+    and absolute paths shown relative to the working directory, so the page names no private path."""
+    argv = sys.argv if argv is None else argv
+    if not argv or "fastconv" not in argv[0]:
+        return "fastconv bench"
+    return shlex.join(["fastconv"] + [_portable_path(arg) for arg in argv[1:]])
+
+
+def _portable_path(arg):
+    """`arg` relative to the working directory if it is an absolute path under it, its file name if
+    it is an absolute path elsewhere, otherwise unchanged."""
+    if not os.path.isabs(arg):
+        return arg
+    relative = os.path.relpath(arg, os.getcwd())
+    return relative if not relative.startswith("..") else os.path.basename(arg)
