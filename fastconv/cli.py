@@ -54,6 +54,9 @@ def _add_bench(subparsers):
     p.add_argument("--json", default=None, help="write the results as JSON here")
     p.add_argument("--threads", type=_positive_int, default=None, help="OpenMP threads (default: all cores)")
     p.add_argument("--plot", default=None, help="draw the table as a bar chart PNG (needs matplotlib)")
+    p.add_argument("--pairs", type=_positive_int, default=1, metavar="N",
+                   help="time fastconv and PyTorch (numpy.matmul for gemm) in N alternating blocks per case; "
+                        "each ratio is the median of the N per-pair ratios, with its min-max (default 1)")
     p.add_argument("--contention", action="store_true",
                    help="only LeNet-5 fit images/s idle vs beside one busy process it starts (and PyTorch's idle rate)")
     p.add_argument("--onnx", action="store_true",

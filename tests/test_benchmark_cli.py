@@ -228,6 +228,52 @@ def test_run_cases_rows_with_torch():
         assert row["torch_ratio"] == pytest.approx(row["fastconv_s"] / row["torch_s"])
 
 
+def test_pairs_alternate_blocks_and_take_the_median_of_paired_ratios(monkeypatch):
+    """--pairs N: fastconv and its comparisons alternate N times (the slow reference runs once) and a
+    ratio is the median of the per-pair ratios, not the ratio of the medians."""
+    per_impl = {"auto": iter([1.0, 2.0, 10.0]), "torch": iter([2.0, 1.0, 20.0]),
+                "reference": iter([50.0]), "fastconv": iter([1.0, 2.0, 10.0]), "numpy": iter([1.0, 4.0, 30.0])}
+    order = []
+
+    def fake_block(bench, impl, settings):
+        order.append(impl)
+        return next(per_impl[impl])
+
+    monkeypatch.setattr(timing, "_time_block", fake_block)
+    monkeypatch.setattr(impls, "prepare", lambda case, impl: impl)
+    settings = dataclasses.replace(TINY, pairs=3)
+    conv = catalogue.Case("conv2d-fwd", "tiny", CONV)
+    row = timing.run_case(conv, settings, torch_available=True, peak_gflops=None)
+    assert order == ["auto", "torch", "reference", "auto", "torch", "auto", "torch"]
+    assert row["fastconv_s"] == 2.0 and row["torch_s"] == 2.0
+    assert row["torch_ratio"] == 0.5 and row["torch_ratio_range"] == [0.5, 2.0]
+    assert row["speedup"] == 25.0 and "speedup_range" not in row
+    order.clear()
+    gemm = catalogue.Case("gemm", "5x7x6", catalogue.GemmShape(5, 6, 7))
+    row = timing.run_case(gemm, settings, torch_available=True, peak_gflops=None)
+    assert order == ["fastconv", "numpy"] * 3
+    assert row["speedup"] == 2.0 and row["speedup_range"] == [1.0, 3.0]
+    columns = report.table_columns(with_torch=True, paired=True)
+    headers = [c[0] for c in columns]
+    assert headers.index("speed-up min-max") == headers.index("speed-up") + 1
+    assert report.format_row(row, columns).split()[6] == "1.00-3.00"
+
+
+def test_cli_pairs_reach_the_settings(monkeypatch, capsys, no_torch):
+    seen = {}
+
+    def fake_run_cases(cases, settings, torch_available, peak, on_row=None):
+        seen["pairs"] = settings.pairs
+        return []
+
+    monkeypatch.setattr(timing, "run_cases", fake_run_cases)
+    monkeypatch.setattr(timing, "measure_peak", lambda settings: 1.0)
+    assert cli.main(["bench", "--quick", "--pairs", "3"]) == 0
+    assert seen["pairs"] == 3 and "3 alternating blocks" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--pairs", "0"])
+
+
 def test_table_has_one_aligned_line_per_row():
     rows = timing.run_cases(tiny_cases()[:3], TINY, False, 10.0)
     for with_torch in (False, True):

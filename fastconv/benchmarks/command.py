@@ -1,5 +1,6 @@
 """`fastconv bench`: time every case, print the table as rows complete, optionally save JSON, a bar
 chart and the Markdown page (docs/performance.md)."""
+import dataclasses
 import os
 import shlex
 import sys
@@ -26,11 +27,13 @@ def run_bench(args, cases=None, settings=None):
         return _run_onnx(args)
     cases = catalogue.default_cases() if cases is None else cases
     settings = settings or (timing.QUICK if args.quick else timing.FULL)
+    if getattr(args, "pairs", 1) > 1:
+        settings = dataclasses.replace(settings, pairs=args.pairs)
     torch = impls.load_torch()
     peak = timing.measure_peak(settings)
     info = machine.machine_info(peak, torch, settings.peak_size)
-    print("\n".join(report.preamble(info, cases)) + "\n", flush=True)
-    columns = report.table_columns(torch is not None, with_plan=impls.have_plan())
+    print("\n".join(report.preamble(info, cases, settings.pairs)) + "\n", flush=True)
+    columns = report.table_columns(torch is not None, with_plan=impls.have_plan(), paired=settings.pairs > 1)
     print(report.format_header(columns), flush=True)
     rows = timing.run_cases(cases, settings, torch is not None, peak,
                             on_row=lambda row: print(report.format_row(row, columns), flush=True))
@@ -38,7 +41,8 @@ def run_bench(args, cases=None, settings=None):
         _io.write_json(args.json, report.report(info, settings, rows))
         print(f"wrote {args.json}")
     if args.markdown:
-        section = report.markdown_section("table", info, report.table_body(info, cases, rows), _command_line())
+        section = report.markdown_section("table", info, report.table_body(info, cases, rows, settings.pairs),
+                                          _command_line())
         report.write_markdown(args.markdown, "table", section)
         print(f"wrote {args.markdown}")
     if plt is not None:

@@ -34,7 +34,20 @@ COLUMNS = [
     ("GFLOP/s", 8, lambda r: _num(r.get("gflops"), ".1f")),
     ("% peak", 7, lambda r: _num(r.get("peak_percent"), ".0f")),
 ]
-_TORCH_COLUMNS = ("torch ms", "fc/torch")
+_TORCH_COLUMNS = ("torch ms", "fc/torch", "fc/torch min-max")
+
+
+def _range(key):
+    """A ratio's min-max over the paired blocks (`fastconv bench --pairs N`), '-' for an unpaired row."""
+    def text(row):
+        low_high = row.get(key)
+        return "-" if not low_high else f"{low_high[0]:.2f}-{low_high[1]:.2f}"
+    return text
+
+
+# Shown after the ratio they qualify when a run times its blocks in pairs.
+PAIRED_COLUMNS = {"speed-up": ("speed-up min-max", 16, _range("speedup_range")),
+                  "fc/torch": ("fc/torch min-max", 16, _range("torch_ratio_range"))}
 
 
 def _kernels(row):
@@ -49,9 +62,15 @@ PLAN_COLUMN = ("kernels (auto)", 36, _kernels)
 _LEFT_ALIGNED = ("shape", "baseline", PLAN_COLUMN[0])
 
 
-def table_columns(with_torch, with_plan=False):
-    """The table's columns: without PyTorch no torch columns; the kernel names when conv2d_plan exists."""
-    columns = [c for c in COLUMNS if with_torch or c[0] not in _TORCH_COLUMNS]
+def table_columns(with_torch, with_plan=False, paired=False):
+    """The table's columns: without PyTorch no torch columns; the kernel names when conv2d_plan exists;
+    each ratio's min-max over the pairs when the blocks were timed in pairs."""
+    columns = []
+    for column in COLUMNS:
+        columns.append(column)
+        if paired and column[0] in PAIRED_COLUMNS:
+            columns.append(PAIRED_COLUMNS[column[0]])
+    columns = [c for c in columns if with_torch or c[0] not in _TORCH_COLUMNS]
     return columns + [PLAN_COLUMN] if with_plan else columns
 
 
@@ -68,9 +87,9 @@ def format_header(columns):
         f"{h:<{w}}" if h in _LEFT_ALIGNED else f"{h:>{w}}" for h, w, _ in rest)
 
 
-def format_table(rows, with_torch):
+def format_table(rows, with_torch, paired=False):
     """The whole table as text (the command prints it row by row as they are measured)."""
-    columns = table_columns(with_torch, with_plan=any("plan" in row for row in rows))
+    columns = table_columns(with_torch, with_plan=any("plan" in row for row in rows), paired=paired)
     return "\n".join([format_header(columns)] + [format_row(r, columns) for r in rows])
 
 
@@ -124,11 +143,14 @@ def machine_line(machine):
             f"{machine['threads']} of {machine['cores']} cores; numpy {machine['numpy']}; {torch_text}")
 
 
-def preamble(machine, cases):
+def preamble(machine, cases, pairs=1):
     """The lines above the table: what was measured on, what the short shape names and columns mean."""
+    timing_text = "median per call" if pairs == 1 else (
+        f"median per call over {pairs} alternating blocks of fastconv and PyTorch / numpy.matmul; "
+        f"ratios: median of the {pairs} per-pair ratios (min-max beside them)")
     return [
         machine_line(machine),
-        f"float32, median per call; % peak is of {machine['gemm_peak_basis']}: "
+        f"float32, {timing_text}; % peak is of {machine['gemm_peak_basis']}: "
         f"{machine['gemm_peak_gflops']:.1f} GFLOP/s",
         machine_module.describe_blas(machine["blas"]),
         *(f"WARNING: {text}" for text in machine["blas_warnings"]),
@@ -157,9 +179,9 @@ def markdown_section(kind, machine, body_lines, command):
     return "\n".join(lines) + "\n"
 
 
-def table_body(machine, cases, rows):
+def table_body(machine, cases, rows, pairs=1):
     """The lines `fastconv bench` prints: preamble, blank line, table."""
-    return preamble(machine, cases) + ["", format_table(rows, any("torch_s" in row for row in rows))]
+    return preamble(machine, cases, pairs) + ["", format_table(rows, any("torch_s" in row for row in rows), pairs > 1)]
 
 
 def write_markdown(path, kind, section):

@@ -2,7 +2,9 @@
 
 Each implementation of a case is timed in one block (rounds back to back), PyTorch next, the NumPy
 baselines last and then a settle pause, because OpenBLAS's threads keep spinning after a call and take
-the cores from the next OpenMP kernel. A round is timed with the standard library's timeit (one timer,
+the cores from the next OpenMP kernel. With `pairs` > 1 the blocks of fastconv and its comparisons
+(PyTorch; numpy.matmul for gemm) alternate `pairs` times and each ratio is the median of the per-pair
+ratios, with their range: on a shared host a slow minute then moves one pair, not the verdict. A round is timed with the standard library's timeit (one timer,
 garbage collection off during the round); the repeat policy (warm-up, rounds until a time budget or a
 round cap, median) is below because timeit's autorange would spend 0.2 s per round on every case.
 """
@@ -33,6 +35,7 @@ class Settings:
     min_round_s: float = 2e-3
     peak_size: int = PEAK_GEMM_SIZE
     settle_s: float = SETTLE_AFTER_BASELINE_S
+    pairs: int = 1
 
 
 QUICK = Settings(budget_s=0.2, max_rounds=15, baseline_max_rounds=2)
@@ -85,31 +88,53 @@ def run_case(case, settings, torch_available, peak_gflops):
            "fastconv_impl": main_impl, "baseline": baseline_impl}
     if case.family == "conv" and impls.have_plan():
         row["plan"] = impls.conv_plan(case.shape)
-    times = {}
-    for role, impl in (("fastconv", main_impl), ("torch", torch_impl), ("reference", baseline_impl)):
-        if impl is None or (impl == "torch" and not torch_available):
+    roles = [("fastconv", main_impl), ("torch", torch_impl if torch_available else None),
+             ("reference", baseline_impl)]
+    benches = {}
+    for role, impl in roles:
+        if impl is None:
             continue
         try:
-            bench = impls.prepare(case, impl)
+            benches[role] = (impl, impls.prepare(case, impl))
         except impls.Unavailable as exc:
             row[f"{role}_unavailable"] = str(exc)
-            continue
-        rounds = settings.baseline_max_rounds if impl in BASELINES else settings.max_rounds
-        timing = measure(bench, settings.budget_s, rounds, settings.min_round_s)
-        times[role] = timing["median_s"]
-        row[f"{role}_rounds"] = timing["rounds"]
-        if impl in BASELINES:
-            time.sleep(settings.settle_s)
-    return _fill_row(row, times, case.flops(), peak_gflops)
+    samples = {role: [] for role in benches}
+    for pair in range(settings.pairs):
+        for role, (impl, bench) in benches.items():
+            if pair > 0 and impl == "reference":
+                continue  # the reference is the slow oracle: one block, it decides no ratio that is paired
+            samples[role].append(_time_block(bench, impl, settings))
+    return _fill_row(row, samples, case.flops(), peak_gflops)
 
 
-def _fill_row(row, times, flops, peak_gflops):
+def _time_block(bench, impl, settings):
+    """One block of rounds of `bench`: its median seconds per call (a baseline is followed by the settle pause)."""
+    rounds = settings.baseline_max_rounds if impl in BASELINES else settings.max_rounds
+    timing = measure(bench, settings.budget_s, rounds, settings.min_round_s)
+    if impl in BASELINES:
+        time.sleep(settings.settle_s)
+    return timing["median_s"]
+
+
+def _paired_ratio(numerators, denominators):
+    """(median, min, max) of the ratios of blocks timed side by side, over the blocks both have."""
+    ratios = [a / b for a, b in zip(numerators, denominators) if a and b]
+    return (statistics.median(ratios), min(ratios), max(ratios)) if ratios else (None, None, None)
+
+
+def _fill_row(row, samples, flops, peak_gflops):
+    """The row's times (median over its blocks) and ratios (median of the paired blocks' ratios)."""
+    times = {role: statistics.median(values) for role, values in samples.items() if values}
     fast, ref, torch_s = times.get("fastconv"), times.get("reference"), times.get("torch")
     row["fastconv_s"], row["reference_s"] = fast, ref
     row["speedup"] = ref / fast if fast and ref else None
+    if len(samples.get("reference", [])) > 1:  # numpy.matmul: timed beside every block of fastconv
+        row["speedup"], *row["speedup_range"] = _paired_ratio(samples["reference"], samples["fastconv"])
     if torch_s is not None:
         row["torch_s"] = torch_s
-        row["torch_ratio"] = fast / torch_s if fast else None  # < 1: fastconv is faster
+        row["torch_ratio"], low, high = _paired_ratio(samples["fastconv"], samples["torch"])  # < 1: faster
+        if len(samples["torch"]) > 1:
+            row["torch_ratio_range"] = [low, high]
     if flops and fast:
         row["gflops"] = flops / fast / 1e9
         if peak_gflops:
