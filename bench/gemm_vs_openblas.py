@@ -11,8 +11,8 @@ spin for about 0.1 s (fastconv.benchmarks.timing.SETTLE_AFTER_BASELINE_S; 1024^3
 per call right after numpy.matmul, 11 ms after the pause), OpenMP's for a few ms (SETTLE_AFTER_OURS_S).
 Prints GFLOP/s (median block of each side) and the ratio fastconv / numpy as the median over the
 rounds of each round's ratio, with its quartiles: on a virtual machine whose host takes the cores
-away now and then, both sides of a round see the same weather, and one disturbed round moves neither
-the median nor a single side's best.
+away now and then, both sides of a round see nearly the same conditions, and a disturbed round moves
+the median little.
 FASTCONV_SIMD=avx2 (or scalar) measures a lower SIMD level of fastconv.
 """
 import argparse
@@ -80,8 +80,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--shapes", nargs="+", help="names from the list (default: all)")
-    parser.add_argument("--rounds", type=int, default=9, help="paired rounds per shape (default 9)")
+    parser.add_argument("--rounds", type=int, default=9, help="paired rounds per shape (default 9, at least 2)")
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error(f"--rounds must be at least 2 (quartiles of the rounds' ratios), got {args.rounds}")
     blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
     print(f"fastconv simd={fastconv.build_info()['simd']} "
           f"(FASTCONV_SIMD={os.environ.get('FASTCONV_SIMD', '')!r}); numpy BLAS: "
