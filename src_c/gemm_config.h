@@ -13,7 +13,10 @@
  *
  * Constraints the code relies on: MC is a multiple of MR and NC a multiple of NR, so the grid of
  * MR x NR tiles over C is the same whatever the thread count (part of the determinism argument).
- * Sizes were measured on a Sapphire Rapids core (48 KB L1d, 2 MB L2); see tests/c/test_gemm.c.
+ * Sizes were measured on a Sapphire Rapids core (48 KB L1d, 2 MB L2); see tests/c/test_gemm.c. f32
+ * AVX-512's KC was then doubled on a Zen 4 core (32 KB L1d, 1 MB L2): its 6 x 512 A micro-panel (12 KB)
+ * still stays in L1 and its MC x KC block (288 KB) in L2, and each KC step saves a reload of C and, on
+ * a team sharing B, two barriers (docs/performance.md has the measurements).
  */
 #ifndef FASTCONV_GEMM_CONFIG_H
 #define FASTCONV_GEMM_CONFIG_H
@@ -50,7 +53,7 @@ typedef struct {
 #define FC_GEMM_F64_SCALAR_BLOCKS { FC_GEMM_F64_SCALAR_MR, FC_GEMM_F64_SCALAR_NR, 96, 256, 1024, 3 * FC_GEMM_F64_SCALAR_MR }
 #define FC_GEMM_F32_AVX2_BLOCKS   { FC_GEMM_F32_AVX2_MR, FC_GEMM_F32_AVX2_NR, 144, 256, 2048, 3 * FC_GEMM_F32_AVX2_MR }
 #define FC_GEMM_F64_AVX2_BLOCKS   { FC_GEMM_F64_AVX2_MR, FC_GEMM_F64_AVX2_NR, 96, 256, 1024, 3 * FC_GEMM_F64_AVX2_MR }
-#define FC_GEMM_F32_AVX512_BLOCKS { FC_GEMM_F32_AVX512_MR, FC_GEMM_F32_AVX512_NR, 144, 256, 2048, 144 }
+#define FC_GEMM_F32_AVX512_BLOCKS { FC_GEMM_F32_AVX512_MR, FC_GEMM_F32_AVX512_NR, 144, 512, 2048, 144 }
 #define FC_GEMM_F64_AVX512_BLOCKS { FC_GEMM_F64_AVX512_MR, FC_GEMM_F64_AVX512_NR, 96, 256, 1024, 3 * FC_GEMM_F64_AVX512_MR }
 
 /* Threads split C by B's micro-panels (each packing and reading only its own) when A is one MC block

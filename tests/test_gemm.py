@@ -111,6 +111,24 @@ def test_gemm_result_does_not_depend_on_the_thread_count(m, n, k, threads):
     assert np.array_equal(fc.gemm(np.asfortranarray(a), b.T.copy().T), one)
 
 
+# Depths at and past one KC step (256; 512 with f32 AVX-512), with A past one MC block (rows split
+# between threads, B packed and shared) and within it (B's panels split, or B read in place)
+KC_SHAPES = [(150, 130, 512), (150, 130, 513), (200, 70, 1025), (12, 200, 512), (100, 64, 600), (7, 90, 257)]
+
+
+@pytest.mark.parametrize("simd", ["avx2", "avx512"])
+@pytest.mark.parametrize("m, n, k", KC_SHAPES)
+def test_gemm_across_depth_steps_equals_float64_product_on_any_thread_count(m, n, k, simd, threads,
+                                                                             monkeypatch):
+    monkeypatch.setenv("FASTCONV_SIMD", simd)   # a level the CPU lacks runs the best it has
+    a, b = operands(m, n, k, np.float32)
+    threads(1)
+    one = fc.gemm(a, b)
+    assert_matches_float64(one, a, b)
+    threads(2)
+    assert np.array_equal(fc.gemm(a, b), one)
+
+
 A = np.ones((3, 4), np.float32)
 B = np.ones((4, 5), np.float32)
 BAD_INPUTS = [

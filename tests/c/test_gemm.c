@@ -187,10 +187,10 @@ static void run_all_levels(const gemm_case *tc)
 
 static int correctness(void)
 {
-    /* Fixed shapes: the degenerate ones, tile and block edges (MR 4/6, NR 8..64, KC 256, MC, NC). */
+    /* Fixed shapes: the degenerate ones, tile and block edges (MR 4/6, NR 8..64, KC 256 / 512, MC, NC). */
     static const fc_index fixed[][3] = {
         {1, 1, 1}, {1, 1, 7}, {1, 17, 1}, {6, 64, 1}, {7, 65, 3}, {5, 63, 257}, {6, 32, 256},
-        {12, 128, 512}, {13, 129, 513}, {16, 6400, 150}, {50, 1210, 225}, {6, 784, 25},
+        {12, 128, 512}, {13, 129, 513}, {150, 130, 513}, {16, 6400, 150}, {50, 1210, 225}, {6, 784, 25},
         {145, 70, 300}, {300, 2100, 40}, {97, 4100, 9}, {1, 3000, 300}, {3000, 1, 300},
         {150, 16, 6400}, {25, 6, 784}, {0, 5, 5}, {5, 0, 5}, {5, 5, 0},
         /* B exactly NR wide (AVX-512 f32 / f64), read in place when unpadded; narrow edges (masked) */
