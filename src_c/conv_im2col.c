@@ -32,7 +32,7 @@
  *
  * Backward, grad_x as a forward (stride 1): grad_x_n is the correlation of dY_n with W flipped in r
  * and s and transposed (C x K x R x S), padded by kernel - 1 - pad, so the fused forward computes it
- * with GEMM depth K*R*S and no column matrix (conv_plan.h's FC_IM2COL_AS_FORWARD_* say where).
+ * with GEMM depth K*R*S and no column matrix (conv_plan.h's FC_PLAN_AS_FORWARD_* say where).
  */
 #ifndef FC_TEMPLATE_PASS
 

@@ -4,8 +4,9 @@
  *
  * For each pass (forward, grad_x, grad_w) the direct plan is the best direct kernel that applies (the
  * vectorised ones first, then the gather / scatter / dot fallbacks), the im2col plan is fixed but for
- * grad_x's choice of by-image, chunked or as-forward, and algo="auto" takes the direct plan where it is measured faster
- * (a vectorised kernel within the level's bounds, or a short reduction C*R*S), else the im2col one.
+ * grad_x's choice of by-image, chunked or as-forward, and algo="auto" takes the direct plan where it is
+ * measured faster (a vectorised kernel within the level's bounds, or a short reduction C*R*S), else the
+ * im2col one.
  */
 #include "conv_plan.h"
 #include "simd_targets.h"
