@@ -332,6 +332,8 @@ def conv2d_plan(x_shape, w_shape, stride=1, padding=0, dtype="float32", *, algo=
       "im2col.fused"      forward; each block of im2col written straight into the GEMM's packed panels
       "im2col.by_image"   grad_x; W^T dY and col2im one image at a time, while the columns are in cache
       "im2col.chunked"    grad_x, grad_w; one GEMM per chunk of images laid side by side
+      "im2col.as_forward" grad_x at stride 1 ("same" padding or wider, K at most 2 C with AVX-512, at most
+                          C with AVX2); "im2col.fused" run on grad_out with W flipped and transposed
     direct (straight from the input, no im2col matrix):
       "direct.gather"     forward, grad_x at stride 1; one output plane per task, portable C
       "direct.gather_simd" the same with explicit AVX2 / AVX-512 vectors over output columns (stride_w 1)

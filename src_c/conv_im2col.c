@@ -29,9 +29,14 @@
  *
  * Threads: the GEMM parallelises itself; im2col / col2im run in parallel over (image, channel)
  * planes of the chunk; chunks run one after the other, so grad_W's sum over chunks has a fixed order.
+ *
+ * Backward, grad_x as a forward (stride 1): grad_x_n is the correlation of dY_n with W flipped in r
+ * and s and transposed (C x K x R x S), padded by kernel - 1 - pad, so the fused forward computes it
+ * with GEMM depth K*R*S and no column matrix (conv_plan.h's FC_PLAN_AS_FORWARD_* say where).
  */
 #ifndef FC_TEMPLATE_PASS
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "conv_plan.h"
@@ -56,6 +61,33 @@ static fc_index fc_fused_depth(fc_index depth, fc_index kc)
 {
     const fc_index steps = depth <= kc + kc / 2 ? 1 : (depth + kc - 1) / kc;
     return (depth + steps - 1) / steps;
+}
+
+/* The stride-1 convolution whose forward is `sh`'s grad_x: dY (K channels of out_h x out_w) as input,
+ * C output channels, padding kernel - 1 - pad, so its output is in_h x in_w. */
+static fc_conv_shape fc_grad_x_forward_shape(const fc_conv_shape *sh)
+{
+    fc_conv_shape fwd = *sh;
+    fwd.in_channels = sh->out_channels;
+    fwd.in_h = sh->out_h;
+    fwd.in_w = sh->out_w;
+    fwd.out_channels = sh->in_channels;
+    fwd.pad_h = sh->kernel_h - 1 - sh->pad_h;
+    fwd.pad_w = sh->kernel_w - 1 - sh->pad_w;
+    fwd.out_h = sh->in_h;
+    fwd.out_w = sh->in_w;
+    return fwd;
+}
+
+/* Bytes of the flipped, transposed weights (C*K*R*S elements of elem_bytes), 0 if that overflows. */
+static size_t fc_flipped_weight_bytes(const fc_conv_shape *sh, size_t elem_bytes)
+{
+    int64_t elements, bytes;
+    if (__builtin_mul_overflow(sh->in_channels, sh->out_channels, &elements)
+        || __builtin_mul_overflow(elements, sh->kernel_h * sh->kernel_w, &elements)
+        || __builtin_mul_overflow(elements, (int64_t)elem_bytes, &bytes) || (uint64_t)bytes > SIZE_MAX)
+        return 0;
+    return (size_t)bytes;
 }
 
 #define FC_TEMPLATE_FILE "conv_im2col.c"
@@ -339,6 +371,36 @@ static int FC_FN(grad_x_by_image)(const fc_ctx *ctx, const fc_conv_shape *shape,
     return status;
 }
 
+/* flipped[c][k][r][s] = weight[k][c][R-1-r][S-1-s]: the weights of grad_x's forward. */
+static void FC_FN(flip_transpose_weights)(const fc_conv_shape *sh, const real *weight, real *flipped)
+{
+    const fc_index channels = sh->in_channels, out_channels = sh->out_channels;
+    const fc_index taps = sh->kernel_h * sh->kernel_w;
+    for (fc_index c = 0; c < channels; c++)
+        for (fc_index k = 0; k < out_channels; k++) {
+            const real *src = weight + (k * channels + c) * taps;
+            real *dst = flipped + (c * out_channels + k) * taps;
+            for (fc_index t = 0; t < taps; t++)
+                dst[t] = src[taps - 1 - t];
+        }
+}
+
+/* grad_x as the fused forward of grad_y with the flipped, transposed weights (stride 1, padding at most
+ * kernel - 1: the plan's conditions). Scratch: one copy of the weights, whatever the batch. */
+static int FC_FN(grad_x_as_forward)(const fc_ctx *ctx, const fc_conv_shape *shape, const real *grad_y,
+                                    const real *weight, real *grad_x)
+{
+    const fc_conv_shape forward = fc_grad_x_forward_shape(shape);
+    const size_t bytes = fc_flipped_weight_bytes(shape, sizeof(real));
+    real *flipped = bytes ? malloc(bytes) : NULL;
+    if (flipped == NULL)
+        return FC_ENOMEM;
+    FC_FN(flip_transpose_weights)(shape, weight, flipped);
+    const int status = FC_FN(fc_conv2d_forward_im2col)(ctx, &forward, grad_y, flipped, NULL, grad_x);
+    free(flipped);
+    return status;
+}
+
 int FC_FN(fc_conv2d_backward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shape,
                                      const real *grad_y, const real *x, const real *weight,
                                      real *grad_x, real *grad_w, real *grad_b)
@@ -356,6 +418,10 @@ int FC_FN(fc_conv2d_backward_im2col)(const fc_ctx *ctx, const fc_conv_shape *sha
         FC_FN(bias_gradient)(ctx, shape, grad_y, grad_b);
     if (grad_x && grad_x_plan.kernel == FC_KERNEL_IM2COL_BY_IMAGE) {
         status = FC_FN(grad_x_by_image)(ctx, shape, grad_y, weight, grad_x);
+        grad_x = NULL;
+    }
+    if (grad_x && grad_x_plan.kernel == FC_KERNEL_IM2COL_AS_FORWARD) {
+        status = FC_FN(grad_x_as_forward)(ctx, shape, grad_y, weight, grad_x);
         grad_x = NULL;
     }
     if (status != FC_OK || (!grad_x && !grad_w))

@@ -4,8 +4,9 @@
  *
  * For each pass (forward, grad_x, grad_w) the direct plan is the best direct kernel that applies (the
  * vectorised ones first, then the gather / scatter / dot fallbacks), the im2col plan is fixed but for
- * grad_x's by-image / chunked choice, and algo="auto" takes the direct plan where it is measured faster
- * (a vectorised kernel within the level's bounds, or a short reduction C*R*S), else the im2col one.
+ * grad_x's choice of by-image, chunked or as-forward, and algo="auto" takes the direct plan where it is
+ * measured faster (a vectorised kernel within the level's bounds, or a short reduction C*R*S), else the
+ * im2col one.
  */
 #include "conv_plan.h"
 #include "simd_targets.h"
@@ -17,22 +18,26 @@ typedef struct {
     fc_index kvgw_accumulators, kvgw_channel_vectors;
     fc_index wvgw_registers;
     fc_index auto_max_vectors, auto_small_reduction_max_vectors;   /* 0: no bound */
+    fc_index as_forward_max_k_per_c, as_forward_min_plane;        /* 0: no im2col.as_forward */
 } fc_plan_isa;
 
 static const fc_plan_isa fc_plan_table[] = {
-    [FC_SIMD_SCALAR] = { 0, 0, 0, 0, 0, 0, 0 },
+    [FC_SIMD_SCALAR] = { 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     [FC_SIMD_AVX2] = { 32, FC_PLAN_KVEC_CHANNEL_VECTORS_AVX2, FC_PLAN_KVGW_ACCUMULATORS_AVX2,
                        FC_PLAN_KVGW_CHANNEL_VECTORS_AVX2, FC_PLAN_WVGW_REGISTERS_AVX2,
-                       FC_PLAN_AUTO_MAX_VECTORS_AVX2, FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2 },
+                       FC_PLAN_AUTO_MAX_VECTORS_AVX2, FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2,
+                       FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX2, FC_PLAN_AS_FORWARD_MIN_PLANE_AVX2 },
     [FC_SIMD_AVX512] = { 64, FC_PLAN_KVEC_CHANNEL_VECTORS_AVX512, FC_PLAN_KVGW_ACCUMULATORS_AVX512,
                          FC_PLAN_KVGW_CHANNEL_VECTORS_AVX512, FC_PLAN_WVGW_REGISTERS_AVX512,
-                         FC_PLAN_AUTO_MAX_VECTORS_AVX512, FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX512 },
+                         FC_PLAN_AUTO_MAX_VECTORS_AVX512, FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX512,
+                         FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX512, FC_PLAN_AS_FORWARD_MIN_PLANE_AVX512 },
 };
 
 static const char *const fc_kernel_names[] = {
     [FC_KERNEL_IM2COL_FUSED] = "im2col.fused",
     [FC_KERNEL_IM2COL_BY_IMAGE] = "im2col.by_image",
     [FC_KERNEL_IM2COL_CHUNKED] = "im2col.chunked",
+    [FC_KERNEL_IM2COL_AS_FORWARD] = "im2col.as_forward",
     [FC_KERNEL_DIRECT_GATHER] = "direct.gather",
     [FC_KERNEL_DIRECT_GATHER_SIMD] = "direct.gather_simd",
     [FC_KERNEL_DIRECT_SCATTER] = "direct.scatter",
@@ -258,6 +263,18 @@ static fc_conv_plan fc_plan_im2col_chunked(const fc_ctx *ctx, const fc_conv_shap
     return plan;
 }
 
+/* im2col.as_forward: stride 1, padding from (kernel - 1) / 2 (its output plane, the layer's input, is then
+ * no larger than dY's: no more multiply-adds than by_image's GEMM) to kernel - 1 (its own padding is
+ * kernel - 1 - pad), and within the level's bounds on K / C and the input plane. */
+static int fc_im2col_as_forward_applies(const fc_conv_shape *sh, const fc_plan_isa *isa)
+{
+    return isa->as_forward_max_k_per_c > 0 && sh->stride_h == 1 && sh->stride_w == 1
+        && 2 * sh->pad_h >= sh->kernel_h - 1 && sh->pad_h <= sh->kernel_h - 1
+        && 2 * sh->pad_w >= sh->kernel_w - 1 && sh->pad_w <= sh->kernel_w - 1
+        && sh->out_channels <= isa->as_forward_max_k_per_c * sh->in_channels
+        && sh->in_h * sh->in_w >= isa->as_forward_min_plane;
+}
+
 static fc_conv_plan fc_plan_im2col_grad_x(const fc_ctx *ctx, const fc_conv_shape *sh, fc_dtype dtype)
 {
     fc_conv_plan plan = fc_plan_im2col_chunked(ctx, sh, dtype);
@@ -266,6 +283,8 @@ static fc_conv_plan fc_plan_im2col_grad_x(const fc_ctx *ctx, const fc_conv_shape
     const int one_image_per_gemm = in_budget == 1 && sh->batch >= FC_IM2COL_BY_IMAGE_MIN_BATCH;
     if (sh->batch > 1 && (small_images || one_image_per_gemm))
         plan.kernel = FC_KERNEL_IM2COL_BY_IMAGE;
+    if (fc_im2col_as_forward_applies(sh, &fc_plan_table[plan.simd]))
+        plan.kernel = FC_KERNEL_IM2COL_AS_FORWARD;
     return plan;
 }
 

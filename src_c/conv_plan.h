@@ -120,6 +120,20 @@
  * per image as well, but with a barrier after each), given at least this many images to share out. */
 #define FC_IM2COL_BY_IMAGE_MIN_BATCH 8
 
+/* grad_x as a forward (im2col.as_forward, stride 1): the fused forward of dY with W flipped and transposed,
+ * whose GEMM has depth K*R*S and only C rows (the input channels), and no column matrix to add back. Its
+ * panel packing is shared by C / MR micro-tiles where by_image's col2im costs about one add per K
+ * multiply-adds, so it wins where K is at most FC_PLAN_AS_FORWARD_MAX_K_PER_C_* x C and the input plane
+ * holds at least FC_PLAN_AS_FORWARD_MIN_PLANE_* pixels (0: never at that level). Measured per level with
+ * grad_x alone, 1 thread, CPU time, and the backward at 2 threads (figures: docs/performance.md,
+ * "grad_x as a forward"): AVX-512 wins with K = C (0.80-0.92 of by_image's time) and K = 2C on planes of
+ * 28 x 28 and more (vgg-ish 0.95), loses with K = 2C on 16 x 16 (1.03-1.07) and K = 4C (1.18); AVX2's
+ * narrower panels win only with K = C (0.90-0.92; vgg-ish 1.07). */
+#define FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX2 1
+#define FC_PLAN_AS_FORWARD_MIN_PLANE_AVX2 256
+#define FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX512 2
+#define FC_PLAN_AS_FORWARD_MIN_PLANE_AVX512 784
+
 /* ---- geometry a rule and a driver both need --------------------------------------------------------- */
 
 /* Widest vector of any level, in elements of `elem_bytes`: the slack past a row's end that a vector

@@ -56,14 +56,14 @@ PINNED = {
     ("lenet-c3", "avx512", "float32"): ("direct.kvec", "direct.wvec", "direct.kvgw"),
     ("seed000-c2", "avx512", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("seed002-c4", "avx512", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
-    ("vgg-ish", "avx512", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
+    ("vgg-ish", "avx512", "float32"): ("im2col.fused", "im2col.as_forward", "direct.kvgw"),
     ("strided", "avx512", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("tiny", "avx512", "float32"): ("direct.gather_simd", "direct.gather_simd", "direct.dot_simd"),
     ("lenet-c1", "avx512", "float64"): ("direct.wvec", "direct.wrows", "direct.wvgw"),
     ("lenet-c3", "avx512", "float64"): ("direct.kvec", "direct.wvec", "direct.kvgw"),
     ("seed000-c2", "avx512", "float64"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("seed002-c4", "avx512", "float64"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
-    ("vgg-ish", "avx512", "float64"): ("im2col.fused", "im2col.chunked", "direct.kvgw"),
+    ("vgg-ish", "avx512", "float64"): ("im2col.fused", "im2col.as_forward", "direct.kvgw"),
     ("strided", "avx512", "float64"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
     ("tiny", "avx512", "float64"): ("direct.gather_simd", "direct.gather_simd", "direct.dot_simd"),
 }
@@ -217,7 +217,7 @@ def test_rows_narrower_than_an_avx512_vector_run_wvec_at_avx2_width(numerics):
 def test_grad_x_with_one_image_per_gemm_runs_by_image_at_any_thread_count(numerics):
     """An image whose column matrix fills im2col's scratch budget alone, in a batch of 8: grad_x runs image
     by image, equal to the reference and bit for bit the same with 1 and 3 threads."""
-    x_shape, w_shape = (8, 16, 64, 64), (16, 16, 3, 3)
+    x_shape, w_shape = (8, 16, 64, 64), (48, 16, 3, 3)   # K = 3 C: outside im2col.as_forward's bounds
     assert fc.conv2d_plan(x_shape, w_shape, 1, 1, algo="im2col").grad_x == "im2col.by_image"
     assert fc.conv2d_plan((7,) + x_shape[1:], w_shape, 1, 1, algo="im2col").grad_x == "im2col.chunked"
     rng = np.random.default_rng(2)
@@ -236,10 +236,10 @@ def test_grad_x_with_one_image_per_gemm_runs_by_image_at_any_thread_count(numeri
 
 
 # Shapes whose per-thread work is cut in more than one way: im2col's grad_x by image in several blocks of
-# output rows per image (stride 1 and 2), and kvgw's tasks split between threads inside a group of output
+# output rows per image (stride 1 with K > C, outside im2col.as_forward's bounds, and stride 2), and kvgw's tasks split between threads inside a group of output
 # channels (one group: K of 16 at AVX-512 float32) or across groups, with and without a padded copy.
 SPLIT_SHAPES = {
-    "by-image-row-blocks": (((5, 40, 20, 21), (24, 40, 3, 3), 1, 1), "grad_x", "im2col.by_image"),
+    "by-image-row-blocks": (((5, 40, 20, 21), (48, 40, 3, 3), 1, 1), "grad_x", "im2col.by_image"),
     "by-image-row-blocks-strided": (((3, 40, 41, 41), (16, 40, 3, 3), 2, 1), "grad_x", "im2col.by_image"),
     "kvgw-one-group": (((3, 7, 9, 10), (16, 7, 3, 3), 1, 1), "grad_w", "direct.kvgw"),
     "kvgw-groups-unpadded": (((4, 5, 11, 9), (70, 5, 3, 2), (2, 1), 0), "grad_w", "direct.kvgw"),

@@ -282,7 +282,9 @@ int main(int argc, char **argv)
         make_conv(2, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2),  /* LeNet conv1 */
         make_conv(3, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0), /* LeNet conv2 */
         make_conv(70, 3, 32, 32, 8, 3, 3, 1, 1, 1, 1), /* several chunks (f32: 29, f64: 14 per chunk) */
-        make_conv(3, 16, 64, 64, 16, 3, 3, 1, 1, 1, 1),/* one image per chunk (col > budget) */
+        make_conv(3, 16, 64, 64, 48, 3, 3, 1, 1, 1, 1),/* one image per chunk (col > budget) */
+        make_conv(3, 8, 29, 30, 8, 3, 2, 1, 1, 1, 1),  /* grad_x as a forward (AVX2 and AVX-512), non-square */
+        make_conv(2, 5, 28, 33, 9, 5, 3, 1, 1, 3, 2),  /* as a forward with K < 2 C (AVX-512), wide padding */
         make_conv(40, 8, 24, 20, 12, 3, 2, 2, 1, 1, 0),/* several chunks, uneven last chunk */
         make_conv(2, 3, 31, 31, 5, 3, 3, 2, 2, 1, 1),  /* the benchmark's strided shape, smaller */
         make_conv(1, 1, 9, 17, 2, 3, 3, 2, 2, 0, 0),   /* stride 2: the last tap reads x's last element */
