@@ -4,9 +4,10 @@ Each implementation of a case is timed in one block (rounds back to back), PyTor
 baselines last and then a settle pause, because OpenBLAS's threads keep spinning after a call and take
 the cores from the next OpenMP kernel. With `pairs` > 1 the blocks of fastconv and its comparisons
 (PyTorch; numpy.matmul for gemm) alternate `pairs` times and each ratio is the median of the per-pair
-ratios, with their range: on a shared host a slow minute then moves one pair, not the verdict. A round is timed with the standard library's timeit (one timer,
-garbage collection off during the round); the repeat policy (warm-up, rounds until a time budget or a
-round cap, median) is below because timeit's autorange would spend 0.2 s per round on every case.
+ratios, with their range: on a shared host a slow minute then moves one pair, not the verdict.
+A round is timed with the standard library's timeit (one timer, garbage collection off during the
+round); the repeat policy (warm-up, rounds until a time budget or a round cap, median) is below
+because timeit's autorange would spend 0.2 s per round on every case.
 """
 import dataclasses
 import math
