@@ -52,6 +52,9 @@
  * beside W^T packed (vgg-ish: 295 KB) until col2im has added it into grad_x_n. */
 #define FC_IM2COL_BY_IMAGE_BLOCK_BYTES ((fc_index)192 << 10)
 
+/* Vectors in one NR-wide micro-panel at the narrowest vector (AVX2 float: 64 / 8), for im2col.implicit. */
+#define FC_IM2COL_MAX_PANEL_VECTORS 8
+
 /* The fused forward's KC: the GEMM's, stretched to cover a depth up to 1.5 KC in one step, else the
  * depth cut into equal steps. Every extra step reloads and rewrites C, and a short last step (KC 256
  * against the strided shape's depth 288 left one of 32) runs the micro-kernel on a tile it barely
@@ -176,10 +179,12 @@ static void FC_FN(add_bias_block)(const real *bias, fc_index out_channels, fc_in
 
 /* One task of the fused forward: output columns [jr_begin*NR, jr_end*NR) of image n (the loops of
  * gemm.c's one thread, with B packed by im2col instead of copied). */
+/* With row_offsets (im2col.implicit) the micro-kernel reads the split image in place, `lanes` columns
+ * per vector, instead of a panel built from it. */
 static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
-                                const fc_im2col_ranges *ranges, const real *a_all,
-                                const real *x_n, const real *x_next, const real *bias, fc_index jr_begin,
-                                fc_index jr_end, real *b_panel, real *x_split, real *y_n)
+                                const fc_im2col_ranges *ranges, const real *a_all, const fc_index *row_offsets,
+                                fc_index lanes, const real *x_n, const real *x_next, const real *bias,
+                                fc_index jr_begin, fc_index jr_end, real *b_panel, real *x_split, real *y_n)
 {
     const fc_conv_shape *sh = ranges->shape;
     const fc_index out_channels = sh->out_channels, out_plane = sh->out_h * sh->out_w;
@@ -204,13 +209,24 @@ static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, 
         const real beta = pc == 0 ? (real)0 : (real)1;
         for (fc_index j0 = jr_begin * nr; j0 < j_end; j0 += nr) {
             const fc_index cols = j_end - j0 < nr ? j_end - j0 : nr;
-            FC_FN(fc_im2col_panel)(level, ranges, x_read, pc, kc, j0, cols, nr, b_panel);
+            fc_index vec_offsets[FC_IM2COL_MAX_PANEL_VECTORS];
+            const int vectors = row_offsets ? (int)(cols / lanes) : 0;
+            for (int v = 0; v < vectors; v++)
+                vec_offsets[v] = fc_im2col_split_position(ranges, j0 + v * lanes);
+            if (!row_offsets)
+                FC_FN(fc_im2col_panel)(level, ranges, x_read, pc, kc, j0, cols, nr, b_panel);
             for (fc_index ir = 0; ir < out_channels; ir += mr) {
                 const fc_index rows = out_channels - ir < mr ? out_channels - ir : mr;
+                const real *a_tile = a_all + pc * m_pad + ir * kc;
+                real *c_tile = y_n + ir * out_plane + j0;
                 for (fc_index end = prefetched + lines_per_call; prefetched < end && prefetched < next_lines; prefetched++)
                     __builtin_prefetch((const char *)x_next + prefetched * 64, 0, 2);
-                FC_FN(fc_gemm_multiply_panel)(plan, rows, cols, kc, (real)1, a_all + pc * m_pad + ir * kc,
-                                              b_panel, beta, y_n + ir * out_plane + j0, out_plane);
+                if (row_offsets)
+                    plan->indirect_ukernel((int)rows, vectors, kc, a_tile, x_read, row_offsets + pc, vec_offsets,
+                                           beta, c_tile, out_plane);
+                else
+                    FC_FN(fc_gemm_multiply_panel)(plan, rows, cols, kc, (real)1, a_tile, b_panel, beta, c_tile,
+                                                  out_plane);
             }
         }
     }
@@ -233,6 +249,10 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
     real *a_all;
     int status = FC_OK, threads;
 
+    const fc_conv_plan conv_plan = fc_conv_plan_forward(ctx, shape, FC_ALGO_IM2COL, FC_DTYPE);
+    const int implicit = conv_plan.kernel == FC_KERNEL_IM2COL_IMPLICIT && plan.indirect_ukernel != NULL;
+    fc_index *row_offsets = NULL;
+
     plan.blocks.kc = (int)fc_fused_depth(crs, plan.blocks.kc);
     block_panels = block_panels < 1 ? 1 : block_panels > panels ? panels : block_panels;
     blocks_per_image = (panels + block_panels - 1) / block_panels;
@@ -241,20 +261,24 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
     if (fc_im2col_ranges_init(&ranges, shape) != FC_OK)
         return FC_ENOMEM;
     a_all = fc_gemm_alloc((size_t)fc_gemm_packed_a_size(&plan.blocks, out_channels, crs) * sizeof(real));
-    if (a_all == NULL) {
+    row_offsets = implicit ? malloc((size_t)crs * sizeof(fc_index)) : NULL;
+    if (a_all == NULL || (implicit && row_offsets == NULL)) {
+        free(a_all);
         fc_im2col_ranges_free(&ranges);
         return FC_ENOMEM;
     }
+    if (implicit)
+        fc_im2col_split_row_offsets(&ranges, row_offsets);
     FC_FN(fc_gemm_pack_a_all)(&plan, weight, crs, 1, out_channels, crs, a_all);
     #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-        real *b_panel = fc_gemm_alloc((size_t)(plan.blocks.kc * nr) * sizeof(real));
+        real *b_panel = implicit ? NULL : fc_gemm_alloc((size_t)(plan.blocks.kc * nr) * sizeof(real));
         real *x_split = ranges.split_columns ? fc_gemm_alloc((size_t)ranges.split_size * sizeof(real)) : NULL;
         #pragma omp for schedule(static)
         for (fc_index task = 0; task < tasks; task++) {
             const fc_index n = task / blocks_per_image, first = task % blocks_per_image * block_panels;
             const fc_index last = first + block_panels < panels ? first + block_panels : panels;
-            if (b_panel == NULL || (ranges.split_columns && x_split == NULL)) {
+            if ((!implicit && b_panel == NULL) || (ranges.split_columns && x_split == NULL)) {
                 #pragma omp atomic write
                 status = FC_ENOMEM;
                 continue;
@@ -262,13 +286,14 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
             const fc_index n_next = (task + 1) / blocks_per_image;
             const real *x_next = ranges.split_columns && n_next != n && n_next < shape->batch
                                  ? x + n_next * in_image : NULL;
-            FC_FN(forward_task)(ctx->simd, &plan, &ranges, a_all, x + n * in_image, x_next, bias, first,
-                                last, b_panel, x_split, y + n * out_channels * out_plane);
+            FC_FN(forward_task)(ctx->simd, &plan, &ranges, a_all, row_offsets, conv_plan.lanes, x + n * in_image,
+                                x_next, bias, first, last, b_panel, x_split, y + n * out_channels * out_plane);
         }
         free(b_panel);
         free(x_split);
     }
     free(a_all);
+    free(row_offsets);
     fc_im2col_ranges_free(&ranges);
     return status;
 }

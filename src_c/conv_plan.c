@@ -19,18 +19,21 @@ typedef struct {
     fc_index wvgw_registers;
     fc_index auto_max_vectors, auto_small_reduction_max_vectors;   /* 0: no bound */
     fc_index as_forward_max_k_per_c, as_forward_min_plane;        /* 0: no im2col.as_forward */
+    int implicit_forward;                                          /* 0: no im2col.implicit */
 } fc_plan_isa;
 
 static const fc_plan_isa fc_plan_table[] = {
-    [FC_SIMD_SCALAR] = { 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    [FC_SIMD_SCALAR] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     [FC_SIMD_AVX2] = { 32, FC_PLAN_KVEC_CHANNEL_VECTORS_AVX2, FC_PLAN_KVGW_ACCUMULATORS_AVX2,
                        FC_PLAN_KVGW_CHANNEL_VECTORS_AVX2, FC_PLAN_WVGW_REGISTERS_AVX2,
                        FC_PLAN_AUTO_MAX_VECTORS_AVX2, FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX2,
-                       FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX2, FC_PLAN_AS_FORWARD_MIN_PLANE_AVX2 },
+                       FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX2, FC_PLAN_AS_FORWARD_MIN_PLANE_AVX2,
+                       FC_PLAN_IMPLICIT_FORWARD_AVX2 },
     [FC_SIMD_AVX512] = { 64, FC_PLAN_KVEC_CHANNEL_VECTORS_AVX512, FC_PLAN_KVGW_ACCUMULATORS_AVX512,
                          FC_PLAN_KVGW_CHANNEL_VECTORS_AVX512, FC_PLAN_WVGW_REGISTERS_AVX512,
                          FC_PLAN_AUTO_MAX_VECTORS_AVX512, FC_PLAN_AUTO_SMALL_REDUCTION_MAX_VECTORS_AVX512,
-                         FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX512, FC_PLAN_AS_FORWARD_MIN_PLANE_AVX512 },
+                         FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX512, FC_PLAN_AS_FORWARD_MIN_PLANE_AVX512,
+                         FC_PLAN_IMPLICIT_FORWARD_AVX512 },
 };
 
 static const char *const fc_kernel_names[] = {
@@ -38,6 +41,7 @@ static const char *const fc_kernel_names[] = {
     [FC_KERNEL_IM2COL_BY_IMAGE] = "im2col.by_image",
     [FC_KERNEL_IM2COL_CHUNKED] = "im2col.chunked",
     [FC_KERNEL_IM2COL_AS_FORWARD] = "im2col.as_forward",
+    [FC_KERNEL_IM2COL_IMPLICIT] = "im2col.implicit",
     [FC_KERNEL_DIRECT_GATHER] = "direct.gather",
     [FC_KERNEL_DIRECT_GATHER_SIMD] = "direct.gather_simd",
     [FC_KERNEL_DIRECT_SCATTER] = "direct.scatter",
@@ -288,6 +292,16 @@ static fc_conv_plan fc_plan_im2col_grad_x(const fc_ctx *ctx, const fc_conv_shape
     return plan;
 }
 
+/* The im2col forward: im2col.implicit where the level has it, stride_w is 2 (the driver splits the image
+ * into even and odd columns) and every output row is whole vectors, else im2col.fused. */
+static fc_conv_plan fc_plan_im2col_forward(const fc_ctx *ctx, const fc_conv_shape *sh, fc_dtype dtype)
+{
+    fc_conv_plan plan = fc_plan_make(ctx, dtype, FC_KERNEL_IM2COL_FUSED);
+    if (fc_plan_table[plan.simd].implicit_forward && sh->stride_w == 2 && sh->out_w % plan.lanes == 0)
+        plan.kernel = FC_KERNEL_IM2COL_IMPLICIT;
+    return plan;
+}
+
 /* ---- algo="auto" --------------------------------------------------------------------------------- */
 
 static int fc_plan_short_reduction(const fc_conv_shape *sh)
@@ -309,13 +323,13 @@ static int fc_plan_forward_within_bounds(const fc_conv_shape *sh, const fc_conv_
 fc_conv_plan fc_conv_plan_forward(const fc_ctx *ctx, const fc_conv_shape *shape, fc_conv_algo algo, fc_dtype dtype)
 {
     if (algo == FC_ALGO_IM2COL)
-        return fc_plan_make(ctx, dtype, FC_KERNEL_IM2COL_FUSED);
+        return fc_plan_im2col_forward(ctx, shape, dtype);
     const fc_conv_plan direct = fc_plan_direct_forward(ctx, shape, dtype);
     const int vectorised = direct.kernel == FC_KERNEL_DIRECT_WVEC || direct.kernel == FC_KERNEL_DIRECT_KVEC;
     if (algo == FC_ALGO_DIRECT || (vectorised && fc_plan_forward_within_bounds(shape, &direct))
         || fc_plan_short_reduction(shape))
         return direct;
-    return fc_plan_make(ctx, dtype, FC_KERNEL_IM2COL_FUSED);
+    return fc_plan_im2col_forward(ctx, shape, dtype);
 }
 
 fc_conv_plan fc_conv_plan_grad_x(const fc_ctx *ctx, const fc_conv_shape *shape, fc_conv_algo algo, fc_dtype dtype)

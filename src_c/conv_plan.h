@@ -134,6 +134,15 @@
 #define FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX512 2
 #define FC_PLAN_AS_FORWARD_MIN_PLANE_AVX512 784
 
+/* im2col.implicit (forward, stride_w 2): the fused forward without B panels. Its image copy, split into
+ * even and odd columns, already holds every row of a panel as contiguous runs, so where each output row
+ * is whole vectors (out_w a multiple of the lanes) the indirect micro-kernel reads those runs in place:
+ * no panel to build (9% of the strided forward's time at 1 thread, AVX-512) and no panel to re-read.
+ * 1 at the levels with that micro-kernel (gemm_kernels.c); measured figures: docs/performance.md,
+ * "Implicit GEMM". */
+#define FC_PLAN_IMPLICIT_FORWARD_AVX2 0
+#define FC_PLAN_IMPLICIT_FORWARD_AVX512 1
+
 /* ---- geometry a rule and a driver both need --------------------------------------------------------- */
 
 /* Widest vector of any level, in elements of `elem_bytes`: the slack past a row's end that a vector

@@ -186,14 +186,22 @@ FC_FN(ukernel_avx2)(int m, fc_index k, real alpha, const real *restrict a_pack,
 #include "simd_vec.h"
 
 /* A tile of `rows` x `nv` vectors; with `masked`, the last vector's lanes are `last_mask` only (a right
- * edge: B and C are read and written on those lanes alone, so nothing past the edge is touched). */
+ * edge: B and C are read and written on those lanes alone, so nothing past the edge is touched). B's
+ * vector v of row p is at b_pack + p*ldb + v*lanes, or with `indirect` at b_pack + row_off[p] +
+ * vec_off[v] (gemm_kernels.h). */
 static FC_ALWAYS_INLINE FC_TARGET_AVX512 void
 FC_FN(tile_avx512)(const int rows, const int nv, const int masked, fcv_mask last_mask, fc_index k,
                    real alpha, const real *restrict a_pack, const real *restrict b_pack,
-                   fc_index ldb, real beta, real *restrict c, fc_index ldc)
+                   fc_index ldb, const int indirect, const fc_index *row_off, const fc_index *vec_off,
+                   real beta, real *restrict c, fc_index ldc)
 {
     enum { MR = AVX512_MR, NV = AVX512_NR / FCV_LANES };
     fcv_vec acc[MR][NV];
+    fc_index b_vec_at[NV];
+
+#pragma GCC unroll 16
+    for (int v = 0; v < nv; v++)
+        b_vec_at[v] = indirect ? vec_off[v] : v * FCV_LANES;
 
     FC_FN(prefetch_tile)(rows, nv * FCV_LANES, c, ldc);
 #pragma GCC unroll 16
@@ -205,7 +213,7 @@ FC_FN(tile_avx512)(const int rows, const int nv, const int masked, fcv_mask last
         fcv_vec b_vec[NV];
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++) {
-            const real *b_at = b_pack + p * ldb + v * FCV_LANES;
+            const real *b_at = b_pack + (indirect ? row_off[p] : p * ldb) + b_vec_at[v];
             b_vec[v] = masked && v == nv - 1 ? fcv_load_mask(b_at, last_mask) : fcv_loadu(b_at);
         }
 #pragma GCC unroll 16
@@ -240,8 +248,8 @@ FC_FN(ukernel_avx512)(int m, fc_index k, real alpha, const real *restrict a_pack
                       fc_index ldc)
 {
     enum { NV = AVX512_NR / FCV_LANES };
-#define FC_AVX512_ROWS(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, AVX512_NR, beta, c, ldc)
-#define FC_AVX512_ROWS_LDB(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, ldb, beta, c, ldc)
+#define FC_AVX512_ROWS(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, AVX512_NR, 0, NULL, NULL, beta, c, ldc)
+#define FC_AVX512_ROWS_LDB(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, ldb, 0, NULL, NULL, beta, c, ldc)
     if (ldb == AVX512_NR) {   /* as in ukernel_avx2 */
         FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_ROWS)
     } else {
@@ -261,7 +269,7 @@ FC_FN(edge_ukernel_avx512)(int m, int n, fc_index k, real alpha, const real *res
 {
     const int nv = (n + FCV_LANES - 1) / FCV_LANES;
     const fcv_mask last_mask = (fcv_mask)((1u << (n - (nv - 1) * FCV_LANES)) - 1);
-#define FC_AVX512_EDGE(r, vectors) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), vectors, 1, last_mask, k, alpha, a_pack, b, ldb, beta, c, ldc)
+#define FC_AVX512_EDGE(r, vectors) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), vectors, 1, last_mask, k, alpha, a_pack, b, ldb, 0, NULL, NULL, beta, c, ldc)
 #define FC_AVX512_EDGE_1(r) FC_AVX512_EDGE(r, 1)
 #define FC_AVX512_EDGE_2(r) FC_AVX512_EDGE(r, 2)
 #define FC_AVX512_EDGE_3(r) FC_AVX512_EDGE(r, 3)
@@ -279,6 +287,30 @@ FC_FN(edge_ukernel_avx512)(int m, int n, fc_index k, real alpha, const real *res
 #undef FC_AVX512_EDGE_4
 }
 
+/* Implicit GEMM: nv whole vectors, B read through the offsets (gemm_kernels.h). */
+static FC_TARGET_AVX512 void
+FC_FN(indirect_ukernel_avx512)(int m, int nv, fc_index k, const real *restrict a_pack, const real *restrict b,
+                               const fc_index *row_offsets, const fc_index *vec_offsets, real beta,
+                               real *restrict c, fc_index ldc)
+{
+#define FC_AVX512_INDIRECT(r, vectors) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), vectors, 0, 0, k, (real)1, a_pack, b, 0, 1, row_offsets, vec_offsets, beta, c, ldc)
+#define FC_AVX512_INDIRECT_1(r) FC_AVX512_INDIRECT(r, 1)
+#define FC_AVX512_INDIRECT_2(r) FC_AVX512_INDIRECT(r, 2)
+#define FC_AVX512_INDIRECT_3(r) FC_AVX512_INDIRECT(r, 3)
+#define FC_AVX512_INDIRECT_4(r) FC_AVX512_INDIRECT(r, 4)
+    switch (nv) {
+    case 1: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_INDIRECT_1) break;
+    case 2: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_INDIRECT_2) break;
+    case 3: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_INDIRECT_3) break;
+    default: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_INDIRECT_4) break;
+    }
+#undef FC_AVX512_INDIRECT
+#undef FC_AVX512_INDIRECT_1
+#undef FC_AVX512_INDIRECT_2
+#undef FC_AVX512_INDIRECT_3
+#undef FC_AVX512_INDIRECT_4
+}
+
 #undef FC_VEC_LEVEL
 #include "simd_vec.h"   /* (FC_VEC_LEVEL undefined: drops the vocabulary) */
 #endif /* FC_HAVE_X86 */
@@ -287,14 +319,15 @@ FC_FN(edge_ukernel_avx512)(int m, int n, fc_index k, real alpha, const real *res
 
 FC_CAT(fc_gemm_plan, FC_SUFFIX) FC_FN(fc_gemm_plan_for)(fc_simd_level level)
 {
-    FC_CAT(fc_gemm_plan, FC_SUFFIX) plan = { FC_FN(ukernel_scalar), SCALAR_BLOCKS, NULL };
+    FC_CAT(fc_gemm_plan, FC_SUFFIX) plan = { FC_FN(ukernel_scalar), SCALAR_BLOCKS, NULL, NULL };
 #if FC_HAVE_X86
     if (level == FC_SIMD_AVX512) {
         FC_CAT(fc_gemm_plan, FC_SUFFIX) avx512 = { FC_FN(ukernel_avx512), AVX512_BLOCKS,
-                                                   FC_FN(edge_ukernel_avx512) };
+                                                   FC_FN(edge_ukernel_avx512),
+                                                   FC_FN(indirect_ukernel_avx512) };
         plan = avx512;
     } else if (level == FC_SIMD_AVX2) {
-        FC_CAT(fc_gemm_plan, FC_SUFFIX) avx2 = { FC_FN(ukernel_avx2), AVX2_BLOCKS, NULL };
+        FC_CAT(fc_gemm_plan, FC_SUFFIX) avx2 = { FC_FN(ukernel_avx2), AVX2_BLOCKS, NULL, NULL };
         plan = avx2;
     }
 #else

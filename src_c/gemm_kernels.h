@@ -15,6 +15,11 @@
  * C (AVX-512 masks them); a plan without one has gemm.c run the micro-kernel on a local NR-wide tile.
  * Each C element is a sum over p in increasing order, the same whatever m and n are, so how tiles
  * are cut never changes a result.
+ *
+ * An indirect micro-kernel (implicit GEMM: B is never packed) reads B where it lies: vector v of B's
+ * row p (lanes elements) at b + row_offsets[p] + vec_offsets[v], for v < nv (1 <= nv <= NR / lanes),
+ * and updates nv vectors of C's rows, alpha 1. conv_im2col.c's implicit forward hands it the
+ * image split into even and odd columns, in which every such vector is one output row's taps.
  */
 #ifndef FASTCONV_GEMM_KERNELS_H
 #define FASTCONV_GEMM_KERNELS_H
@@ -31,12 +36,18 @@ typedef void (*fc_gemm_ukernel_##sfx)(int m, fc_index k, real alpha, const real 
 typedef void (*fc_gemm_edge_ukernel_##sfx)(int m, int n, fc_index k, real alpha,                  \
                                            const real *a_pack, const real *b, fc_index ldb,       \
                                            real beta, real *c, fc_index ldc);                     \
+typedef void (*fc_gemm_indirect_ukernel_##sfx)(int m, int nv, fc_index k, const real *a_pack,     \
+                                               const real *b, const fc_index *row_offsets,        \
+                                               const fc_index *vec_offsets, real beta, real *c,   \
+                                               fc_index ldc);                                     \
 /* What gemm.c needs for one SIMD level: the micro-kernel, its blocking parameters and the kernel  \
- * for a right edge of n < NR columns (NULL: gemm.c computes an NR-wide tile aside). */            \
+ * for a right edge of n < NR columns (NULL: gemm.c computes an NR-wide tile aside), and the       \
+ * indirect micro-kernel (NULL at levels without one). */                                         \
 typedef struct {                                                                                  \
     fc_gemm_ukernel_##sfx ukernel;                                                                \
     fc_gemm_blocks blocks;                                                                        \
     fc_gemm_edge_ukernel_##sfx edge_ukernel;                                                      \
+    fc_gemm_indirect_ukernel_##sfx indirect_ukernel;                                              \
 } fc_gemm_plan_##sfx;                                                                             \
 /* The plan for `level` (a level this build cannot run falls back to the scalar plan). */         \
 fc_gemm_plan_##sfx fc_gemm_plan_for_##sfx(fc_simd_level level);                                  \

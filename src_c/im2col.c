@@ -75,6 +75,29 @@ void fc_im2col_ranges_free(fc_im2col_ranges *ranges)
     ranges->oh_lo = NULL;
 }
 
+/* Where column j of a padded row `width` wide sits in fc_im2col_split_columns's layout. */
+static inline fc_index fc_im2col_split_column(fc_index j, fc_index width)
+{
+    return j % 2 == 0 ? j / 2 : (width + 1) / 2 + j / 2;
+}
+
+void fc_im2col_split_row_offsets(const fc_im2col_ranges *ranges, fc_index *row_offsets)
+{
+    const fc_conv_shape *sh = ranges->shape;
+    const fc_index plane = ranges->split_h * ranges->split_w;
+    fc_index p = 0;
+    for (fc_index c = 0; c < sh->in_channels; c++)
+        for (fc_index r = 0; r < sh->kernel_h; r++)
+            for (fc_index s = 0; s < sh->kernel_w; s++)
+                row_offsets[p++] = c * plane + r * ranges->split_w + fc_im2col_split_column(s, ranges->split_w);
+}
+
+fc_index fc_im2col_split_position(const fc_im2col_ranges *ranges, fc_index j)
+{
+    const fc_conv_shape *sh = ranges->shape;
+    return j / sh->out_w * sh->stride_h * ranges->split_w + j % sh->out_w;
+}
+
 /* Stride-2 gathers (every stride-2 convolution's im2col) as shuffles of 16-byte vectors: SSE2 or NEON
  * on every 64-bit target, so no run-time dispatch. GCC >= 12 and clang have the builtin. */
 #if defined(__has_builtin)
@@ -281,12 +304,6 @@ typedef struct {
     fc_index src, lo, hi;
 } FC_FN(im2col_run);
 
-/* Where column j of a padded row `width` wide sits in fc_im2col_split_columns's layout. */
-static inline fc_index FC_FN(split_column)(fc_index j, fc_index width)
-{
-    return j % 2 == 0 ? j / 2 : (width + 1) / 2 + j / 2;
-}
-
 /* Where the values of a row go in the split layout of its padded row (`width` wide, `evens` of them
  * even): the row's even columns form one run of (in_w + 1) / 2, its odd ones a run of in_w / 2, and
  * each lands in the padded row's evens or odds (which, by the parity of pad), after pad / 2 or
@@ -447,7 +464,7 @@ static void FC_FN(tap_runs)(const fc_im2col_ranges *ranges, fc_index r, fc_index
             runs[i].lo = 0;
             runs[i].hi = segs[i].count;
             runs[i].src = (segs[i].oh * sh->stride_h + r) * ranges->split_w
-                          + FC_FN(split_column)(segs[i].ow * 2 + s, ranges->split_w);
+                          + fc_im2col_split_column(segs[i].ow * 2 + s, ranges->split_w);
         }
         return;
     }

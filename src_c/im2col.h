@@ -46,6 +46,11 @@ typedef struct {
 
 int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape);   /* FC_OK / FC_ENOMEM */
 void fc_im2col_ranges_free(fc_im2col_ranges *ranges);
+/* The split layout as an implicit GEMM's B (gemm_kernels.h's indirect micro-kernel): column-matrix row
+ * p = (c*R + r)*S + s, at output position j, is split element row_offsets[p] + fc_im2col_split_position(j),
+ * and the positions j..j+n-1 of one output row are contiguous. row_offsets has C*R*S entries. */
+void fc_im2col_split_row_offsets(const fc_im2col_ranges *ranges, fc_index *row_offsets);
+fc_index fc_im2col_split_position(const fc_im2col_ranges *ranges, fc_index j);
 
 #define FC_DECLARE_IM2COL_PLANE(real, sfx)                                                        \
 void fc_im2col_plane_##sfx(const fc_conv_shape *shape, const real *x_plane,                       \
