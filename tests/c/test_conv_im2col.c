@@ -289,6 +289,8 @@ int main(int argc, char **argv)
         make_conv(2, 3, 31, 31, 5, 3, 3, 2, 2, 1, 1),  /* the benchmark's strided shape, smaller */
         make_conv(1, 1, 9, 17, 2, 3, 3, 2, 2, 0, 0),   /* stride 2: the last tap reads x's last element */
         make_conv(2, 2, 11, 40, 3, 3, 5, 2, 2, 0, 2),  /* stride 2, rows of 20 outputs, pad on w only */
+        make_conv(2, 3, 13, 64, 7, 3, 4, 1, 2, 1, 1),  /* implicit (AVX-512): two vectors per output row */
+        make_conv(2, 2, 9, 16, 3, 2, 2, 3, 2, 0, 0),   /* implicit for float64 only: out_w 8 */
     };
     char buf[160];
     for (size_t i = 0; i < sizeof fixed_conv / sizeof fixed_conv[0]; i++) {
