@@ -138,8 +138,8 @@
  * even and odd columns, already holds every row of a panel as contiguous runs, so where each output row
  * is whole vectors (out_w a multiple of the lanes) the indirect micro-kernel reads those runs in place:
  * no panel to build (9% of the strided forward's time at 1 thread, AVX-512) and no panel to re-read.
- * 1 at the levels with that micro-kernel (gemm_kernels.c); measured figures: docs/performance.md,
- * "Implicit GEMM". */
+ * 1 at the levels with that micro-kernel (gemm_kernels.c: AVX2's 16-column panels stay in L1, and an
+ * indirect AVX2 tile did not pay); measured figures: docs/performance.md, "Implicit GEMM". */
 #define FC_PLAN_IMPLICIT_FORWARD_AVX2 0
 #define FC_PLAN_IMPLICIT_FORWARD_AVX512 1
 
