@@ -259,6 +259,32 @@ FC_FN(ukernel_avx512)(int m, fc_index k, real alpha, const real *restrict a_pack
 #undef FC_AVX512_ROWS_LDB
 }
 
+/* tile_avx512 for a run-time m (1..MR) and nv (1..4): one compiled copy per pair. Inlined into each
+ * caller, whose `masked` and `indirect` are constants, so that every copy is specialised. */
+static FC_ALWAYS_INLINE FC_TARGET_AVX512 void
+FC_FN(tile_avx512_any)(int m, int nv, const int masked, fcv_mask last_mask, fc_index k, real alpha,
+                       const real *restrict a_pack, const real *restrict b, fc_index ldb, const int indirect,
+                       const fc_index *row_off, const fc_index *vec_off, real beta, real *restrict c,
+                       fc_index ldc)
+{
+#define FC_AVX512_TILE(r, vectors) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), vectors, masked, last_mask, k, alpha, a_pack, b, ldb, indirect, row_off, vec_off, beta, c, ldc)
+#define FC_AVX512_TILE_1(r) FC_AVX512_TILE(r, 1)
+#define FC_AVX512_TILE_2(r) FC_AVX512_TILE(r, 2)
+#define FC_AVX512_TILE_3(r) FC_AVX512_TILE(r, 3)
+#define FC_AVX512_TILE_4(r) FC_AVX512_TILE(r, 4)
+    switch (nv) {
+    case 1: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_TILE_1) break;
+    case 2: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_TILE_2) break;
+    case 3: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_TILE_3) break;
+    default: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_TILE_4) break;
+    }
+#undef FC_AVX512_TILE
+#undef FC_AVX512_TILE_1
+#undef FC_AVX512_TILE_2
+#undef FC_AVX512_TILE_3
+#undef FC_AVX512_TILE_4
+}
+
 /* The right edge, n < NR columns: only the vectors the edge needs, the last one masked. Computing the
  * full NR-wide tile aside and copying n columns cost a third of the time on LeNet's im2col GEMMs
  * (N = 784 and 100 leave edges of 16 and 36 columns of 64). */
@@ -269,22 +295,7 @@ FC_FN(edge_ukernel_avx512)(int m, int n, fc_index k, real alpha, const real *res
 {
     const int nv = (n + FCV_LANES - 1) / FCV_LANES;
     const fcv_mask last_mask = (fcv_mask)((1u << (n - (nv - 1) * FCV_LANES)) - 1);
-#define FC_AVX512_EDGE(r, vectors) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), vectors, 1, last_mask, k, alpha, a_pack, b, ldb, 0, NULL, NULL, beta, c, ldc)
-#define FC_AVX512_EDGE_1(r) FC_AVX512_EDGE(r, 1)
-#define FC_AVX512_EDGE_2(r) FC_AVX512_EDGE(r, 2)
-#define FC_AVX512_EDGE_3(r) FC_AVX512_EDGE(r, 3)
-#define FC_AVX512_EDGE_4(r) FC_AVX512_EDGE(r, 4)
-    switch (nv) {
-    case 1: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_EDGE_1) break;
-    case 2: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_EDGE_2) break;
-    case 3: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_EDGE_3) break;
-    default: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_EDGE_4) break;
-    }
-#undef FC_AVX512_EDGE
-#undef FC_AVX512_EDGE_1
-#undef FC_AVX512_EDGE_2
-#undef FC_AVX512_EDGE_3
-#undef FC_AVX512_EDGE_4
+    FC_FN(tile_avx512_any)(m, nv, 1, last_mask, k, alpha, a_pack, b, ldb, 0, NULL, NULL, beta, c, ldc);
 }
 
 /* Implicit GEMM: nv whole vectors, B read through the offsets (gemm_kernels.h). */
@@ -293,22 +304,7 @@ FC_FN(indirect_ukernel_avx512)(int m, int nv, fc_index k, const real *restrict a
                                const fc_index *row_offsets, const fc_index *vec_offsets, real beta,
                                real *restrict c, fc_index ldc)
 {
-#define FC_AVX512_INDIRECT(r, vectors) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), vectors, 0, 0, k, (real)1, a_pack, b, 0, 1, row_offsets, vec_offsets, beta, c, ldc)
-#define FC_AVX512_INDIRECT_1(r) FC_AVX512_INDIRECT(r, 1)
-#define FC_AVX512_INDIRECT_2(r) FC_AVX512_INDIRECT(r, 2)
-#define FC_AVX512_INDIRECT_3(r) FC_AVX512_INDIRECT(r, 3)
-#define FC_AVX512_INDIRECT_4(r) FC_AVX512_INDIRECT(r, 4)
-    switch (nv) {
-    case 1: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_INDIRECT_1) break;
-    case 2: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_INDIRECT_2) break;
-    case 3: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_INDIRECT_3) break;
-    default: FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_INDIRECT_4) break;
-    }
-#undef FC_AVX512_INDIRECT
-#undef FC_AVX512_INDIRECT_1
-#undef FC_AVX512_INDIRECT_2
-#undef FC_AVX512_INDIRECT_3
-#undef FC_AVX512_INDIRECT_4
+    FC_FN(tile_avx512_any)(m, nv, 0, 0, k, (real)1, a_pack, b, 0, 1, row_offsets, vec_offsets, beta, c, ldc);
 }
 
 #undef FC_VEC_LEVEL
