@@ -13,8 +13,10 @@
  * place (NCHW is K x P per image: ldc = P). The bias is added to the task's block while it is still in
  * L2. A column block's C (K x columns) is kept under FC_IM2COL_C_BLOCK_BYTES. Scratch: packed W and
  * one B panel per thread, whatever the batch (and with stride_w 2 one padded image with its columns
- * split into even and odd, fc_im2col_split_columns, so that panel rows are contiguous copies; the next
- * image is prefetched into L2 meanwhile). Tasks are
+ * split into even and odd, fc_im2col_copy_image, so that panel rows are contiguous copies; the next
+ * image is prefetched into L2 meanwhile; a thread copies each of its images once, for all its blocks).
+ * im2col.implicit builds no panels: the micro-kernel reads that copy through offsets (at stride_w 1 a
+ * copy with the padding written out and no split, or without padding the image itself). Tasks are
  * independent, so threads share them with no barrier, and each output element is the same sum
  * whatever the thread count.
  *
@@ -177,14 +179,14 @@ static void FC_FN(add_bias_block)(const real *bias, fc_index out_channels, fc_in
     }
 }
 
-/* One task of the fused forward: output columns [jr_begin*NR, jr_end*NR) of image n (the loops of
- * gemm.c's one thread, with B packed by im2col instead of copied). */
-/* With row_offsets (im2col.implicit) the micro-kernel reads the split image in place, `lanes` columns
- * per vector, instead of a panel built from it. */
+/* One task of the fused forward: output columns [jr_begin*NR, jr_end*NR) of image n, read from x_read
+ * (x_n, or its copy with ranges->copy_image) (the loops of gemm.c's one thread, with B packed by im2col
+ * instead of copied). With row_offsets (im2col.implicit) the micro-kernel reads x_read in place,
+ * `lanes` columns per vector, instead of a panel built from it. */
 static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
                                 const fc_im2col_ranges *ranges, const real *a_all, const fc_index *row_offsets,
-                                fc_index lanes, const real *x_n, const real *x_next, const real *bias,
-                                fc_index jr_begin, fc_index jr_end, real *b_panel, real *x_split, real *y_n)
+                                fc_index lanes, const real *x_read, const real *x_next, const real *bias,
+                                fc_index jr_begin, fc_index jr_end, real *b_panel, real *y_n)
 {
     const fc_conv_shape *sh = ranges->shape;
     const fc_index out_channels = sh->out_channels, out_plane = sh->out_h * sh->out_w;
@@ -192,17 +194,11 @@ static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, 
     const fc_index mr = plan->blocks.mr, nr = plan->blocks.nr, kc_max = plan->blocks.kc;
     const fc_index m_pad = (out_channels + mr - 1) / mr * mr;
     const fc_index j_end = jr_end * nr < out_plane ? jr_end * nr : out_plane;
-    const real *x_read = x_n;
-    /* x_next's cache lines, spread over the micro-kernel calls of this task: the next split reads them from L2 */
+    /* x_next's cache lines, spread over the micro-kernel calls of this task: the next copy reads them from L2 */
     const fc_index next_lines = x_next ? sh->in_channels * sh->in_h * sh->in_w * (fc_index)sizeof(real) / 64 : 0;
     const fc_index calls = (crs + kc_max - 1) / kc_max * (jr_end - jr_begin) * (m_pad / mr);
     const fc_index lines_per_call = (next_lines + calls - 1) / calls;
     fc_index prefetched = 0;
-
-    if (ranges->split_columns) {
-        FC_FN(fc_im2col_split_columns)(level, ranges, x_n, x_split);
-        x_read = x_split;
-    }
 
     for (fc_index pc = 0; pc < crs; pc += kc_max) {
         const fc_index kc = crs - pc < kc_max ? crs - pc : kc_max;
@@ -212,7 +208,7 @@ static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, 
             fc_index vec_offsets[FC_IM2COL_MAX_PANEL_VECTORS];
             const int vectors = row_offsets ? (int)(cols / lanes) : 0;
             for (int v = 0; v < vectors; v++)
-                vec_offsets[v] = fc_im2col_split_position(ranges, j0 + v * lanes);
+                vec_offsets[v] = fc_im2col_copy_position(ranges, j0 + v * lanes);
             if (!row_offsets)
                 FC_FN(fc_im2col_panel)(level, ranges, x_read, pc, kc, j0, cols, nr, b_panel);
             for (fc_index ir = 0; ir < out_channels; ir += mr) {
@@ -258,7 +254,7 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
     blocks_per_image = (panels + block_panels - 1) / block_panels;
     tasks = shape->batch * blocks_per_image;
     threads = tasks < ctx->num_threads ? (int)tasks : ctx->num_threads;
-    if (fc_im2col_ranges_init(&ranges, shape) != FC_OK)
+    if (fc_im2col_ranges_init(&ranges, shape, implicit) != FC_OK)
         return FC_ENOMEM;
     a_all = fc_gemm_alloc((size_t)fc_gemm_packed_a_size(&plan.blocks, out_channels, crs) * sizeof(real));
     row_offsets = implicit ? malloc((size_t)crs * sizeof(fc_index)) : NULL;
@@ -268,29 +264,34 @@ int FC_FN(fc_conv2d_forward_im2col)(const fc_ctx *ctx, const fc_conv_shape *shap
         return FC_ENOMEM;
     }
     if (implicit)
-        fc_im2col_split_row_offsets(&ranges, row_offsets);
+        fc_im2col_copy_row_offsets(&ranges, row_offsets);
     FC_FN(fc_gemm_pack_a_all)(&plan, weight, crs, 1, out_channels, crs, a_all);
     #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         real *b_panel = implicit ? NULL : fc_gemm_alloc((size_t)(plan.blocks.kc * nr) * sizeof(real));
-        real *x_split = ranges.split_columns ? fc_gemm_alloc((size_t)ranges.split_size * sizeof(real)) : NULL;
+        real *x_copy = ranges.copy_image ? fc_gemm_alloc((size_t)ranges.copy_size * sizeof(real)) : NULL;
+        fc_index copied = -1;   /* the image x_copy holds */
         #pragma omp for schedule(static)
         for (fc_index task = 0; task < tasks; task++) {
             const fc_index n = task / blocks_per_image, first = task % blocks_per_image * block_panels;
             const fc_index last = first + block_panels < panels ? first + block_panels : panels;
-            if ((!implicit && b_panel == NULL) || (ranges.split_columns && x_split == NULL)) {
+            if ((!implicit && b_panel == NULL) || (ranges.copy_image && x_copy == NULL)) {
                 #pragma omp atomic write
                 status = FC_ENOMEM;
                 continue;
             }
             const fc_index n_next = (task + 1) / blocks_per_image;
-            const real *x_next = ranges.split_columns && n_next != n && n_next < shape->batch
+            const real *x_next = ranges.copy_image && n_next != n && n_next < shape->batch
                                  ? x + n_next * in_image : NULL;
-            FC_FN(forward_task)(ctx->simd, &plan, &ranges, a_all, row_offsets, conv_plan.lanes, x + n * in_image,
-                                x_next, bias, first, last, b_panel, x_split, y + n * out_channels * out_plane);
+            if (ranges.copy_image && copied != n)
+                FC_FN(fc_im2col_copy_image)(ctx->simd, &ranges, x + n * in_image, x_copy);
+            copied = n;
+            FC_FN(forward_task)(ctx->simd, &plan, &ranges, a_all, row_offsets, conv_plan.lanes,
+                                ranges.copy_image ? x_copy : x + n * in_image, x_next, bias, first, last, b_panel,
+                                y + n * out_channels * out_plane);
         }
         free(b_panel);
-        free(x_split);
+        free(x_copy);
     }
     free(a_all);
     free(row_offsets);

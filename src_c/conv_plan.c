@@ -293,11 +293,13 @@ static fc_conv_plan fc_plan_im2col_grad_x(const fc_ctx *ctx, const fc_conv_shape
 }
 
 /* The im2col forward: im2col.implicit where the level has it, stride_w is 2 (the driver splits the image
- * into even and odd columns) and every output row is whole vectors, else im2col.fused. */
+ * into even and odd columns) or 1 (the driver pads it), and every output row is whole vectors, else
+ * im2col.fused. */
 static fc_conv_plan fc_plan_im2col_forward(const fc_ctx *ctx, const fc_conv_shape *sh, fc_dtype dtype)
 {
     fc_conv_plan plan = fc_plan_make(ctx, dtype, FC_KERNEL_IM2COL_FUSED);
-    if (fc_plan_table[plan.simd].implicit_forward && sh->stride_w == 2 && sh->out_w % plan.lanes == 0)
+    const int contiguous_taps = sh->stride_w == 2 || sh->stride_w == 1;
+    if (fc_plan_table[plan.simd].implicit_forward && contiguous_taps && sh->out_w % plan.lanes == 0)
         plan.kernel = FC_KERNEL_IM2COL_IMPLICIT;
     return plan;
 }

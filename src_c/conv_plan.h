@@ -134,10 +134,11 @@
 #define FC_PLAN_AS_FORWARD_MAX_K_PER_C_AVX512 2
 #define FC_PLAN_AS_FORWARD_MIN_PLANE_AVX512 784
 
-/* im2col.implicit (forward, stride_w 2): the fused forward without B panels. Its image copy, split into
- * even and odd columns, already holds every row of a panel as contiguous runs, so where each output row
- * is whole vectors (out_w a multiple of the lanes) the indirect micro-kernel reads those runs in place:
- * no panel to build (9% of the strided forward's time at 1 thread, AVX-512) and no panel to re-read.
+/* im2col.implicit (forward, stride_w 2 or 1): the fused forward without B panels. Its image copy (split
+ * into even and odd columns at stride_w 2, just padded at stride_w 1, none without padding) holds every
+ * row of a panel as contiguous runs, so where each output row is whole vectors (out_w a multiple of the
+ * lanes) the indirect micro-kernel reads those runs in place: no panel to build (9% of the strided
+ * forward's time at 1 thread, AVX-512; 6% of vgg-ish's backward) and no panel to re-read.
  * 1 at the levels with that micro-kernel (gemm_kernels.c: AVX2's 16-column panels stay in L1, and an
  * indirect AVX2 tile did not pay); measured figures: docs/performance.md, "Implicit GEMM". */
 #define FC_PLAN_IMPLICIT_FORWARD_AVX2 0

@@ -45,7 +45,7 @@ static inline void fc_valid_output_range(fc_index out_len, fc_index in_len, fc_i
     *hi = high;
 }
 
-int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape)
+int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape, int implicit)
 {
     fc_index *table = malloc((size_t)(2 * (shape->kernel_h + shape->kernel_w)) * sizeof(fc_index));
     ranges->shape = shape;
@@ -56,10 +56,11 @@ int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape)
     ranges->ow_lo = table + 2 * shape->kernel_h;
     ranges->ow_hi = ranges->ow_lo + shape->kernel_w;
     ranges->split_columns = shape->stride_w == 2;
-    ranges->split_h = shape->in_h + 2 * shape->pad_h;
-    ranges->split_w = shape->in_w + 2 * shape->pad_w;
-    /* + room for the vector writes past the last row (fc_im2col_split_columns) */
-    ranges->split_size = shape->in_channels * ranges->split_h * ranges->split_w + 64;
+    ranges->copy_image = ranges->split_columns || (implicit && (shape->pad_h > 0 || shape->pad_w > 0));
+    ranges->copy_h = shape->in_h + 2 * shape->pad_h;
+    ranges->copy_w = shape->in_w + 2 * shape->pad_w;
+    /* + room for the vector writes past the last row (fc_im2col_copy_image) */
+    ranges->copy_size = shape->in_channels * ranges->copy_h * ranges->copy_w + 64;
     for (fc_index r = 0; r < shape->kernel_h; r++)
         fc_valid_output_range(shape->out_h, shape->in_h, shape->stride_h, shape->pad_h, r,
                               &ranges->oh_lo[r], &ranges->oh_hi[r]);
@@ -75,27 +76,29 @@ void fc_im2col_ranges_free(fc_im2col_ranges *ranges)
     ranges->oh_lo = NULL;
 }
 
-/* Where column j of a padded row `width` wide sits in fc_im2col_split_columns's layout. */
-static inline fc_index fc_im2col_split_column(fc_index j, fc_index width)
+/* Where column j of a padded row sits in a row of fc_im2col_copy_image's layout. */
+static inline fc_index fc_im2col_copy_column(const fc_im2col_ranges *ranges, fc_index j)
 {
-    return j % 2 == 0 ? j / 2 : (width + 1) / 2 + j / 2;
+    if (!ranges->split_columns)
+        return j;
+    return j % 2 == 0 ? j / 2 : (ranges->copy_w + 1) / 2 + j / 2;
 }
 
-void fc_im2col_split_row_offsets(const fc_im2col_ranges *ranges, fc_index *row_offsets)
+void fc_im2col_copy_row_offsets(const fc_im2col_ranges *ranges, fc_index *row_offsets)
 {
     const fc_conv_shape *sh = ranges->shape;
-    const fc_index plane = ranges->split_h * ranges->split_w;
+    const fc_index plane = ranges->copy_h * ranges->copy_w;
     fc_index p = 0;
     for (fc_index c = 0; c < sh->in_channels; c++)
         for (fc_index r = 0; r < sh->kernel_h; r++)
             for (fc_index s = 0; s < sh->kernel_w; s++)
-                row_offsets[p++] = c * plane + r * ranges->split_w + fc_im2col_split_column(s, ranges->split_w);
+                row_offsets[p++] = c * plane + r * ranges->copy_w + fc_im2col_copy_column(ranges, s);
 }
 
-fc_index fc_im2col_split_position(const fc_im2col_ranges *ranges, fc_index j)
+fc_index fc_im2col_copy_position(const fc_im2col_ranges *ranges, fc_index j)
 {
     const fc_conv_shape *sh = ranges->shape;
-    return j / sh->out_w * sh->stride_h * ranges->split_w + j % sh->out_w;
+    return j / sh->out_w * sh->stride_h * ranges->copy_w + j % sh->out_w;
 }
 
 /* Stride-2 gathers (every stride-2 convolution's im2col) as shuffles of 16-byte vectors: SSE2 or NEON
@@ -436,21 +439,38 @@ static void FC_FN(split_rows)(fc_simd_level level, const FC_FN(split_plan) *plan
     FC_FN(split_rows_portable)(plan, x_rows, rows, in_w, pad, width, ld_out, out);
 }
 
-/* The image padded (zeros written out) with each row's even columns first, then its odd ones: a stride-2
- * run of a tap becomes one contiguous copy with no padding to test, so the panel builder copies whole
- * runs. Channel by channel: its top padding rows, its rows, its bottom padding rows, in order (the
- * vector passes of split_rows write past a row's end into what comes next). */
-void FC_FN(fc_im2col_split_columns)(fc_simd_level level, const fc_im2col_ranges *ranges,
-                                    const real *x_image, real *out)
+/* Rows [0, rows) of x_rows (in_w each) into rows `width` wide, ld_out apart, `pad` zeros on either side. */
+static void FC_FN(pad_rows)(const real *x_rows, fc_index rows, fc_index in_w, fc_index pad, fc_index width,
+                            fc_index ld_out, real *out)
+{
+    for (fc_index y = 0; y < rows; y++) {
+        real *to = out + y * ld_out;
+        memset(to, 0, (size_t)pad * sizeof(real));
+        memcpy(to + pad, x_rows + y * in_w, (size_t)in_w * sizeof(real));
+        memset(to + pad + in_w, 0, (size_t)(width - pad - in_w) * sizeof(real));
+    }
+}
+
+/* The image padded (zeros written out), with split_columns each row's even columns first, then its odd
+ * ones: a tap's run (stride-2 included) becomes one contiguous copy with no padding to test, so the panel
+ * builder copies whole runs, and an implicit GEMM reads them in place. Channel by channel: its top
+ * padding rows, its rows, its bottom padding rows, in order (the vector passes of split_rows write past
+ * a row's end into what comes next). */
+void FC_FN(fc_im2col_copy_image)(fc_simd_level level, const fc_im2col_ranges *ranges,
+                                 const real *x_image, real *out)
 {
     const fc_conv_shape *sh = ranges->shape;
-    const fc_index width = ranges->split_w, height = ranges->split_h, in_h = sh->in_h;
+    const fc_index width = ranges->copy_w, height = ranges->copy_h, in_h = sh->in_h;
     const FC_FN(split_plan) plan = FC_FN(split_plan_of)(sh->in_w, sh->pad_w, width);
     for (fc_index c = 0; c < sh->in_channels; c++) {
         real *plane = out + c * height * width;
+        const real *x_plane = x_image + c * in_h * sh->in_w;
         memset(plane, 0, (size_t)(sh->pad_h * width) * sizeof(real));
-        FC_FN(split_rows)(level, &plan, x_image + c * in_h * sh->in_w, (sh->in_channels - c) * in_h * sh->in_w,
-                          in_h, sh->in_w, sh->pad_w, width, width, plane + sh->pad_h * width);
+        if (ranges->split_columns)
+            FC_FN(split_rows)(level, &plan, x_plane, (sh->in_channels - c) * in_h * sh->in_w, in_h, sh->in_w,
+                              sh->pad_w, width, width, plane + sh->pad_h * width);
+        else
+            FC_FN(pad_rows)(x_plane, in_h, sh->in_w, sh->pad_w, width, width, plane + sh->pad_h * width);
         memset(plane + (sh->pad_h + in_h) * width, 0, (size_t)(sh->pad_h * width) * sizeof(real));
     }
 }
@@ -459,12 +479,12 @@ static void FC_FN(tap_runs)(const fc_im2col_ranges *ranges, fc_index r, fc_index
                             const FC_FN(im2col_seg) *segs, int n_segs, FC_FN(im2col_run) *runs)
 {
     const fc_conv_shape *sh = ranges->shape;
-    if (ranges->split_columns) {   /* padding written out: every run is whole */
+    if (ranges->copy_image) {   /* padding written out: every run is whole */
         for (int i = 0; i < n_segs; i++) {
             runs[i].lo = 0;
             runs[i].hi = segs[i].count;
-            runs[i].src = (segs[i].oh * sh->stride_h + r) * ranges->split_w
-                          + fc_im2col_split_column(segs[i].ow * 2 + s, ranges->split_w);
+            runs[i].src = (segs[i].oh * sh->stride_h + r) * ranges->copy_w
+                          + fc_im2col_copy_column(ranges, segs[i].ow * sh->stride_w + s);
         }
         return;
     }
@@ -541,9 +561,8 @@ FC_FN(panel_body)(const fc_im2col_ranges *ranges, const real *x_image, fc_index 
 {
     const fc_conv_shape *sh = ranges->shape;
     const fc_index taps = sh->kernel_h * sh->kernel_w, row_end = row0 + rows;
-    const fc_index in_plane = ranges->split_columns ? ranges->split_h * ranges->split_w
-                                                    : sh->in_h * sh->in_w;
-    const fc_index stride_w = ranges->split_columns ? 1 : sh->stride_w;   /* of a run in x_image */
+    const fc_index in_plane = ranges->copy_image ? ranges->copy_h * ranges->copy_w : sh->in_h * sh->in_w;
+    const fc_index stride_w = ranges->copy_image ? 1 : sh->stride_w;   /* of a run in x_image */
     FC_FN(im2col_seg) segs[FC_IM2COL_PANEL_COLS];
     FC_FN(im2col_run) runs[FC_IM2COL_PANEL_COLS];
 

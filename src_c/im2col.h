@@ -29,28 +29,32 @@
  *  - fc_im2col_panel: rows [row0, row0 + rows) x columns [col0, col0 + cols) of x_image's column
  *    matrix (C*R*S x out_h*out_w), row p at panel + p*width, columns cols..width-1 zero (width >= cols);
  *    `level` picks the instructions of its copies (the values are the same at every level). With
- *    ranges->split_columns (set by init when stride_w is 2), x_image must be fc_im2col_split_columns's
- *    copy of the image, in which every run of a panel row is one contiguous copy, padding included.
- *  - fc_im2col_split_columns: out (ranges->split_size elements) = x_image (in_channels planes) with
- *    its padding written out as zeros (planes of split_h x split_w), and each row's even columns
- *    first, then its odd ones.
+ *    ranges->copy_image, x_image must be fc_im2col_copy_image's copy of the image, in which every run
+ *    of a panel row is one contiguous copy, padding included.
+ *  - fc_im2col_copy_image: out (ranges->copy_size elements) = x_image (in_channels planes) with its
+ *    padding written out as zeros (planes of copy_h x copy_w), and with ranges->split_columns each
+ *    row's even columns first, then its odd ones.
+ * init copies the image where stride_w is 2 (split), and for `implicit` (im2col.implicit, whose GEMM
+ * reads the image itself) wherever there is padding; an implicit GEMM without padding reads x_image,
+ * whose planes are then the layout's (copy_h x copy_w = in_h x in_w).
  */
 typedef struct {
     const fc_conv_shape *shape;
     fc_index *oh_lo, *oh_hi;   /* kernel_h entries each */
     fc_index *ow_lo, *ow_hi;   /* kernel_w entries each */
-    int split_columns;         /* stride_w 2: x_image in fc_im2col_split_columns's layout */
-    fc_index split_h, split_w; /* a plane of that layout: the padded input's */
-    fc_index split_size;       /* elements to allocate for one image in that layout */
+    int copy_image;            /* x_image in fc_im2col_copy_image's layout */
+    int split_columns;         /* stride_w 2: that layout's rows are split into even and odd columns */
+    fc_index copy_h, copy_w;   /* a plane of that layout: the padded input's */
+    fc_index copy_size;        /* elements to allocate for one image in that layout */
 } fc_im2col_ranges;
 
-int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape);   /* FC_OK / FC_ENOMEM */
+int fc_im2col_ranges_init(fc_im2col_ranges *ranges, const fc_conv_shape *shape, int implicit);   /* FC_OK / FC_ENOMEM */
 void fc_im2col_ranges_free(fc_im2col_ranges *ranges);
-/* The split layout as an implicit GEMM's B (gemm_kernels.h's indirect micro-kernel): column-matrix row
- * p = (c*R + r)*S + s, at output position j, is split element row_offsets[p] + fc_im2col_split_position(j),
+/* The copy's layout as an implicit GEMM's B (gemm_kernels.h's indirect micro-kernel): column-matrix row
+ * p = (c*R + r)*S + s, at output position j, is element row_offsets[p] + fc_im2col_copy_position(j),
  * and the positions j..j+n-1 of one output row are contiguous. row_offsets has C*R*S entries. */
-void fc_im2col_split_row_offsets(const fc_im2col_ranges *ranges, fc_index *row_offsets);
-fc_index fc_im2col_split_position(const fc_im2col_ranges *ranges, fc_index j);
+void fc_im2col_copy_row_offsets(const fc_im2col_ranges *ranges, fc_index *row_offsets);
+fc_index fc_im2col_copy_position(const fc_im2col_ranges *ranges, fc_index j);
 
 #define FC_DECLARE_IM2COL_PLANE(real, sfx)                                                        \
 void fc_im2col_plane_##sfx(const fc_conv_shape *shape, const real *x_plane,                       \
@@ -62,8 +66,8 @@ void fc_col2im_rows_##sfx(const fc_conv_shape *shape, const real *col_rows, fc_i
 void fc_im2col_panel_##sfx(fc_simd_level level, const fc_im2col_ranges *ranges,                   \
                            const real *x_image, fc_index row0, fc_index rows, fc_index col0,      \
                            fc_index cols, fc_index width, real *panel);                           \
-void fc_im2col_split_columns_##sfx(fc_simd_level level, const fc_im2col_ranges *ranges,             \
-                                   const real *x_image, real *out);
+void fc_im2col_copy_image_##sfx(fc_simd_level level, const fc_im2col_ranges *ranges,                \
+                                const real *x_image, real *out);
 
 FC_DECLARE_IM2COL_PLANE(float, f32)
 FC_DECLARE_IM2COL_PLANE(double, f64)

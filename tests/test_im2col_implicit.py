@@ -1,8 +1,9 @@
 """im2col.implicit at stride_w 2: the fused forward whose GEMM reads B straight from the image copy split
-into even and odd columns (src_c/gemm_kernels.c's indirect micro-kernel), with no packed panels.
+into even and odd columns (src_c/gemm_kernels.c's indirect micro-kernel), with no packed panels
+(stride_w 1: tests/test_im2col_implicit_stride1.py).
 
-Its plan (src_c/conv_plan.h, FC_PLAN_IMPLICIT_FORWARD_*) takes it with AVX-512 where stride_w is 2 and every
-output row is whole vectors: out_w a multiple of 16 (float32) or 8 (float64). The shapes below are drawn
+Its plan (src_c/conv_plan.h, FC_PLAN_IMPLICIT_FORWARD_*) takes it with AVX-512 where stride_w is 2 or 1 and
+every output row is whole vectors: out_w a multiple of 16 (float32) or 8 (float64). The shapes below are drawn
 inside that rule, with partial tiles of output channels, non-square kernels, any padding and stride_h 1-3;
 each asserts that the plan really is im2col.implicit before comparing with the float64 reference and
 across thread counts.

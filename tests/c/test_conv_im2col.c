@@ -336,6 +336,17 @@ int main(int argc, char **argv)
     test_pool_bad_index_f32();
     test_pool_bad_index_f64();
 
+    /* im2col.implicit at stride_w 1 (AVX-512), last: the seeded random cases above stay those checked before */
+    const fc_conv_shape implicit_conv[] = {
+        make_conv(2, 3, 5, 18, 4, 3, 3, 1, 1, 0, 0),   /* x read in place up to its last element */
+        make_conv(2, 3, 6, 16, 5, 2, 3, 1, 1, 1, 1),   /* padded copy, rows of 16 outputs */
+        make_conv(1, 2, 9, 20, 3, 3, 5, 2, 1, 0, 0),   /* stride_h 2, in place */
+    };
+    for (size_t i = 0; i < sizeof implicit_conv / sizeof implicit_conv[0]; i++) {
+        printf("conv %s\n", describe_conv(&implicit_conv[i], buf));
+        run_conv_case(&implicit_conv[i]);
+    }
+
     printf("\n%-28s %-4s %8s %12s\n", "check", "type", "cases", "max rel err");
     for (int i = 0; i < stat_count; i++)
         printf("%-28s %-4s %8ld %12.3e\n", stats[i].name, stats[i].is_f32 ? "f32" : "f64",

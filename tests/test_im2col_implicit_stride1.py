@@ -1,0 +1,134 @@
+"""im2col.implicit at stride_w 1: the fused forward's GEMM reads a padded copy of the image (or, without
+padding, the image itself) through offsets instead of packed panels.
+
+Its plan (src_c/conv_plan.c, fc_plan_im2col_forward) takes it with AVX-512 where the output width is a
+multiple of the lanes (16 in float32, 8 in float64). The shapes below are drawn inside that rule at stride
+1 (any stride_h), with non-square kernels and padding 0..kernel - 1, and each asserts that the plan really
+is im2col.implicit before comparing with the float64 reference and across thread counts; the same for
+grad_x through im2col.as_forward, whose forward (of grad_y, padded by kernel - 1 - padding) is implicit.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastconv as fc
+from fastconv import reference as ref
+
+LANES = {np.float32: 16, np.float64: 8}
+DTYPES = tuple(LANES)
+pytestmark = pytest.mark.skipif("avx512" not in fc.build_info()["simd_available"],
+                                reason="im2col.implicit needs AVX-512")
+
+
+def at_threads(call, threads):
+    """call() at each thread count of `threads` (adaptive threads off)."""
+    saved_threads, saved_adaptive = fc.get_num_threads(), fc.get_adaptive_threads()
+    fc.set_adaptive_threads(False)
+    try:
+        results = []
+        for count in threads:
+            fc.set_num_threads(count)
+            results.append(call())
+        return results
+    finally:
+        fc.set_num_threads(saved_threads)
+        fc.set_adaptive_threads(saved_adaptive)
+
+
+@st.composite
+def forward_case(draw, lanes):
+    """(x_shape, w_shape, stride, padding) with stride_w 1 and out_w a multiple of `lanes` (1 or 2 of them):
+    kernels 1..5 x 1..5, padding 0..kernel - 1 per axis, stride_h 1 or 2."""
+    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    padding = (draw(st.integers(0, kernel[0] - 1)), draw(st.integers(0, kernel[1] - 1)))
+    stride = (draw(st.integers(1, 2)), 1)
+    out_w = lanes * draw(st.integers(1, 2))
+    in_w = out_w + kernel[1] - 1 - 2 * padding[1]
+    in_h = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 12))
+    channels = draw(st.integers(1, 6))
+    x_shape = (draw(st.integers(1, 3)), channels, in_h, in_w)
+    w_shape = (draw(st.integers(1, 20)), channels) + kernel
+    return x_shape, w_shape, stride, padding
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_forward_matches_reference_and_not_the_thread_count(dtype, data, numerics):
+    x_shape, w_shape, stride, padding = data.draw(forward_case(LANES[dtype]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    weight = rng.standard_normal(w_shape).astype(dtype)
+    bias = rng.standard_normal(w_shape[0]).astype(dtype)
+    label = f"x{x_shape} w{w_shape} stride={stride} padding={padding} {np.dtype(dtype).name}"
+    with numerics.simd_env("avx512"):
+        plan = fc.conv2d_plan(x_shape, w_shape, stride, padding, dtype, algo="im2col")
+        assert plan.forward == "im2col.implicit", label
+        one, two = at_threads(lambda: fc.conv2d(x, weight, bias, stride, padding, algo="im2col"), (1, 2))
+    expected = ref.conv2d(x.astype(np.float64), weight.astype(np.float64), bias.astype(np.float64), stride, padding)
+    numerics.assert_close(one, expected, dtype, label)
+    assert one.tobytes() == two.tobytes(), f"{label}: 1 vs 2 threads differ"
+
+
+@st.composite
+def as_forward_case(draw, lanes):
+    """(x_shape, w_shape, padding) inside the AVX-512 as_forward rule (conv_plan.h: K at most 2 C, planes of
+    784 pixels or more, padding (kernel - 1) // 2 rounded up .. kernel - 1) whose width, the as_forward's
+    output width, is a multiple of `lanes` from 32 to 48."""
+    channels = draw(st.integers(1, 4))
+    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    padding = tuple(draw(st.integers(r // 2, r - 1)) if r > 1 else 0 for r in kernel)
+    in_w = lanes * draw(st.integers(32 // lanes, 48 // lanes))
+    x_shape = (draw(st.integers(1, 3)), channels, draw(st.integers(28, 33)), in_w)
+    w_shape = (draw(st.integers(1, 2 * channels)), channels) + kernel
+    return x_shape, w_shape, padding
+
+
+def as_forward_shapes(x_shape, w_shape, padding):
+    """The forward im2col.as_forward runs: of grad_y (N, K, out_h, out_w) with W^T (C, K, R, S), padded by
+    kernel - 1 - padding."""
+    k, c, r, s = w_shape
+    out_hw = (x_shape[2] + 2 * padding[0] - r + 1, x_shape[3] + 2 * padding[1] - s + 1)
+    return (x_shape[0], k) + out_hw, (c, k, r, s), (r - 1 - padding[0], s - 1 - padding[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_grad_x_as_forward_matches_reference_and_not_the_thread_count(dtype, data, numerics):
+    x_shape, w_shape, padding = data.draw(as_forward_case(LANES[dtype]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    weight = rng.standard_normal(w_shape).astype(dtype)
+    grad_y = rng.standard_normal(ref.conv2d(x, weight, None, 1, padding).shape).astype(dtype)
+    label = f"x{x_shape} w{w_shape} padding={padding} {np.dtype(dtype).name}"
+    fwd_x, fwd_w, fwd_padding = as_forward_shapes(x_shape, w_shape, padding)
+    with numerics.simd_env("avx512"):
+        assert fc.conv2d_plan(x_shape, w_shape, 1, padding, dtype, algo="im2col").grad_x == "im2col.as_forward", label
+        assert fc.conv2d_plan(fwd_x, fwd_w, 1, fwd_padding, dtype, algo="im2col").forward == "im2col.implicit", label
+        one, two = at_threads(lambda: fc.conv2d_backward(grad_y, x, weight, 1, padding, algo="im2col")[0], (1, 2))
+    expected = ref.conv2d_backward(grad_y.astype(np.float64), x.astype(np.float64), weight.astype(np.float64), 1,
+                                   padding)[0]
+    numerics.assert_close(one, expected, dtype, label)
+    assert one.tobytes() == two.tobytes(), f"{label}: 1 vs 2 threads differ"
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, float32, float64", [
+    ((2, 4, 12, 18), (8, 4, 3, 3), 1, 0, "im2col.implicit", "im2col.implicit"),   # out_w 16
+    ((2, 4, 12, 24), (8, 4, 3, 3), 1, 1, "im2col.fused", "im2col.implicit"),      # out_w 24: 8 lanes only
+    ((2, 4, 12, 20), (8, 4, 3, 3), 1, 1, "im2col.fused", "im2col.fused"),         # out_w 20
+    ((2, 4, 12, 94), (8, 4, 3, 3), (1, 3), 1, "im2col.fused", "im2col.fused"),    # stride_w 3, out_w 32
+])
+def test_the_rule_at_its_edges(x_shape, w_shape, stride, padding, float32, float64, numerics):
+    with numerics.simd_env("avx512"):
+        plans = tuple(fc.conv2d_plan(x_shape, w_shape, stride, padding, dtype, algo="im2col").forward
+                      for dtype in ("float32", "float64"))
+    assert plans == (float32, float64)
+
+
+def test_other_levels_never_plan_it(numerics):
+    for level in ("scalar", "avx2"):
+        if level in fc.build_info()["simd_available"]:
+            with numerics.simd_env(level):
+                assert fc.conv2d_plan((2, 8, 32, 32), (8, 8, 3, 3), 1, 1, algo="im2col").forward == "im2col.fused"
