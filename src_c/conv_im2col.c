@@ -129,7 +129,7 @@ static void FC_FN(col2im_chunk)(const fc_ctx *ctx, const fc_conv_shape *shape, c
         fc_index n = job / channels, c = job % channels;
         real *plane = grad_x_chunk + job * in_plane;
         memset(plane, 0, (size_t)in_plane * sizeof(real));
-        FC_FN(fc_col2im_plane)(shape, col + c * taps * ld_col + n * out_plane, ld_col, plane);
+        FC_FN(fc_col2im_plane)(ctx->simd, shape, col + c * taps * ld_col + n * out_plane, ld_col, plane);
     }
 }
 
@@ -330,7 +330,8 @@ static void FC_FN(pack_grad_y_panel)(const real *dy, fc_index ld, fc_index kc, f
  * column matrix (the GEMM's loops over B panels, A packed once by the caller) go into `col`, then are
  * added into grad_x_n while still in L2. A grad_x element next to a block border sums the blocks in
  * order: the order is the shape's, not the thread count's. */
-static void FC_FN(grad_x_image)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan, const fc_conv_shape *shape,
+static void FC_FN(grad_x_image)(fc_simd_level level, const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
+                                const fc_conv_shape *shape,
                                 const real *a_all, fc_index block_rows, const real *dy_n, real *b_panel,
                                 real *col, real *grad_x_n)
 {
@@ -353,7 +354,8 @@ static void FC_FN(grad_x_image)(const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan, con
             }
         }
         for (fc_index c = 0; c < shape->in_channels; c++)
-            FC_FN(fc_col2im_rows)(shape, col + c * taps * columns, columns, oh0, oh1, grad_x_n + c * in_plane);
+            FC_FN(fc_col2im_rows)(level, shape, col + c * taps * columns, columns, oh0, oh1,
+                                  grad_x_n + c * in_plane);
     }
 }
 
@@ -387,7 +389,7 @@ static int FC_FN(grad_x_by_image)(const fc_ctx *ctx, const fc_conv_shape *shape,
                 status = FC_ENOMEM;
                 continue;
             }
-            FC_FN(grad_x_image)(&plan, shape, a_all, block_rows, grad_y + n * out_channels * out_plane, b_panel,
+            FC_FN(grad_x_image)(ctx->simd, &plan, shape, a_all, block_rows, grad_y + n * out_channels * out_plane, b_panel,
                                 col, grad_x + n * channels * in_plane);
         }
         free(b_panel);

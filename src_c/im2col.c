@@ -366,6 +366,13 @@ FC_FN(split_rows_portable)(const FC_FN(split_plan) *plan, const real *x_rows, fc
     }
 }
 
+/* dst[2 i] += src[i] for i < count: col2im's stride-2 run. */
+static void FC_FN(add_stride2)(real *restrict dst, const real *restrict src, fc_index count)
+{
+    for (fc_index i = 0; i < count; i++)
+        dst[2 * i] += src[i];
+}
+
 #if FC_HAVE_X86 && defined(FC_IM2COL_SHUFFLE)
 /* split_rows_portable with explicit vectors: a row's even and odd runs are picked from pairs of vectors
  * in two passes (reading past the row's end into the next, masked only where x_rows has `avail`
@@ -412,6 +419,20 @@ FC_IM2COL_SPLIT_ROWS_AT_LEVEL
 #define FC_VEC_LEVEL FC_VEC_AVX512
 #include "simd_vec.h"
 FC_IM2COL_SPLIT_ROWS_AT_LEVEL
+
+/* add_stride2 with vectors: half a vector of src spread over the even lanes of one (an expanding load),
+ * added to dst on those lanes only (the odd ones belong to other taps and may lie past the plane). */
+static FCV_TARGET void FCV_FN(add_stride2)(real *restrict dst, const real *restrict src, fc_index count)
+{
+    enum { HALF = FCV_LANES / 2 };
+    const fc_index even_lanes = FCV_LANES == 16 ? 0x5555 : 0x55;
+    for (fc_index i = 0; i < count; i += HALF) {
+        const fc_index n = count - i < HALF ? count - i : HALF;
+        const fcv_mask lanes = (fcv_mask)(even_lanes & ((1 << (2 * n)) - 1));
+        fcv_vec sum = fcv_add(fcv_load_mask(dst + 2 * i, lanes), fcv_expand_load_mask(src + i, lanes));
+        fcv_store_mask(dst + 2 * i, lanes, sum);
+    }
+}
 #undef FC_VEC_LEVEL
 #include "simd_vec.h"   /* (FC_VEC_LEVEL undefined: drops the vocabulary) */
 #undef FC_IM2COL_SPLIT_ROWS_AT_LEVEL
@@ -614,8 +635,10 @@ FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(fc_simd_level level, const fc_im2col
     FC_FN(panel_body)(ranges, x_image, row0, rows, col0, cols, width, panel, 0);
 }
 
-void FC_FN(fc_col2im_rows)(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,
-                           fc_index oh_begin, fc_index oh_end, real *x_plane)
+
+
+void FC_FN(fc_col2im_rows)(fc_simd_level level, const fc_conv_shape *shape, const real *col_rows,
+                           fc_index ld_col, fc_index oh_begin, fc_index oh_end, real *x_plane)
 {
     const fc_index in_h = shape->in_h, in_w = shape->in_w;
     const fc_index out_h = shape->out_h, out_w = shape->out_w;
@@ -643,6 +666,13 @@ void FC_FN(fc_col2im_rows)(const fc_conv_shape *shape, const real *col_rows, fc_
                 if (stride_w == 1) {
                     for (fc_index i = 0; i < count; i++)
                         dst[i] += src[i];
+                } else if (stride_w == 2) {
+#if FC_HAVE_X86 && defined(FC_IM2COL_SHUFFLE)
+                    if (level == FC_SIMD_AVX512)
+                        FC_FN(add_stride2_avx512)(dst, src, count);
+                    else
+#endif
+                        FC_FN(add_stride2)(dst, src, count);
                 } else {
                     for (fc_index i = 0; i < count; i++)
                         dst[i * stride_w] += src[i];
@@ -652,10 +682,10 @@ void FC_FN(fc_col2im_rows)(const fc_conv_shape *shape, const real *col_rows, fc_
     }
 }
 
-void FC_FN(fc_col2im_plane)(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,
-                            real *x_plane)
+void FC_FN(fc_col2im_plane)(fc_simd_level level, const fc_conv_shape *shape, const real *col_rows,
+                            fc_index ld_col, real *x_plane)
 {
-    FC_FN(fc_col2im_rows)(shape, col_rows, ld_col, 0, shape->out_h, x_plane);
+    FC_FN(fc_col2im_rows)(level, shape, col_rows, ld_col, 0, shape->out_h, x_plane);
 }
 
 void FC_FN(fc_im2col)(const fc_conv_shape *shape, const real *x, real *col)
@@ -673,7 +703,7 @@ void FC_FN(fc_col2im)(const fc_conv_shape *shape, const real *col, real *x)
     const fc_index out_plane = shape->out_h * shape->out_w;
     const fc_index taps = shape->kernel_h * shape->kernel_w;
     for (fc_index c = 0; c < shape->in_channels; c++)
-        FC_FN(fc_col2im_plane)(shape, col + c * taps * out_plane, out_plane, x + c * plane);
+        FC_FN(fc_col2im_plane)(FC_SIMD_SCALAR, shape, col + c * taps * out_plane, out_plane, x + c * plane);
 }
 
 #endif /* FC_TEMPLATE_PASS */

@@ -10,7 +10,8 @@
  *  - fc_im2col_plane: x_plane is one (in_h, in_w) input plane; col_rows receives its kernel_h*kernel_w
  *    rows, row (r*S + s) at col_rows + (r*S + s)*ld_col, out_h*out_w values each (oh*out_w + ow).
  *    Padded positions are written as zero.
- *  - fc_col2im_plane: the adjoint: ADDS those rows back into x_plane.
+ *  - fc_col2im_plane: the adjoint: ADDS those rows back into x_plane (`level` picks the instructions
+ *    of stride-2 runs; the sums are the same at every level).
  *  - fc_col2im_rows: the same for the output rows [oh_begin, oh_end) only, whose columns col_rows
  *    holds from its start ((oh - oh_begin)*out_w + ow): a block of an image's column matrix.
  * The shape's batch, in_channels and out_channels are not used.
@@ -59,10 +60,10 @@ fc_index fc_im2col_copy_position(const fc_im2col_ranges *ranges, fc_index j);
 #define FC_DECLARE_IM2COL_PLANE(real, sfx)                                                        \
 void fc_im2col_plane_##sfx(const fc_conv_shape *shape, const real *x_plane,                       \
                            real *col_rows, fc_index ld_col);                                      \
-void fc_col2im_plane_##sfx(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,     \
-                           real *x_plane);                                                \
-void fc_col2im_rows_##sfx(const fc_conv_shape *shape, const real *col_rows, fc_index ld_col,      \
-                          fc_index oh_begin, fc_index oh_end, real *x_plane);                     \
+void fc_col2im_plane_##sfx(fc_simd_level level, const fc_conv_shape *shape, const real *col_rows, \
+                           fc_index ld_col, real *x_plane);                                       \
+void fc_col2im_rows_##sfx(fc_simd_level level, const fc_conv_shape *shape, const real *col_rows,  \
+                          fc_index ld_col, fc_index oh_begin, fc_index oh_end, real *x_plane);    \
 void fc_im2col_panel_##sfx(fc_simd_level level, const fc_im2col_ranges *ranges,                   \
                            const real *x_image, fc_index row0, fc_index rows, fc_index col0,      \
                            fc_index cols, fc_index width, real *panel);                           \

@@ -40,13 +40,15 @@
 #undef fcv_keep_mask
 #undef fcv_reduce
 #undef FCV_SHIFT_LOADS
+#undef fcv_expand_load_mask
 
 #ifdef FC_VEC_LEVEL
 
 /* The vocabulary: fcv_vec (a vector of real), fcv_mask (which lanes), FCV_LANES, and
  * fcv_set1 / fcv_fmadd / fcv_add / fcv_mul / fcv_load_mask (masked-off lanes read as 0 and are not touched in
  * memory) / fcv_store_mask / fcv_keep_mask (the other lanes zeroed) / fcv_reduce (horizontal sum in
- * a fixed order) / lane_mask(lo, hi). */
+ * a fixed order) / lane_mask(lo, hi); AVX-512 only: fcv_expand_load_mask (consecutive values into the
+ * mask's lanes, in order, the others 0). */
 #if FC_VEC_LEVEL == FC_VEC_AVX512
 #define FCV_TARGET FC_TARGET_AVX512
 #define FCV_FN(name) FC_FN(FC_CAT(name, avx512))
@@ -62,6 +64,7 @@
 #define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_ps((ptr), (mask), (v))
 #define fcv_keep_mask(v, mask) _mm512_maskz_mov_ps((mask), (v))
 #define fcv_reduce _mm512_reduce_add_ps
+#define fcv_expand_load_mask(ptr, mask) _mm512_maskz_expandloadu_ps((mask), (ptr))
 #else
 #define fcv_vec __m512d
 #define fcv_mask __mmask8
@@ -74,6 +77,7 @@
 #define fcv_store_mask(ptr, mask, v) _mm512_mask_storeu_pd((ptr), (mask), (v))
 #define fcv_keep_mask(v, mask) _mm512_maskz_mov_pd((mask), (v))
 #define fcv_reduce _mm512_reduce_add_pd
+#define fcv_expand_load_mask(ptr, mask) _mm512_maskz_expandloadu_pd((mask), (ptr))
 #endif
 
 /* Lanes j with lo <= j < hi (clamped to the vector). */
