@@ -161,6 +161,22 @@ def simd_env(level):
             os.environ["FASTCONV_SIMD"] = saved
 
 
+def at_threads(call, threads):
+    """[call() at each thread count of `threads`], adaptive threads off (the thread settings restored)."""
+    import fastconv as fc
+    saved_threads, saved_adaptive = fc.get_num_threads(), fc.get_adaptive_threads()
+    fc.set_adaptive_threads(False)
+    try:
+        results = []
+        for count in threads:
+            fc.set_num_threads(count)
+            results.append(call())
+        return results
+    finally:
+        fc.set_num_threads(saved_threads)
+        fc.set_adaptive_threads(saved_adaptive)
+
+
 @pytest.fixture(scope="session")
 def strategies():
     return types.SimpleNamespace(conv_case=conv_case, pool_case=pool_case, ConvCase=ConvCase, PoolCase=PoolCase)
@@ -169,4 +185,4 @@ def strategies():
 @pytest.fixture(scope="session")
 def numerics():
     return types.SimpleNamespace(assert_close=assert_close, numerical_gradient=numerical_gradient,
-                                 simd_env=simd_env, RTOL=RTOL)
+                                 simd_env=simd_env, at_threads=at_threads, RTOL=RTOL)

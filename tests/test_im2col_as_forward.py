@@ -38,21 +38,6 @@ def as_forward_case(draw, level):
     return x_shape, w_shape, padding
 
 
-def grad_x_at_threads(grad_y, x, weight, padding, threads):
-    """grad_x with algo="im2col" at each thread count of `threads` (adaptive threads off)."""
-    saved_threads, saved_adaptive = fc.get_num_threads(), fc.get_adaptive_threads()
-    fc.set_adaptive_threads(False)
-    try:
-        results = []
-        for count in threads:
-            fc.set_num_threads(count)
-            results.append(fc.conv2d_backward(grad_y, x, weight, 1, padding, algo="im2col")[0])
-        return results
-    finally:
-        fc.set_num_threads(saved_threads)
-        fc.set_adaptive_threads(saved_adaptive)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("level", LEVELS)
 @settings(max_examples=50, deadline=None)
@@ -66,7 +51,8 @@ def test_grad_x_matches_reference_and_not_the_thread_count(level, dtype, data, n
     label = f"x{x_shape} w{w_shape} padding={padding} {level} {np.dtype(dtype).name}"
     with numerics.simd_env(level):
         assert fc.conv2d_plan(x_shape, w_shape, 1, padding, dtype, algo="im2col").grad_x == "im2col.as_forward", label
-        one, two = grad_x_at_threads(grad_y, x, weight, padding, (1, 2))
+        one, two = numerics.at_threads(lambda: fc.conv2d_backward(grad_y, x, weight, 1, padding, algo="im2col")[0],
+                                       (1, 2))
     expected = ref.conv2d_backward(grad_y.astype(np.float64), x.astype(np.float64), weight.astype(np.float64), 1,
                                    padding)[0]
     numerics.assert_close(one, expected, dtype, label)
