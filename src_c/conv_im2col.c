@@ -389,8 +389,8 @@ static int FC_FN(grad_x_by_image)(const fc_ctx *ctx, const fc_conv_shape *shape,
                 status = FC_ENOMEM;
                 continue;
             }
-            FC_FN(grad_x_image)(ctx->simd, &plan, shape, a_all, block_rows, grad_y + n * out_channels * out_plane, b_panel,
-                                col, grad_x + n * channels * in_plane);
+            FC_FN(grad_x_image)(ctx->simd, &plan, shape, a_all, block_rows, grad_y + n * out_channels * out_plane,
+                                b_panel, col, grad_x + n * channels * in_plane);
         }
         free(b_panel);
         free(col);

@@ -117,7 +117,7 @@ typedef enum {
     FC_KERNEL_IM2COL_BY_IMAGE,     /* grad_x: W^T dY and col2im one image at a time */
     FC_KERNEL_IM2COL_CHUNKED,      /* grad_x, grad_w: one GEMM per chunk of images side by side */
     FC_KERNEL_IM2COL_AS_FORWARD,   /* grad_x, stride 1: the fused forward of dY with W flipped and transposed */
-    FC_KERNEL_IM2COL_IMPLICIT,     /* forward, stride_w 2: the micro-kernel reads the even/odd-split image itself */
+    FC_KERNEL_IM2COL_IMPLICIT,     /* forward, stride_w 1-2: the micro-kernel reads the (copied) image itself */
     FC_KERNEL_DIRECT_GATHER,       /* forward, grad_x (stride 1): one output plane per task, portable C */
     FC_KERNEL_DIRECT_GATHER_SIMD,  /* the same with explicit vectors over output columns (stride_w 1) */
     FC_KERNEL_DIRECT_SCATTER,      /* grad_x, stride > 1: grad_y spread back over the input, portable */

@@ -66,7 +66,8 @@ def test_forward_matches_reference_and_not_the_thread_count(case, dtype, data, n
     bias = rng.standard_normal(w_shape[0]).astype(dtype)
     label = f"x{x_shape} w{w_shape} stride={stride} padding={padding} {np.dtype(dtype).name}"
     with numerics.simd_env("avx512"):
-        assert fc.conv2d_plan(x_shape, w_shape, stride, padding, dtype, algo="im2col").forward == "im2col.implicit", label
+        plan = fc.conv2d_plan(x_shape, w_shape, stride, padding, dtype, algo="im2col")
+        assert plan.forward == "im2col.implicit", label
         one, two = numerics.at_threads(lambda: fc.conv2d(x, weight, bias, stride, padding, algo="im2col"), (1, 2))
     expected = ref.conv2d(x.astype(np.float64), weight.astype(np.float64), bias.astype(np.float64), stride, padding)
     numerics.assert_close(one, expected, dtype, label)
@@ -109,7 +110,8 @@ def test_grad_x_as_forward_matches_reference_and_not_the_thread_count(dtype, dat
     with numerics.simd_env("avx512"):
         assert fc.conv2d_plan(x_shape, w_shape, 1, padding, dtype, algo="im2col").grad_x == "im2col.as_forward", label
         assert fc.conv2d_plan(fwd_x, fwd_w, 1, fwd_padding, dtype, algo="im2col").forward == "im2col.implicit", label
-        one, two = numerics.at_threads(lambda: fc.conv2d_backward(grad_y, x, weight, 1, padding, algo="im2col")[0], (1, 2))
+        one, two = numerics.at_threads(
+            lambda: fc.conv2d_backward(grad_y, x, weight, 1, padding, algo="im2col")[0], (1, 2))
     expected = ref.conv2d_backward(grad_y.astype(np.float64), x.astype(np.float64), weight.astype(np.float64), 1,
                                    padding)[0]
     numerics.assert_close(one, expected, dtype, label)
@@ -145,7 +147,8 @@ def test_the_rule_at_its_edges(x_shape, w_shape, stride, padding, float32, float
     assert plans == (float32, float64)
 
 
-@pytest.mark.parametrize("level", [level for level in ("avx2", "scalar") if level in fc.build_info()["simd_available"]])
+@pytest.mark.parametrize("level", [level for level in ("avx2", "scalar")
+                                   if level in fc.build_info()["simd_available"]])
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding", [
     ((32, 32, 31, 31), (64, 32, 3, 3), 2, 1),   # the benchmark's strided shape
     ((2, 8, 32, 32), (8, 8, 3, 3), 1, 1),
