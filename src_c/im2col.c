@@ -366,13 +366,6 @@ FC_FN(split_rows_portable)(const FC_FN(split_plan) *plan, const real *x_rows, fc
     }
 }
 
-/* dst[2 i] += src[i] for i < count: col2im's stride-2 run. */
-static void FC_FN(add_stride2)(real *restrict dst, const real *restrict src, fc_index count)
-{
-    for (fc_index i = 0; i < count; i++)
-        dst[2 * i] += src[i];
-}
-
 #if FC_HAVE_X86 && defined(FC_IM2COL_SHUFFLE)
 /* split_rows_portable with explicit vectors: a row's even and odd runs are picked from pairs of vectors
  * in two passes (reading past the row's end into the next, masked only where x_rows has `avail`
@@ -420,8 +413,9 @@ FC_IM2COL_SPLIT_ROWS_AT_LEVEL
 #include "simd_vec.h"
 FC_IM2COL_SPLIT_ROWS_AT_LEVEL
 
-/* add_stride2 with vectors: half a vector of src spread over the even lanes of one (an expanding load),
- * added to dst on those lanes only (the odd ones belong to other taps and may lie past the plane). */
+/* dst[2 i] += src[i] for i < count, col2im's stride-2 run, with vectors: half a vector of src spread over
+ * the even lanes of one (an expanding load), added to dst on those lanes only (the odd ones belong to
+ * other taps and may lie past the plane). */
 static FCV_TARGET void FCV_FN(add_stride2)(real *restrict dst, const real *restrict src, fc_index count)
 {
     enum { HALF = FCV_LANES / 2 };
@@ -635,8 +629,6 @@ FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(fc_simd_level level, const fc_im2col
     FC_FN(panel_body)(ranges, x_image, row0, rows, col0, cols, width, panel, 0);
 }
 
-
-
 void FC_FN(fc_col2im_rows)(fc_simd_level level, const fc_conv_shape *shape, const real *col_rows,
                            fc_index ld_col, fc_index oh_begin, fc_index oh_end, real *x_plane)
 {
@@ -666,13 +658,10 @@ void FC_FN(fc_col2im_rows)(fc_simd_level level, const fc_conv_shape *shape, cons
                 if (stride_w == 1) {
                     for (fc_index i = 0; i < count; i++)
                         dst[i] += src[i];
-                } else if (stride_w == 2) {
 #if FC_HAVE_X86 && defined(FC_IM2COL_SHUFFLE)
-                    if (level == FC_SIMD_AVX512)
-                        FC_FN(add_stride2_avx512)(dst, src, count);
-                    else
+                } else if (stride_w == 2 && level == FC_SIMD_AVX512) {
+                    FC_FN(add_stride2_avx512)(dst, src, count);
 #endif
-                        FC_FN(add_stride2)(dst, src, count);
                 } else {
                     for (fc_index i = 0; i < count; i++)
                         dst[i * stride_w] += src[i];
