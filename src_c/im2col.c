@@ -519,51 +519,49 @@ static void FC_FN(tap_runs)(const fc_im2col_ranges *ranges, fc_index r, fc_index
     }
 }
 
-/* 1 if every run covers its whole segment (no padding), as in every tap of an unpadded convolution. */
-static int FC_FN(runs_full)(const FC_FN(im2col_seg) *segs, const FC_FN(im2col_run) *runs, int n_segs)
+/* to[c * ld_to, + one wide vector) = from[c * ld_from, + one wide vector) for c < rows. */
+static inline FC_ALWAYS_INLINE void FC_FN(copy_vector_rows)(const real *from, fc_index ld_from, fc_index rows,
+                                                           real *restrict to, fc_index ld_to)
 {
-    for (int i = 0; i < n_segs; i++)
-        if (runs[i].lo != 0 || runs[i].hi != segs[i].count)
-            return 0;
-    return 1;
+    FC_FN(im2col_wide) v;
+    for (fc_index c = 0; c < rows; c++) {
+        memcpy(&v, from + c * ld_from, sizeof v);
+        memcpy(to + c * ld_to, &v, sizeof v);
+    }
 }
 
 /* One tap's panel rows in `channels` consecutive channels (rows ld_out apart, planes in_plane apart):
- * the same runs in every channel, read into locals once so that the per-run work is the copy (runs are
- * one micro-panel row at most, too short for a memcpy/memset call: FC_INLINE_LOOPS); with stride 1 and
- * no padding, the copy alone. */
+ * the same runs in every channel, so the loop goes segment by segment, each down all the channels,
+ * with the run's length and bounds fixed in the inner loop. For a run of one vector (out_w 8 with f32
+ * AVX2 copies) that loop is one load and one store per channel (runs are one micro-panel row at most,
+ * too short for a memcpy/memset call: FC_INLINE_LOOPS). */
 static inline FC_ALWAYS_INLINE FC_INLINE_LOOPS void
 FC_FN(write_tap_rows)(const real *plane, fc_index in_plane, fc_index stride_w, fc_index channels,
                       const FC_FN(im2col_seg) *segs, const FC_FN(im2col_run) *runs, int n_segs,
                       real *restrict out, fc_index ld_out, const int wide)
 {
-    fc_index src[FC_IM2COL_PANEL_COLS], dst[FC_IM2COL_PANEL_COLS], count[FC_IM2COL_PANEL_COLS];
-    fc_index lo[FC_IM2COL_PANEL_COLS], hi[FC_IM2COL_PANEL_COLS];
     for (int i = 0; i < n_segs; i++) {
-        src[i] = runs[i].src;
-        dst[i] = segs[i].dst_col;
-        count[i] = segs[i].count;
-        lo[i] = runs[i].lo;
-        hi[i] = runs[i].hi;
-    }
-    if (stride_w == 1 && FC_FN(runs_full)(segs, runs, n_segs)) {
-        for (fc_index c = 0; c < channels; c++)
-            for (int i = 0; i < n_segs; i++)
-                FC_FN(copy_stride1)(out + c * ld_out + dst[i], plane + c * in_plane + src[i], count[i],
-                                    wide);
-        return;
-    }
-    for (fc_index c = 0; c < channels; c++)
-        for (int i = 0; i < n_segs; i++) {
-            real *to = out + c * ld_out + dst[i];
-            for (fc_index q = 0; q < lo[i]; q++)
-                to[q] = 0;
-            if (hi[i] > lo[i])
-                FC_FN(copy_strided)(to + lo[i], plane + c * in_plane + src[i], hi[i] - lo[i], stride_w,
-                                    wide);
-            for (fc_index q = hi[i]; q < count[i]; q++)
-                to[q] = 0;
+        const fc_index count = segs[i].count, lo = runs[i].lo, hi = runs[i].hi;
+        const real *from = plane + runs[i].src;
+        real *to = out + segs[i].dst_col;
+        if (stride_w == 1 && lo == 0 && hi == count) {
+            if (wide && count * sizeof(real) == sizeof(FC_FN(im2col_wide)))
+                FC_FN(copy_vector_rows)(from, in_plane, channels, to, ld_out);
+            else
+                for (fc_index c = 0; c < channels; c++)
+                    FC_FN(copy_stride1)(to + c * ld_out, from + c * in_plane, count, wide);
+            continue;
         }
+        for (fc_index c = 0; c < channels; c++) {
+            real *row = to + c * ld_out;
+            for (fc_index q = 0; q < lo; q++)
+                row[q] = 0;
+            if (hi > lo)
+                FC_FN(copy_strided)(row + lo, from + c * in_plane, hi - lo, stride_w, wide);
+            for (fc_index q = hi; q < count; q++)
+                row[q] = 0;
+        }
+    }
 }
 
 /* Panel rows are column-matrix rows (c, r, s) in C order. They are filled tap by tap: a tap's runs
