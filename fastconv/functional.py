@@ -331,8 +331,9 @@ def conv2d_plan(x_shape, w_shape, stride=1, padding=0, dtype="float32", *, algo=
     im2col + GEMM (the convolution as a matrix product over the im2col matrix):
       "im2col.fused"      forward; each block of im2col written straight into the GEMM's packed panels
       "im2col.implicit"   forward at stride_w 1 or 2 with AVX-512, where the output width is a multiple of
-                          16 (float32) or 8 (float64); no panels: the GEMM reads the image in place (copied
-                          with its padding written out, and at stride_w 2 its even and odd columns apart)
+                          16 (float32) or 8 (float64), or half that with an even output height; no panels:
+                          the GEMM reads the image in place (copied with its padding written out, and at
+                          stride_w 2 its even and odd columns apart)
       "im2col.by_image"   grad_x; W^T dY and col2im one image at a time, while the columns are in cache
       "im2col.chunked"    grad_x, grad_w; one GEMM per chunk of images laid side by side
       "im2col.as_forward" grad_x at stride 1 ("same" padding or wider, K at most 2 C with AVX-512, at most

@@ -182,7 +182,8 @@ static void FC_FN(add_bias_block)(const real *bias, fc_index out_channels, fc_in
 /* One task of the fused forward: output columns [jr_begin*NR, jr_end*NR) of image n, read from x_read
  * (x_n, or its copy with ranges->copy_image) (the loops of gemm.c's one thread, with B packed by im2col
  * instead of copied). With row_offsets (im2col.implicit) the micro-kernel reads x_read in place,
- * `lanes` columns per vector, instead of a panel built from it. */
+ * `lanes` columns per vector, instead of a panel built from it: one output row's, or where out_w is half
+ * a vector, two rows' halves. */
 static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, FC_SUFFIX) *plan,
                                 const fc_im2col_ranges *ranges, const real *a_all, const fc_index *row_offsets,
                                 fc_index lanes, const real *x_read, const real *x_next, const real *bias,
@@ -198,6 +199,8 @@ static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, 
     const fc_index next_lines = x_next ? sh->in_channels * sh->in_h * sh->in_w * (fc_index)sizeof(real) / 64 : 0;
     const fc_index calls = (crs + kc_max - 1) / kc_max * (jr_end - jr_begin) * (m_pad / mr);
     const fc_index lines_per_call = (next_lines + calls - 1) / calls;
+    const fc_index half_step = row_offsets && sh->out_w % lanes != 0
+                               ? fc_im2col_copy_position(ranges, lanes / 2) - fc_im2col_copy_position(ranges, 0) : 0;
     fc_index prefetched = 0;
 
     for (fc_index pc = 0; pc < crs; pc += kc_max) {
@@ -219,7 +222,7 @@ static void FC_FN(forward_task)(fc_simd_level level, const FC_CAT(fc_gemm_plan, 
                     __builtin_prefetch((const char *)x_next + prefetched * 64, 0, 2);
                 if (row_offsets)
                     plan->indirect_ukernel((int)rows, vectors, kc, a_tile, x_read, row_offsets + pc, vec_offsets,
-                                           beta, c_tile, out_plane);
+                                           half_step, beta, c_tile, out_plane);
                 else
                     FC_FN(fc_gemm_multiply_panel)(plan, rows, cols, kc, (real)1, a_tile, b_panel, beta, c_tile,
                                                   out_plane);

@@ -293,13 +293,15 @@ static fc_conv_plan fc_plan_im2col_grad_x(const fc_ctx *ctx, const fc_conv_shape
 }
 
 /* The im2col forward: im2col.implicit where the level has it, stride_w is 2 (the driver splits the image
- * into even and odd columns) or 1 (the driver pads it), and every output row is whole vectors, else
- * im2col.fused. */
+ * into even and odd columns) or 1 (the driver pads it), and every output row is whole vectors, or half
+ * a vector with an even number of rows (a vector then holds two rows' halves), else im2col.fused. */
 static fc_conv_plan fc_plan_im2col_forward(const fc_ctx *ctx, const fc_conv_shape *sh, fc_dtype dtype)
 {
     fc_conv_plan plan = fc_plan_make(ctx, dtype, FC_KERNEL_IM2COL_FUSED);
     const int contiguous_taps = sh->stride_w == 2 || sh->stride_w == 1;
-    if (fc_plan_table[plan.simd].implicit_forward && contiguous_taps && sh->out_w % plan.lanes == 0)
+    const int whole_vectors = plan.lanes > 0 && sh->out_w % plan.lanes == 0;
+    const int half_vectors = plan.lanes > 0 && 2 * sh->out_w == plan.lanes && sh->out_h % 2 == 0;
+    if (fc_plan_table[plan.simd].implicit_forward && contiguous_taps && (whole_vectors || half_vectors))
         plan.kernel = FC_KERNEL_IM2COL_IMPLICIT;
     return plan;
 }

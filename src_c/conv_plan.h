@@ -138,7 +138,8 @@
  * into even and odd columns at stride_w 2, just padded at stride_w 1, none without padding) holds every
  * row of a panel as contiguous runs, so where each output row is whole vectors (out_w a multiple of the
  * lanes) the indirect micro-kernel reads those runs in place: no panel to build (9% of the strided
- * forward's time at 1 thread, AVX-512; 6% of vgg-ish's backward) and no panel to re-read.
+ * forward's time at 1 thread, AVX-512; 6% of vgg-ish's backward) and no panel to re-read. Where an output
+ * row is half a vector (seed002-c4's out_w 8 in float), it reads each vector as two rows' halves.
  * 1 at the levels with that micro-kernel (gemm_kernels.c: AVX2's 16-column panels stay in L1, and an
  * indirect AVX2 tile did not pay); measured figures: docs/performance.md, "Implicit GEMM". */
 #define FC_PLAN_IMPLICIT_FORWARD_AVX2 0

@@ -48,6 +48,11 @@
     }
 #define FC_GEMM_MIN(a, b) ((a) < (b) ? (a) : (b))
 
+/* How tile_avx512 finds B's vector v of row p: packed, at b_pack + p*ldb + v*lanes; indirect, at b_pack +
+ * row_off[p] + vec_off[v]; indirect in halves, its low half there and its high half ldb further
+ * (gemm_kernels.h). */
+enum { FC_B_PACKED, FC_B_INDIRECT, FC_B_INDIRECT_HALVES };
+
 #define FC_TEMPLATE_FILE "gemm_kernels.c"
 #include "fc_template.h"
 
@@ -185,17 +190,17 @@ FC_FN(ukernel_avx2)(int m, fc_index k, real alpha, const real *restrict a_pack,
 #define FC_VEC_LEVEL FC_VEC_AVX512
 #include "simd_vec.h"
 
-/* A tile of `rows` x `nv` vectors; with `masked`, the last vector's lanes are `last_mask` only (a right
- * edge: B and C are read and written on those lanes alone, so nothing past the edge is touched). B's
- * vector v of row p is at b_pack + p*ldb + v*lanes, or with `indirect` at b_pack + row_off[p] +
- * vec_off[v] (gemm_kernels.h). */
+/* A tile of `rows` x `nv` vectors, B read as `b_reads` says; with `masked`, the last vector's lanes are
+ * `last_mask` only (a right edge: B and C are read and written on those lanes alone, so nothing past the
+ * edge is touched). */
 static FC_ALWAYS_INLINE FC_TARGET_AVX512 void
 FC_FN(tile_avx512)(const int rows, const int nv, const int masked, fcv_mask last_mask, fc_index k,
                    real alpha, const real *restrict a_pack, const real *restrict b_pack,
-                   fc_index ldb, const int indirect, const fc_index *row_off, const fc_index *vec_off,
+                   fc_index ldb, const int b_reads, const fc_index *row_off, const fc_index *vec_off,
                    real beta, real *restrict c, fc_index ldc)
 {
     enum { MR = AVX512_MR, NV = AVX512_NR / FCV_LANES };
+    const int indirect = b_reads != FC_B_PACKED;
     fcv_vec acc[MR][NV];
     fc_index b_vec_at[NV];
 
@@ -214,7 +219,10 @@ FC_FN(tile_avx512)(const int rows, const int nv, const int masked, fcv_mask last
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++) {
             const real *b_at = b_pack + (indirect ? row_off[p] : p * ldb) + b_vec_at[v];
-            b_vec[v] = masked && v == nv - 1 ? fcv_load_mask(b_at, last_mask) : fcv_loadu(b_at);
+            if (b_reads == FC_B_INDIRECT_HALVES)
+                b_vec[v] = fcv_load_halves(b_at, b_at + ldb);
+            else
+                b_vec[v] = masked && v == nv - 1 ? fcv_load_mask(b_at, last_mask) : fcv_loadu(b_at);
         }
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
@@ -248,8 +256,8 @@ FC_FN(ukernel_avx512)(int m, fc_index k, real alpha, const real *restrict a_pack
                       fc_index ldc)
 {
     enum { NV = AVX512_NR / FCV_LANES };
-#define FC_AVX512_ROWS(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, AVX512_NR, 0, NULL, NULL, beta, c, ldc)
-#define FC_AVX512_ROWS_LDB(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, ldb, 0, NULL, NULL, beta, c, ldc)
+#define FC_AVX512_ROWS(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, AVX512_NR, FC_B_PACKED, NULL, NULL, beta, c, ldc)
+#define FC_AVX512_ROWS_LDB(r) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), NV, 0, 0, k, alpha, a_pack, b_pack, ldb, FC_B_PACKED, NULL, NULL, beta, c, ldc)
     if (ldb == AVX512_NR) {   /* as in ukernel_avx2 */
         FC_GEMM_SWITCH_ROWS(m, AVX512_MR, FC_AVX512_ROWS)
     } else {
@@ -260,14 +268,14 @@ FC_FN(ukernel_avx512)(int m, fc_index k, real alpha, const real *restrict a_pack
 }
 
 /* tile_avx512 for a run-time m (1..MR) and nv (1..4): one compiled copy per pair. Inlined into each
- * caller, whose `masked` and `indirect` are constants, so that every copy is specialised. */
+ * caller, whose `masked` and `b_reads` are constants, so that every copy is specialised. */
 static FC_ALWAYS_INLINE FC_TARGET_AVX512 void
 FC_FN(tile_avx512_any)(int m, int nv, const int masked, fcv_mask last_mask, fc_index k, real alpha,
-                       const real *restrict a_pack, const real *restrict b, fc_index ldb, const int indirect,
+                       const real *restrict a_pack, const real *restrict b, fc_index ldb, const int b_reads,
                        const fc_index *row_off, const fc_index *vec_off, real beta, real *restrict c,
                        fc_index ldc)
 {
-#define FC_AVX512_TILE(r, vectors) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), vectors, masked, last_mask, k, alpha, a_pack, b, ldb, indirect, row_off, vec_off, beta, c, ldc)
+#define FC_AVX512_TILE(r, vectors) FC_FN(tile_avx512)(FC_GEMM_MIN(r, AVX512_MR), vectors, masked, last_mask, k, alpha, a_pack, b, ldb, b_reads, row_off, vec_off, beta, c, ldc)
 #define FC_AVX512_TILE_1(r) FC_AVX512_TILE(r, 1)
 #define FC_AVX512_TILE_2(r) FC_AVX512_TILE(r, 2)
 #define FC_AVX512_TILE_3(r) FC_AVX512_TILE(r, 3)
@@ -295,16 +303,22 @@ FC_FN(edge_ukernel_avx512)(int m, int n, fc_index k, real alpha, const real *res
 {
     const int nv = (n + FCV_LANES - 1) / FCV_LANES;
     const fcv_mask last_mask = (fcv_mask)((1u << (n - (nv - 1) * FCV_LANES)) - 1);
-    FC_FN(tile_avx512_any)(m, nv, 1, last_mask, k, alpha, a_pack, b, ldb, 0, NULL, NULL, beta, c, ldc);
+    FC_FN(tile_avx512_any)(m, nv, 1, last_mask, k, alpha, a_pack, b, ldb, FC_B_PACKED, NULL, NULL, beta, c, ldc);
 }
 
-/* Implicit GEMM: nv whole vectors, B read through the offsets (gemm_kernels.h). */
+/* Implicit GEMM: nv whole vectors, B read through the offsets, in halves half_step apart if half_step > 0
+ * (gemm_kernels.h). */
 static FC_TARGET_AVX512 void
 FC_FN(indirect_ukernel_avx512)(int m, int nv, fc_index k, const real *restrict a_pack, const real *restrict b,
-                               const fc_index *row_offsets, const fc_index *vec_offsets, real beta,
-                               real *restrict c, fc_index ldc)
+                               const fc_index *row_offsets, const fc_index *vec_offsets, fc_index half_step,
+                               real beta, real *restrict c, fc_index ldc)
 {
-    FC_FN(tile_avx512_any)(m, nv, 0, 0, k, (real)1, a_pack, b, 0, 1, row_offsets, vec_offsets, beta, c, ldc);
+    if (half_step > 0)
+        FC_FN(tile_avx512_any)(m, nv, 0, 0, k, (real)1, a_pack, b, half_step, FC_B_INDIRECT_HALVES, row_offsets,
+                               vec_offsets, beta, c, ldc);
+    else
+        FC_FN(tile_avx512_any)(m, nv, 0, 0, k, (real)1, a_pack, b, 0, FC_B_INDIRECT, row_offsets, vec_offsets,
+                               beta, c, ldc);
 }
 
 #undef FC_VEC_LEVEL

@@ -18,8 +18,10 @@
  *
  * An indirect micro-kernel (implicit GEMM: B is never packed) reads B where it lies: vector v of B's
  * row p (lanes elements) at b + row_offsets[p] + vec_offsets[v], for v < nv (1 <= nv <= NR / lanes),
- * and updates nv vectors of C's rows, alpha 1. conv_im2col.c's implicit forward hands it the
- * image split into even and odd columns, in which every such vector is one output row's taps.
+ * or, with half_step > 0, its low lanes / 2 elements there and its high ones half_step further; it
+ * updates nv vectors of C's rows, alpha 1. conv_im2col.c's implicit forward hands it a copy of the
+ * image (or the image) in which every such vector is one output row's taps, or with half_step two
+ * output rows' halves.
  */
 #ifndef FASTCONV_GEMM_KERNELS_H
 #define FASTCONV_GEMM_KERNELS_H
@@ -38,8 +40,8 @@ typedef void (*fc_gemm_edge_ukernel_##sfx)(int m, int n, fc_index k, real alpha,
                                            real beta, real *c, fc_index ldc);                     \
 typedef void (*fc_gemm_indirect_ukernel_##sfx)(int m, int nv, fc_index k, const real *a_pack,     \
                                                const real *b, const fc_index *row_offsets,        \
-                                               const fc_index *vec_offsets, real beta, real *c,   \
-                                               fc_index ldc);                                     \
+                                               const fc_index *vec_offsets, fc_index half_step,   \
+                                               real beta, real *c, fc_index ldc);                 \
 /* What gemm.c needs for one SIMD level: the micro-kernel, its blocking parameters and the kernel  \
  * for a right edge of n < NR columns (NULL: gemm.c computes an NR-wide tile aside), and the       \
  * indirect micro-kernel (NULL at levels without one). */                                         \

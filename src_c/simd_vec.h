@@ -41,6 +41,7 @@
 #undef fcv_reduce
 #undef FCV_SHIFT_LOADS
 #undef fcv_expand_load_mask
+#undef fcv_load_halves
 
 #ifdef FC_VEC_LEVEL
 
@@ -48,7 +49,8 @@
  * fcv_set1 / fcv_fmadd / fcv_add / fcv_mul / fcv_load_mask (masked-off lanes read as 0 and are not touched in
  * memory) / fcv_store_mask / fcv_keep_mask (the other lanes zeroed) / fcv_reduce (horizontal sum in
  * a fixed order) / lane_mask(lo, hi); AVX-512 only: fcv_expand_load_mask (consecutive values into the
- * mask's lanes, in order, the others 0). */
+ * mask's lanes, in order, the others 0), fcv_load_halves(lo, hi) (the low half of the lanes from lo, the
+ * high half from hi). */
 #if FC_VEC_LEVEL == FC_VEC_AVX512
 #define FCV_TARGET FC_TARGET_AVX512
 #define FCV_FN(name) FC_FN(FC_CAT(name, avx512))
@@ -65,6 +67,7 @@
 #define fcv_keep_mask(v, mask) _mm512_maskz_mov_ps((mask), (v))
 #define fcv_reduce _mm512_reduce_add_ps
 #define fcv_expand_load_mask(ptr, mask) _mm512_maskz_expandloadu_ps((mask), (ptr))
+#define fcv_load_halves(lo, hi) _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(lo)), _mm256_loadu_ps(hi), 1)
 #else
 #define fcv_vec __m512d
 #define fcv_mask __mmask8
@@ -78,6 +81,7 @@
 #define fcv_keep_mask(v, mask) _mm512_maskz_mov_pd((mask), (v))
 #define fcv_reduce _mm512_reduce_add_pd
 #define fcv_expand_load_mask(ptr, mask) _mm512_maskz_expandloadu_pd((mask), (ptr))
+#define fcv_load_halves(lo, hi) _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(lo)), _mm256_loadu_pd(hi), 1)
 #endif
 
 /* Lanes j with lo <= j < hi (clamped to the vector). */

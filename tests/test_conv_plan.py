@@ -55,7 +55,7 @@ PINNED = {
     ("lenet-c1", "avx512", "float32"): ("direct.wvec", "direct.wrows", "direct.wvgw"),
     ("lenet-c3", "avx512", "float32"): ("direct.kvec", "direct.wvec", "direct.kvgw"),
     ("seed000-c2", "avx512", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
-    ("seed002-c4", "avx512", "float32"): ("im2col.fused", "im2col.by_image", "direct.kvgw"),
+    ("seed002-c4", "avx512", "float32"): ("im2col.implicit", "im2col.by_image", "direct.kvgw"),
     ("vgg-ish", "avx512", "float32"): ("im2col.implicit", "im2col.as_forward", "direct.kvgw"),
     ("strided", "avx512", "float32"): ("im2col.implicit", "im2col.by_image", "direct.kvgw"),
     ("tiny", "avx512", "float32"): ("direct.gather_simd", "direct.gather_simd", "direct.dot_simd"),

@@ -4,14 +4,15 @@ panels: at stride_w 2 the copy split into even and odd columns, at stride_w 1 a 
 padding, the image itself).
 
 Its plan (src_c/conv_plan.h, FC_PLAN_IMPLICIT_FORWARD_*) takes it with AVX-512 where stride_w is 2 or 1 and
-every output row is whole vectors: out_w a multiple of 16 (float32) or 8 (float64). The shapes below are drawn
-inside that rule, with partial tiles of output channels, non-square kernels, any padding and stride_h 1-3;
+every output row is whole vectors: out_w a multiple of 16 (float32) or 8 (float64); or half a vector (out_w 8
+or 4) with an even number of output rows, each vector then read as two rows' halves. The shapes below are
+drawn inside that rule, with partial tiles of output channels, non-square kernels, any padding and stride_h 1-3;
 each asserts that the plan really is im2col.implicit before comparing with the float64 reference and across
 thread counts; the same for grad_x through im2col.as_forward, whose forward (of grad_y) is implicit.
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fastconv as fc
@@ -23,15 +24,26 @@ HAVE_AVX512 = "avx512" in fc.build_info()["simd_available"]
 pytestmark = pytest.mark.skipif(not HAVE_AVX512, reason="this CPU has no AVX-512")
 
 
+def draw_out_w_and_in_h(draw, lanes, kernel_h, pad_h, stride_h, vectors):
+    """out_w: 1..vectors whole vectors of `lanes`, or half a vector; and in_h, any (1..12) for whole
+    vectors, one giving an even out_h for halves."""
+    if draw(st.booleans()):
+        return lanes * draw(st.integers(1, vectors)), draw(st.integers(max(1, kernel_h - 2 * pad_h), 12))
+    out_h = 2 * draw(st.integers(1, 5))
+    in_h = (out_h - 1) * stride_h + kernel_h - 2 * pad_h + draw(st.integers(0, stride_h - 1))
+    assume(in_h >= 1)
+    return lanes // 2, in_h
+
+
 @st.composite
 def stride2_case(draw, lanes):
-    """(x_shape, w_shape, stride, padding) with stride_w 2 and out_w = 1..3 vectors of `lanes`."""
+    """(x_shape, w_shape, stride, padding) with stride_w 2 and out_w 1..3 vectors of `lanes` or half of one."""
     kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     padding = (draw(st.integers(0, kernel[0] - 1)), draw(st.integers(0, kernel[1] - 1)))
     stride = (draw(st.integers(1, 3)), 2)
-    out_w = lanes * draw(st.integers(1, 3))
+    out_w, in_h = draw_out_w_and_in_h(draw, lanes, kernel[0], padding[0], stride[0], 3)
     in_w = (out_w - 1) * 2 + kernel[1] - 2 * padding[1] + draw(st.integers(0, 1))   # + 1: last column unread
-    in_h = max(draw(st.integers(1, 12)), kernel[0] - 2 * padding[0])
+    assume(in_w >= 1)
     channels = draw(st.integers(1, 4))
     x_shape = (draw(st.integers(1, 3)), channels, in_h, in_w)
     w_shape = (draw(st.integers(1, 20)), channels) + kernel    # 1-20 output channels: partial MR tiles
@@ -40,14 +52,14 @@ def stride2_case(draw, lanes):
 
 @st.composite
 def stride1_case(draw, lanes):
-    """(x_shape, w_shape, stride, padding) with stride_w 1 and out_w a multiple of `lanes` (1 or 2 of them):
+    """(x_shape, w_shape, stride, padding) with stride_w 1 and out_w 1 or 2 vectors of `lanes` or half of one:
     kernels 1..5 x 1..5, padding 0..kernel - 1 per axis, stride_h 1 or 2."""
     kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     padding = (draw(st.integers(0, kernel[0] - 1)), draw(st.integers(0, kernel[1] - 1)))
     stride = (draw(st.integers(1, 2)), 1)
-    out_w = lanes * draw(st.integers(1, 2))
+    out_w, in_h = draw_out_w_and_in_h(draw, lanes, kernel[0], padding[0], stride[0], 2)
     in_w = out_w + kernel[1] - 1 - 2 * padding[1]
-    in_h = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 12))
+    assume(in_w >= 1)
     channels = draw(st.integers(1, 6))
     x_shape = (draw(st.integers(1, 3)), channels, in_h, in_w)
     w_shape = (draw(st.integers(1, 20)), channels) + kernel
@@ -138,7 +150,11 @@ def test_nan_and_inf_reach_only_the_outputs_that_read_them(numerics):
     ((2, 4, 12, 20), (8, 4, 3, 3), 1, 1, "im2col.fused", "im2col.fused"),         # out_w 20
     ((2, 4, 12, 94), (8, 4, 3, 3), (1, 3), 1, "im2col.fused", "im2col.fused"),    # stride_w 3, out_w 32
     ((2, 3, 9, 30), (4, 3, 3, 3), 2, 1, "im2col.fused", "im2col.fused"),          # stride 2, out_w 15
-    ((2, 3, 9, 16), (4, 3, 2, 2), 2, 0, "im2col.fused", "im2col.implicit"),       # stride 2, out_w 8
+    ((2, 3, 9, 16), (4, 3, 2, 2), 2, 0, "im2col.implicit", "im2col.implicit"),    # stride 2, out_w 8, out_h 4
+    ((2, 4, 10, 10), (8, 4, 3, 3), 1, 0, "im2col.implicit", "im2col.implicit"),   # out_w 8, out_h 8: f32 halves
+    ((2, 4, 9, 10), (8, 4, 3, 3), 1, 0, "im2col.fused", "im2col.implicit"),       # out_w 8, out_h 7: f32 odd
+    ((2, 4, 8, 6), (8, 4, 3, 3), 1, 0, "im2col.fused", "im2col.implicit"),        # out_w 4, out_h 6: f64 halves
+    ((2, 4, 7, 6), (8, 4, 3, 3), 1, 0, "im2col.fused", "im2col.fused"),           # out_w 4, out_h 5: f64 odd
 ])
 def test_the_rule_at_its_edges(x_shape, w_shape, stride, padding, float32, float64, numerics):
     with numerics.simd_env("avx512"):

@@ -294,6 +294,10 @@ int main(int argc, char **argv)
         make_conv(2, 3, 5, 18, 4, 3, 3, 1, 1, 0, 0),   /* implicit at stride 1: x read in place to its end */
         make_conv(2, 3, 6, 16, 5, 2, 3, 1, 1, 1, 1),   /* implicit at stride 1: padded copy, rows of 16 */
         make_conv(1, 2, 9, 20, 3, 3, 5, 2, 1, 0, 0),   /* implicit at stride 1: stride_h 2, in place */
+        make_conv(2, 3, 10, 10, 5, 3, 3, 1, 1, 0, 0),  /* implicit, float32 in halves: out 8 x 8, in place */
+        make_conv(2, 3, 8, 16, 5, 3, 3, 1, 2, 1, 1),   /* implicit, float32 in halves: stride 2, split copy */
+        make_conv(2, 3, 6, 6, 5, 3, 3, 1, 1, 0, 0),    /* implicit, float64 in halves: out 4 x 4, in place */
+        make_conv(1, 2, 6, 4, 3, 3, 3, 1, 1, 1, 1),    /* implicit, float64 in halves: padded copy, out 6 x 4 */
     };
     char buf[160];
     for (size_t i = 0; i < sizeof fixed_conv / sizeof fixed_conv[0]; i++) {
