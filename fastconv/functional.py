@@ -80,7 +80,7 @@ def set_adaptive_threads(enabled):
     """Adaptive threading (on by default; FASTCONV_ADAPTIVE_THREADS=0 turns it off at import).
 
     While on, each kernel call runs on at most get_num_threads() threads and on no more than the cores
-    that other processes left free over the last quarter second: with a busy neighbour, a fork-join
+    that other processes left free over the last tenth of a second: with a busy neighbour, a fork-join
     kernel would otherwise wait at every step for its preempted thread. Results are the same either way
     (they never depend on the thread count)."""
     if not isinstance(enabled, (bool, np.bool_)):

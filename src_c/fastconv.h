@@ -61,7 +61,7 @@ int fc_max_threads(void);     /* omp_get_max_threads() or 1 */
 
 /* threads.c ---------------------------------------------------------------------------------- */
 /* The threads a kernel call gets when `requested` are asked for: `requested`, lowered to the cores
- * that other processes left free in the last quarter second (at least 1), while adaptive (the
+ * that other processes left free over the last tenth of a second (at least 1), while adaptive (the
  * default). Not thread-safe: the binding calls it with the GIL held. */
 int fc_threads_for_call(int requested);
 void fc_threads_set_adaptive(int enabled);

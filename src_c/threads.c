@@ -7,10 +7,12 @@
  * every region moving. Results never depend on the thread count (fastconv.h), so the count may change
  * between any two calls.
  *
- * Every FC_LOAD_WINDOW_NS the busy time of the CPUs this process may run on (/proc/stat, the CPUs of
- * its affinity mask), less this process's own CPU time, gives the cores other processes used; calls
- * then get round(cores - others) threads, at least 1 and at most the count asked for. Off Linux, or
- * when /proc/stat cannot be read, calls get the count asked for.
+ * At most every FC_LOAD_STEP_NS a call samples the busy time of the CPUs this process may run on
+ * (/proc/stat, the CPUs of its affinity mask) and this process's own CPU time. Over the last
+ * FC_LOAD_WINDOW_NS (from the newest sample back to the newest one at least that old), busy time less
+ * own time gives the cores other processes used; calls then get round(cores - others) threads, at least
+ * 1 and at most the count asked for. Off Linux, or when /proc/stat cannot be read, calls get the count
+ * asked for.
  *
  * The state is shared by every caller: the binding calls fc_threads_for_call with the GIL held,
  * which serialises it.
@@ -29,13 +31,20 @@
 #include <unistd.h>
 #endif
 
-/* Long against the kernel's 10 ms accounting tick, short against a training run. */
-#define FC_LOAD_WINDOW_NS 250000000LL
+/* The window is long against /proc/stat's 10 ms ticks (ten per core) and short against a training
+ * run; sampling four times a window lets a neighbour that starts or stops show within about half a
+ * window, for one /proc/stat read per 25 ms. */
+#define FC_LOAD_WINDOW_NS 100000000LL
+#define FC_LOAD_STEP_NS 25000000LL
+#define FC_LOAD_SAMPLES 8             /* > window / step + 1, so a full window is always kept */
+
+typedef struct {
+    int64_t wall_ns, own_cpu_ns, busy_ticks;
+} load_sample;
 
 static int adaptive = 1;
-static int64_t last_wall_ns = 0;     /* 0: no sample yet */
-static int64_t last_own_cpu_ns = 0;
-static int64_t last_busy_ticks = 0;
+static load_sample samples[FC_LOAD_SAMPLES];   /* a ring, newest at samples[newest] */
+static int sample_count = 0, newest = 0;
 static int free_cores = 0;           /* from the last window; 0: not known */
 
 int fc_threads_free_cores(int cpus, double others_busy)
@@ -49,7 +58,7 @@ int fc_threads_free_cores(int cpus, double others_busy)
 void fc_threads_set_adaptive(int enabled)
 {
     adaptive = enabled != 0;
-    last_wall_ns = 0;
+    sample_count = 0;
     free_cores = 0;
 }
 
@@ -92,23 +101,40 @@ static int64_t busy_ticks(const cpu_set_t *mask, int *cpus)
     return busy;
 }
 
+/* The newest sample at least FC_LOAD_WINDOW_NS older than `now`, else the oldest kept; NULL while
+ * even that spans under half a window, too few ticks to tell a busy core from rounding. */
+static const load_sample *window_start(const load_sample *now)
+{
+    const load_sample *start = NULL;
+    for (int age = 1; age < sample_count; age++) {
+        start = &samples[(newest - age + FC_LOAD_SAMPLES) % FC_LOAD_SAMPLES];
+        if (now->wall_ns - start->wall_ns >= FC_LOAD_WINDOW_NS)
+            break;
+    }
+    return start != NULL && now->wall_ns - start->wall_ns >= FC_LOAD_WINDOW_NS / 2 ? start : NULL;
+}
+
 static void sample_load(int64_t now_ns)
 {
     cpu_set_t mask;
     int cpus = 0;
     int64_t busy = sched_getaffinity(0, sizeof mask, &mask) == 0 ? busy_ticks(&mask, &cpus) : -1;
-    int64_t own_cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     if (busy < 0 || cpus == 0) {
+        sample_count = 0;
         free_cores = 0;
-    } else if (last_wall_ns != 0) {
-        double seconds = (now_ns - last_wall_ns) * 1e-9;
-        double busy_seconds = (double)(busy - last_busy_ticks) / (double)sysconf(_SC_CLK_TCK);
-        double own_seconds = (own_cpu_ns - last_own_cpu_ns) * 1e-9;
-        free_cores = fc_threads_free_cores(cpus, (busy_seconds - own_seconds) / seconds);
+        return;
     }
-    last_wall_ns = now_ns;
-    last_own_cpu_ns = own_cpu_ns;
-    last_busy_ticks = busy;
+    newest = (newest + 1) % FC_LOAD_SAMPLES;
+    samples[newest] = (load_sample){now_ns, clock_ns(CLOCK_PROCESS_CPUTIME_ID), busy};
+    if (sample_count < FC_LOAD_SAMPLES)
+        sample_count++;
+    const load_sample *now = &samples[newest], *start = window_start(now);
+    if (start == NULL)
+        return;
+    double seconds = (now->wall_ns - start->wall_ns) * 1e-9;
+    double busy_seconds = (double)(now->busy_ticks - start->busy_ticks) / (double)sysconf(_SC_CLK_TCK);
+    double own_seconds = (now->own_cpu_ns - start->own_cpu_ns) * 1e-9;
+    free_cores = fc_threads_free_cores(cpus, (busy_seconds - own_seconds) / seconds);
 }
 
 int fc_threads_for_call(int requested)
@@ -116,7 +142,7 @@ int fc_threads_for_call(int requested)
     if (requested <= 1 || !adaptive)
         return requested;
     int64_t now_ns = clock_ns(CLOCK_MONOTONIC);
-    if (last_wall_ns == 0 || now_ns - last_wall_ns >= FC_LOAD_WINDOW_NS)
+    if (sample_count == 0 || now_ns - samples[newest].wall_ns >= FC_LOAD_STEP_NS)
         sample_load(now_ns);
     return free_cores > 0 && free_cores < requested ? free_cores : requested;
 }

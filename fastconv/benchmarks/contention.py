@@ -23,7 +23,7 @@ LOADED_OVER_IDLE_TARGET = 0.55
 IDLE_OVER_TORCH_TARGET = 2.0
 # Time for the neighbour's interpreter to start and reach its loop before an epoch is timed.
 NEIGHBOUR_START_S = 0.2
-# Pause after stopping it, longer than the 250 ms the adaptive thread count looks back over.
+# Pause after stopping it, longer than the 100 ms the adaptive thread count looks back over.
 NEIGHBOUR_STOP_S = 0.3
 # A 1-minute load average above this many runnable processes per core means "idle" was not idle.
 BUSY_LOAD_PER_CORE = 0.5
