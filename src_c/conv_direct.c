@@ -394,21 +394,25 @@ static int FC_FN(grad_x_wvec)(const fc_ctx *ctx, const fc_conv_plan *plan, const
 /* ---- grad_w vectorised over output channels (kvgw) ----------------------------------------------- */
 
 /* One thread's copy of its chunk: dyt[k / lanes - vec_lo][n][p][k % lanes] = grad_y[n][k][p] for the
- * vectors of output channels its tasks read (lanes k >= K stay as calloc left them: 0), so that each
- * task reads one contiguous slice of count * out_h*out_w vectors; and, if padded, the input channels
- * its tasks read, copied into the interior of xpad (border zeroed once). */
-static void FC_FN(kvgw_copy_chunk)(const fc_conv_shape *sh, const fc_kvgw_layout *lay, const fc_kvgw_share *share,
-                                   const real *grad_y_chunk, const real *x_chunk, fc_index count, real *dyt,
-                                   real *xpad)
+ * vectors of output channels its tasks read (lanes k >= K zero), so that each task reads one contiguous
+ * slice of count * out_h*out_w vectors, with gb_acc (NULL: no grad_b) of the vectors [bias_lo, bias_hi)
+ * summed on the way, while dy is in registers (a pass of its own over grad_y took 8% of vgg-ish's grad_w +
+ * grad_b, 1 thread; one over dyt, 1.3% of the strided backward); and, if padded, the input channels its
+ * tasks read, copied into the interior of xpad (border zeroed once). Each channel's grad_b sums over n,
+ * then p, in increasing order: chunks and threads do not change it. */
+static void FC_FN(kvgw_copy_chunk)(const fc_conv_plan *plan, const fc_conv_shape *sh, const fc_kvgw_layout *lay,
+                                   const fc_kvgw_share *share, const real *grad_y_chunk, const real *x_chunk,
+                                   fc_index count, real *dyt, real *xpad, real *gb_acc)
 {
     const fc_index out_plane = sh->out_h * sh->out_w, lanes = lay->lanes;
-    const fc_index k_end = share->vec_hi * lanes < sh->out_channels ? share->vec_hi * lanes : sh->out_channels;
     for (fc_index n = 0; n < count; n++)
-        for (fc_index k = share->vec_lo * lanes; k < k_end; k++) {
-            const real *src = grad_y_chunk + (n * sh->out_channels + k) * out_plane;
-            real *dst = dyt + ((k / lanes - share->vec_lo) * count + n) * lay->geo.dyt_image + k % lanes;
-            for (fc_index p = 0; p < out_plane; p++)
-                dst[p * lanes] = src[p];
+        for (fc_index v = share->vec_lo; v < share->vec_hi && v * lanes < sh->out_channels; v++) {
+            const fc_index left = sh->out_channels - v * lanes;
+            const real *src = grad_y_chunk + (n * sh->out_channels + v * lanes) * out_plane;
+            real *dst = dyt + ((v - share->vec_lo) * count + n) * lay->geo.dyt_image;
+            const int sums_v = gb_acc != NULL && v >= share->bias_lo && v < share->bias_hi;
+            FC_DIRECT_SIMD(plan, fc_kvgw_transpose)(src, out_plane, (int)(left < lanes ? left : lanes), out_plane,
+                                                    dst, sums_v ? gb_acc + v * lanes : NULL);
         }
     if (xpad == NULL)
         return;
@@ -419,28 +423,6 @@ static void FC_FN(kvgw_copy_chunk)(const fc_conv_shape *sh, const fc_kvgw_layout
             real *dst = xpad + (n * copied + c - share->c_lo) * lay->channel_step + sh->pad_h * row_step + sh->pad_w;
             FC_FN(copy_rows)(dst, row_step, src, sh->in_w, sh->in_h, sh->in_w);
         }
-}
-
-/* gb_acc[v*lanes + l] += the chunk's dy of channel v*lanes + l, for the vectors [bias_lo, bias_hi):
- * read from dyt while it is in cache (a pass of its own over grad_y took 8% of vgg-ish's grad_w + grad_b,
- * 1 thread). Each channel sums over n, then p, in increasing order: chunks and threads do not change it. */
-static void FC_FN(kvgw_bias_chunk)(const fc_kvgw_layout *lay, const fc_kvgw_share *share, const real *dyt,
-                                   fc_index count, real *gb_acc)
-{
-    const fc_index lanes = lay->lanes, pixels = lay->geo.dyt_image / lanes;
-    for (fc_index v = share->bias_lo; v < share->bias_hi; v++) {
-        real acc[FC_KVGW_MAX_LANES];
-        for (fc_index l = 0; l < lanes; l++)
-            acc[l] = gb_acc[v * lanes + l];
-        for (fc_index n = 0; n < count; n++) {
-            const real *pixel = dyt + ((v - share->vec_lo) * count + n) * lay->geo.dyt_image;
-            for (fc_index p = 0; p < pixels; p++, pixel += lanes)
-                for (fc_index l = 0; l < lanes; l++)
-                    acc[l] += pixel[l];
-        }
-        for (fc_index l = 0; l < lanes; l++)
-            gb_acc[v * lanes + l] = acc[l];
-    }
 }
 
 /* One thread's share of kvgw's tasks over the whole batch, in chunks of images sized to its own
@@ -472,9 +454,8 @@ static int FC_FN(kvgw_thread)(const fc_conv_plan *plan, const fc_conv_shape *sh,
     for (fc_index first = 0; first < sh->batch; first += chunk) {
         const fc_index count = sh->batch - first < chunk ? sh->batch - first : chunk;
         const fc_index vector_step = count * geo.dyt_image;
-        FC_FN(kvgw_copy_chunk)(sh, lay, share, grad_y + first * grad_y_image, x + first * x_image, count, dyt, xpad);
-        if (gb_acc != NULL)
-            FC_FN(kvgw_bias_chunk)(lay, share, dyt, count, gb_acc);
+        FC_FN(kvgw_copy_chunk)(plan, sh, lay, share, grad_y + first * grad_y_image, x + first * x_image, count, dyt,
+                               xpad, gb_acc);
         const real *x_chunk = copy_x ? xpad : x + first * x_image;
         const fc_index c_first = copy_x ? share->c_lo : 0;   /* the first channel x_chunk holds */
         for (fc_index task = share->task_lo; task < share->task_hi && gw_acc != NULL; task++) {

@@ -130,6 +130,11 @@ typedef FC_FN(fc_wvec_image_fn) FC_FN(fc_wrows_image_fn);
 typedef void FC_FN(fc_kvgw_task_fn)(const fc_kvgw_geometry *geo, const real *x_chunk, const real *dyt_chunk,
                                     fc_index dyt_vector_step, fc_index count, int first_chunk, real *gw_acc,
                                     int kv, int rows);
+/* conv_direct_grad_w.c, kvgw's copy of dy: dyt[p*lanes + l] = dy[l*channel_step + p] for p < pixels, l <
+ * channels (<= lanes), and 0 for the lanes l >= channels (output channels past K); sums (NULL: none)
+ * lanes values, sums[l] += dyt[p*lanes + l] for p in increasing order. */
+typedef void FC_FN(fc_kvgw_transpose_fn)(const real *dy, fc_index channel_step, int channels, fc_index pixels,
+                                         real *dyt, real *sums);
 /* conv_direct_grad_w.c, wvgw: the partial sums of kb output channels x kernel_w taps of one kernel row
  * and input channel over `images` images and `rows` valid output rows (x row-padded with zeros);
  * sums[kk*sum_k_step + s]. Lanes past out_w add exactly 0. */
@@ -147,6 +152,7 @@ FC_FN(fc_kvec_image_fn) FC_FN(fc_kvec_image_avx2), FC_FN(fc_kvec_image_avx512);
 FC_FN(fc_wvec_image_fn) FC_FN(fc_wvec_image_avx2), FC_FN(fc_wvec_image_avx512);
 FC_FN(fc_wrows_image_fn) FC_FN(fc_wrows_image_avx2), FC_FN(fc_wrows_image_avx512);
 FC_FN(fc_kvgw_task_fn) FC_FN(fc_kvgw_task_avx2), FC_FN(fc_kvgw_task_avx512);
+FC_FN(fc_kvgw_transpose_fn) FC_FN(fc_kvgw_transpose_avx2), FC_FN(fc_kvgw_transpose_avx512);
 FC_FN(fc_wvgw_task_fn) FC_FN(fc_wvgw_task_avx2), FC_FN(fc_wvgw_task_avx512);
 FC_FN(fc_wvgw_bias_fn) FC_FN(fc_wvgw_bias_avx2), FC_FN(fc_wvgw_bias_avx512);
 /* The plan's level of SIMD kernel `name` (the plan picks SIMD kernels only where the CPU has a level). */

@@ -195,6 +195,46 @@ FCV_TARGET void FCV_FN(fc_kvgw_task)(const fc_kvgw_geometry *geo, const real *x_
 {
     FCV_FN(kvgw_task)(geo, x_chunk, dyt_chunk, dyt_vector_step, count, first_chunk, gw_acc, kv, rows);
 }
+/* kvgw's copy of dy: blocks of FCV_LANES pixels x the vector's channels, each transposed in registers and
+ * stored as FCV_LANES whole vectors (one scalar store per element, FCV_LANES elements apart, took 2.7%
+ * of the strided backward), and with_sums added to *sum pixel by pixel while in registers. Channels past
+ * `channels` are zero rows; pixels past `pixels` are not read. */
+static inline __attribute__((always_inline)) FCV_TARGET void
+FCV_FN(kvgw_transpose)(const real *dy, fc_index channel_step, int channels, fc_index pixels, real *dyt,
+                       fcv_vec *sum, const int with_sums)
+{
+    for (fc_index p0 = 0; p0 < pixels; p0 += FCV_LANES) {
+        const fc_index block = pixels - p0 < FCV_LANES ? pixels - p0 : FCV_LANES;
+        const fcv_mask in_block = FCV_FN(lane_mask)(0, block);
+        fcv_vec rows[FCV_LANES];
+        #pragma GCC unroll 16
+        for (int l = 0; l < FCV_LANES; l++)
+            rows[l] = l >= channels ? fcv_set1((real)0)
+                    : block == FCV_LANES ? fcv_loadu(dy + l * channel_step + p0)
+                    : fcv_load_mask(dy + l * channel_step + p0, in_block);
+        FCV_FN(transpose)(rows);
+        #pragma GCC unroll 16
+        for (int j = 0; j < FCV_LANES; j++)
+            if (j < block) {
+                fcv_storeu(dyt + (p0 + j) * FCV_LANES, rows[j]);
+                if (with_sums)
+                    *sum = fcv_add(*sum, rows[j]);
+            }
+    }
+}
+
+FCV_TARGET void FCV_FN(fc_kvgw_transpose)(const real *dy, fc_index channel_step, int channels, fc_index pixels,
+                                          real *dyt, real *sums)
+{
+    fcv_vec sum = sums != NULL ? fcv_loadu(sums) : fcv_set1((real)0);
+    if (sums == NULL) {
+        FCV_FN(kvgw_transpose)(dy, channel_step, channels, pixels, dyt, &sum, 0);
+        return;
+    }
+    FCV_FN(kvgw_transpose)(dy, channel_step, channels, pixels, dyt, &sum, 1);
+    fcv_storeu(sums, sum);
+}
+
 /* -- grad_w vectorised over output columns (the "wvec grad_w" kernel) ---------------------------
  *     grad_w[k][c][r][s] = sum over n, oh, ow of dy[n][k][oh][ow] * xr[n][c][oh*stride_h - pad_h + r][ow + s]
  * (xr: x with its horizontal zero border, copied by the driver; the driver passes the valid output

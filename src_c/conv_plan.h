@@ -94,8 +94,6 @@
 /* kvgw: each thread's own copies (its channels of dy transposed, its channels of x with the border), in
  * chunks of images that fit this (at least one image): about half a core's L2 on the machines measured. */
 #define FC_KVGW_THREAD_SCRATCH_BYTES ((fc_index)512 << 10)
-/* kvgw: most lanes of a vector at any level (AVX-512 float), for the grad_b sums of one vector. */
-#define FC_KVGW_MAX_LANES 16
 
 /* wvgw: at most FC_WVGW_MAX_CHANNELS output channels x FC_WVGW_MAX_KW taps per task; images summed in
  * chunks of FC_WVGW_CHUNK (fewer if one pass of the bounded x copy holds fewer), whose partial sums are

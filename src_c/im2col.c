@@ -413,18 +413,41 @@ FC_IM2COL_SPLIT_ROWS_AT_LEVEL
 #include "simd_vec.h"
 FC_IM2COL_SPLIT_ROWS_AT_LEVEL
 
-/* dst[2 i] += src[i] for i < count, col2im's stride-2 run, with vectors: half a vector of src spread over
- * the even lanes of one (an expanding load), added to dst on those lanes only (the odd ones belong to
- * other taps and may lie past the plane). */
-static FCV_TARGET void FCV_FN(add_stride2)(real *restrict dst, const real *restrict src, fc_index count)
+/* The lanes of a vector of dst from dst[2 ow0] on that run [lo, hi) adds to: the even ones (`odd` 0) or the
+ * odd ones of the elements 2 ow, ow in [lo, hi). */
+static inline FCV_TARGET fcv_mask FCV_FN(stride2_lanes)(fc_index lo, fc_index hi, fc_index ow0, int odd)
+{
+    const unsigned even_lanes = FCV_LANES == 16 ? 0x5555u : 0x55u;
+    return (fcv_mask)(FCV_FN(lane_mask)(2 * (lo - ow0), 2 * (hi - ow0)) & (even_lanes << odd));
+}
+
+/* For `rows` rows (dst rows dst_step apart, a's and b's src_step apart): dst[2 ow] += a[ow] for ow in
+ * [a_lo, a_hi) and dst[2 ow + 1] += b[ow] for ow in [b_lo, b_hi) (b's range may be empty). col2im's stride-2
+ * runs of taps s and s + 1 of one kernel row add to the even and the odd columns of the same stretch of
+ * x: half a vector of each, interleaved, then one masked add for both. The masks are the same for every
+ * row, made once per column block. dst may point one element before a row (s - pad odd): that lane is
+ * never touched, nor are lanes past the plane. */
+static FCV_TARGET void FCV_FN(add_stride2_pair)(real *dst, fc_index dst_step, const real *a, const real *b,
+                                               fc_index src_step, fc_index rows, fc_index a_lo, fc_index a_hi,
+                                               fc_index b_lo, fc_index b_hi)
 {
     enum { HALF = FCV_LANES / 2 };
-    const fc_index even_lanes = FCV_LANES == 16 ? 0x5555 : 0x55;
-    for (fc_index i = 0; i < count; i += HALF) {
-        const fc_index n = count - i < HALF ? count - i : HALF;
-        const fcv_mask lanes = (fcv_mask)(even_lanes & ((1 << (2 * n)) - 1));
-        fcv_vec sum = fcv_add(fcv_load_mask(dst + 2 * i, lanes), fcv_expand_load_mask(src + i, lanes));
-        fcv_store_mask(dst + 2 * i, lanes, sum);
+    fc_index lo = a_lo < a_hi ? a_lo : b_lo, hi = a_lo < a_hi ? a_hi : b_hi;   /* the non-empty ranges' */
+    if (a_lo < a_hi && b_lo < b_hi) {
+        lo = a_lo < b_lo ? a_lo : b_lo;
+        hi = a_hi > b_hi ? a_hi : b_hi;
+    }
+    for (fc_index ow0 = lo; ow0 < hi; ow0 += HALF) {
+        const fcv_mask a_half = FCV_FN(lane_mask)(a_lo - ow0, a_hi - ow0);
+        const fcv_mask b_half = FCV_FN(lane_mask)(b_lo - ow0, b_hi - ow0);
+        const fcv_mask lanes = (fcv_mask)(FCV_FN(stride2_lanes)(a_lo, a_hi, ow0, 0)
+                                          | FCV_FN(stride2_lanes)(b_lo, b_hi, ow0, 1));
+        for (fc_index y = 0; y < rows; y++) {
+            const fcv_vec pair = fcv_interleave_low(fcv_load_half_mask(a + y * src_step + ow0, a_half),
+                                                    fcv_load_half_mask(b + y * src_step + ow0, b_half));
+            real *to = dst + y * dst_step + 2 * ow0;
+            fcv_store_mask(to, lanes, fcv_add(fcv_load_mask(to, lanes), pair));
+        }
     }
 }
 #undef FC_VEC_LEVEL
@@ -627,44 +650,77 @@ FC_INLINE_LOOPS void FC_FN(fc_im2col_panel)(fc_simd_level level, const fc_im2col
     FC_FN(panel_body)(ranges, x_image, row0, rows, col0, cols, width, panel, 0);
 }
 
+/* Tap (r, s)'s rows of col_rows added into x_plane: output rows [oh_lo, oh_hi), columns [ow_lo, ow_hi). */
+static void FC_FN(col2im_tap)(const fc_conv_shape *shape, const real *row, fc_index r, fc_index s,
+                              fc_index oh_lo, fc_index oh_hi, fc_index oh_begin, real *x_plane)
+{
+    const fc_index in_w = shape->in_w, out_w = shape->out_w, stride_w = shape->stride_w;
+    fc_index ow_lo, ow_hi;
+    fc_valid_output_range(out_w, in_w, stride_w, shape->pad_w, s, &ow_lo, &ow_hi);
+    const fc_index count = ow_hi - ow_lo;
+    if (count == 0)
+        return;
+    for (fc_index oh = oh_lo; oh < oh_hi; oh++) {
+        fc_index ih = oh * shape->stride_h - shape->pad_h + r;
+        fc_index iw_first = ow_lo * stride_w - shape->pad_w + s;
+        real *dst = x_plane + ih * in_w + iw_first;
+        const real *src = row + (oh - oh_begin) * out_w + ow_lo;
+        if (stride_w == 1) {
+            for (fc_index i = 0; i < count; i++)
+                dst[i] += src[i];
+        } else {
+            for (fc_index i = 0; i < count; i++)
+                dst[i * stride_w] += src[i];
+        }
+    }
+}
+
+#if FC_HAVE_X86 && defined(FC_IM2COL_SHUFFLE)
+/* Taps (r, s) and (r, s + 1) (if s + 1 < kernel_w) of a stride_w 2 convolution at once, with AVX-512: they
+ * add to the odd and the even columns of one stretch of x, so every x element still gets one addition
+ * per tap, in the order of the taps. */
+static void FC_FN(col2im_tap_pair)(const fc_conv_shape *shape, const real *row, fc_index ld_col, fc_index r,
+                                   fc_index s, fc_index oh_lo, fc_index oh_hi, fc_index oh_begin, real *x_plane)
+{
+    const fc_index in_w = shape->in_w, out_w = shape->out_w;
+    fc_index a_lo, a_hi, b_lo = 0, b_hi = 0;
+    fc_valid_output_range(out_w, in_w, 2, shape->pad_w, s, &a_lo, &a_hi);
+    if (s + 1 < shape->kernel_w)
+        fc_valid_output_range(out_w, in_w, 2, shape->pad_w, s + 1, &b_lo, &b_hi);
+    if (oh_hi <= oh_lo)
+        return;
+    const fc_index ih = oh_lo * shape->stride_h - shape->pad_h + r;
+    const real *a = row + (oh_lo - oh_begin) * out_w;
+    FC_FN(add_stride2_pair_avx512)(x_plane + ih * in_w + s - shape->pad_w, shape->stride_h * in_w, a,
+                                   s + 1 < shape->kernel_w ? a + ld_col : a, out_w, oh_hi - oh_lo, a_lo, a_hi,
+                                   b_lo, b_hi);
+}
+#endif
+
 void FC_FN(fc_col2im_rows)(fc_simd_level level, const fc_conv_shape *shape, const real *col_rows,
                            fc_index ld_col, fc_index oh_begin, fc_index oh_end, real *x_plane)
 {
-    const fc_index in_h = shape->in_h, in_w = shape->in_w;
-    const fc_index out_h = shape->out_h, out_w = shape->out_w;
-    const fc_index kernel_h = shape->kernel_h, kernel_w = shape->kernel_w;
-    const fc_index stride_h = shape->stride_h, stride_w = shape->stride_w;
-    const fc_index pad_h = shape->pad_h, pad_w = shape->pad_w;
-
-    for (fc_index r = 0; r < kernel_h; r++) {
+    const fc_index kernel_w = shape->kernel_w;
+#if FC_HAVE_X86 && defined(FC_IM2COL_SHUFFLE)
+    const fc_index taps_at_once = shape->stride_w == 2 && level == FC_SIMD_AVX512 ? 2 : 1;
+#else
+    const fc_index taps_at_once = 1;
+    (void)level;
+#endif
+    for (fc_index r = 0; r < shape->kernel_h; r++) {
         fc_index oh_lo, oh_hi;
-        fc_valid_output_range(out_h, in_h, stride_h, pad_h, r, &oh_lo, &oh_hi);
+        fc_valid_output_range(shape->out_h, shape->in_h, shape->stride_h, shape->pad_h, r, &oh_lo, &oh_hi);
         oh_lo = oh_lo > oh_begin ? oh_lo : oh_begin;
         oh_hi = oh_hi < oh_end ? oh_hi : oh_end;
-        for (fc_index s = 0; s < kernel_w; s++) {
-            fc_index ow_lo, ow_hi;
-            fc_valid_output_range(out_w, in_w, stride_w, pad_w, s, &ow_lo, &ow_hi);
-            const fc_index count = ow_hi - ow_lo;
+        for (fc_index s = 0; s < kernel_w; s += taps_at_once) {
             const real *row = col_rows + (r * kernel_w + s) * ld_col;
-            if (count == 0)
-                continue;
-            for (fc_index oh = oh_lo; oh < oh_hi; oh++) {
-                fc_index ih = oh * stride_h - pad_h + r;
-                fc_index iw_first = ow_lo * stride_w - pad_w + s;
-                real *dst = x_plane + ih * in_w + iw_first;
-                const real *src = row + (oh - oh_begin) * out_w + ow_lo;
-                if (stride_w == 1) {
-                    for (fc_index i = 0; i < count; i++)
-                        dst[i] += src[i];
 #if FC_HAVE_X86 && defined(FC_IM2COL_SHUFFLE)
-                } else if (stride_w == 2 && level == FC_SIMD_AVX512) {
-                    FC_FN(add_stride2_avx512)(dst, src, count);
-#endif
-                } else {
-                    for (fc_index i = 0; i < count; i++)
-                        dst[i * stride_w] += src[i];
-                }
+            if (taps_at_once == 2) {
+                FC_FN(col2im_tap_pair)(shape, row, ld_col, r, s, oh_lo, oh_hi, oh_begin, x_plane);
+                continue;
             }
+#endif
+            FC_FN(col2im_tap)(shape, row, r, s, oh_lo, oh_hi, oh_begin, x_plane);
         }
     }
 }

@@ -41,6 +41,8 @@
 #undef fcv_reduce
 #undef FCV_SHIFT_LOADS
 #undef fcv_expand_load_mask
+#undef fcv_load_half_mask
+#undef fcv_interleave_low
 #undef fcv_load_halves
 
 #ifdef FC_VEC_LEVEL
@@ -50,7 +52,8 @@
  * memory) / fcv_store_mask / fcv_keep_mask (the other lanes zeroed) / fcv_reduce (horizontal sum in
  * a fixed order) / lane_mask(lo, hi); AVX-512 only: fcv_expand_load_mask (consecutive values into the
  * mask's lanes, in order, the others 0), fcv_load_halves(lo, hi) (the low half of the lanes from lo, the
- * high half from hi). */
+ * high half from hi), fcv_load_half_mask (the mask's lanes of the low half, the high half undefined),
+ * fcv_interleave_low(a, b) (a0 b0 a1 b1 ...: the low halves of a and b interleaved). */
 #if FC_VEC_LEVEL == FC_VEC_AVX512
 #define FCV_TARGET FC_TARGET_AVX512
 #define FCV_FN(name) FC_FN(FC_CAT(name, avx512))
@@ -67,6 +70,9 @@
 #define fcv_keep_mask(v, mask) _mm512_maskz_mov_ps((mask), (v))
 #define fcv_reduce _mm512_reduce_add_ps
 #define fcv_expand_load_mask(ptr, mask) _mm512_maskz_expandloadu_ps((mask), (ptr))
+#define fcv_load_half_mask(ptr, mask) _mm512_castps256_ps512(_mm256_maskz_loadu_ps((__mmask8)(mask), (ptr)))
+#define fcv_interleave_low(a, b) \
+    _mm512_permutex2var_ps((a), _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), (b))
 #define fcv_load_halves(lo, hi) _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(lo)), _mm256_loadu_ps(hi), 1)
 #else
 #define fcv_vec __m512d
@@ -81,6 +87,8 @@
 #define fcv_keep_mask(v, mask) _mm512_maskz_mov_pd((mask), (v))
 #define fcv_reduce _mm512_reduce_add_pd
 #define fcv_expand_load_mask(ptr, mask) _mm512_maskz_expandloadu_pd((mask), (ptr))
+#define fcv_load_half_mask(ptr, mask) _mm512_castpd256_pd512(_mm256_maskz_loadu_pd((__mmask8)(mask), (ptr)))
+#define fcv_interleave_low(a, b) _mm512_permutex2var_pd((a), _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), (b))
 #define fcv_load_halves(lo, hi) _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(lo)), _mm256_loadu_pd(hi), 1)
 #endif
 

@@ -386,6 +386,8 @@ int main(int argc, char **argv)
         make_shape(2, 2, 7, 31, 33, 3, 3, 1, 1, 1, 1),     /* kvec: rows of 31 (12+12+7), a last group of 1 */
         make_shape(2, 4, 11, 15, 12, 3, 3, 1, 1, 0, 0),    /* kvec: 12 channels, out 9 x 13 (a one-row block) */
         make_shape(2, 3, 13, 29, 20, 3, 3, 1, 2, 1, 1),    /* kvec: stride_w 2 (run-time column step) */
+        make_shape(3, 3, 13, 11, 37, 3, 3, 2, 2, 1, 1),    /* kvgw: K 37 (a last vector of 5), 7 x 6 pixels */
+        make_shape(2, 2, 5, 5, 20, 3, 3, 2, 2, 1, 1),      /* kvgw: 3 x 3 pixels, fewer than a vector's lanes */
     };
     const int fixed_count = (int)(sizeof fixed / sizeof fixed[0]);
     for (int i = 0; i < fixed_count; i++)

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fastconv.h"
+#include "im2col.h"
 #include "test_support.h"
 
 /* ---- bookkeeping ---------------------------------------------------------------------------- */
@@ -289,6 +290,10 @@ int main(int argc, char **argv)
         make_conv(2, 3, 31, 31, 5, 3, 3, 2, 2, 1, 1),  /* the benchmark's strided shape, smaller */
         make_conv(1, 1, 9, 17, 2, 3, 3, 2, 2, 0, 0),   /* stride 2: the last tap reads x's last element */
         make_conv(2, 2, 11, 40, 3, 3, 5, 2, 2, 0, 2),  /* stride 2, rows of 20 outputs, pad on w only */
+        make_conv(2, 3, 7, 45, 4, 2, 4, 2, 2, 1, 1),   /* col2im pairs (0,1) (2,3), rows of 22: 3 blocks */
+        make_conv(2, 2, 9, 19, 3, 3, 5, 2, 2, 2, 3),   /* col2im: a lone last tap, pad_w 3 (s - pad < -1) */
+        make_conv(2, 2, 8, 9, 3, 2, 1, 2, 2, 0, 0),    /* col2im: kernel_w 1, the lone tap only */
+        make_conv(1, 1, 5, 3, 2, 3, 7, 2, 2, 1, 3),    /* col2im: taps with empty runs (kernel past the row) */
         make_conv(2, 3, 13, 64, 7, 3, 4, 1, 2, 1, 1),  /* implicit (AVX-512): two vectors per output row */
         make_conv(2, 2, 9, 16, 3, 2, 2, 3, 2, 0, 0),   /* implicit for float64 only: out_w 8 */
         make_conv(2, 3, 5, 18, 4, 3, 3, 1, 1, 0, 0),   /* implicit at stride 1: x read in place to its end */
@@ -475,10 +480,18 @@ static void FC_FN(test_im2col_image)(const fc_conv_shape *s, const real *x, cons
                             x_sum_ref[(c * s->in_h + ih) * s->in_w + iw] +=
                                 (double)col[row * s->out_h * s->out_w + oh * s->out_w + ow];
                     }
+    real *x_sum_best = malloc(sizeof(real) * (size_t)in_image);
+    memcpy(x_sum_best, x_sum, sizeof(real) * (size_t)in_image);
     FC_FN(fc_col2im)(s, col, x_sum);
     FC_FN(check_close)("col2im", x_sum, x_sum_ref, in_image, where);
 
-    free(col); free(x_wide); free(col_ref); free(x_sum); free(x_sum_ref);
+    /* the best level's adds (AVX-512 stride 2: two taps a vector) give the scalar ones' bits */
+    const fc_index taps = s->kernel_h * s->kernel_w, out_plane = s->out_h * s->out_w, in_plane = s->in_h * s->in_w;
+    for (fc_index c = 0; c < s->in_channels; c++)
+        FC_FN(fc_col2im_plane)(fc_simd_best(), s, col + c * taps * out_plane, out_plane, x_sum_best + c * in_plane);
+    expect(FC_FN(same_bits)(x_sum_best, x_sum, in_image, sizeof(real)), "col2im best level = scalar, bitwise", where);
+
+    free(col); free(x_wide); free(col_ref); free(x_sum); free(x_sum_ref); free(x_sum_best);
 }
 
 static void FC_FN(test_conv)(const fc_conv_shape *s)
