@@ -197,7 +197,8 @@ FCV_TARGET void FCV_FN(fc_kvgw_task)(const fc_kvgw_geometry *geo, const real *x_
 }
 /* kvgw's copy of dy: blocks of FCV_LANES pixels x the vector's channels, each transposed in registers and
  * stored as FCV_LANES whole vectors (one scalar store per element, FCV_LANES elements apart, took 2.7%
- * of the strided backward), and with_sums added to *sum pixel by pixel while in registers. Channels past
+ * of the strided backward), and with_sums added to *sum pixel by pixel while in registers (sum is not
+ * touched without). Channels past
  * `channels` are zero rows; pixels past `pixels` are not read. */
 static inline __attribute__((always_inline)) FCV_TARGET void
 FCV_FN(kvgw_transpose)(const real *dy, fc_index channel_step, int channels, fc_index pixels, real *dyt,
@@ -226,11 +227,11 @@ FCV_FN(kvgw_transpose)(const real *dy, fc_index channel_step, int channels, fc_i
 FCV_TARGET void FCV_FN(fc_kvgw_transpose)(const real *dy, fc_index channel_step, int channels, fc_index pixels,
                                           real *dyt, real *sums)
 {
-    fcv_vec sum = sums != NULL ? fcv_loadu(sums) : fcv_set1((real)0);
     if (sums == NULL) {
-        FCV_FN(kvgw_transpose)(dy, channel_step, channels, pixels, dyt, &sum, 0);
+        FCV_FN(kvgw_transpose)(dy, channel_step, channels, pixels, dyt, NULL, 0);
         return;
     }
+    fcv_vec sum = fcv_loadu(sums);
     FCV_FN(kvgw_transpose)(dy, channel_step, channels, pixels, dyt, &sum, 1);
     fcv_storeu(sums, sum);
 }
